@@ -1,0 +1,726 @@
+//! The webhook action: where a workflow sends a record, how, and with which parameters.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::encode::{self, Shape};
+use crate::error::{Location, ValidationError};
+use crate::record::Fields;
+use crate::secret::Secret;
+
+/// The HTTP method of a webhook: `POST` creates a record at the receiver, `PUT` updates one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Method {
+    /// `POST`: create a record in the third-party application.
+    #[serde(rename = "POST")]
+    Post,
+    /// `PUT`: update a record in the third-party application.
+    #[serde(rename = "PUT")]
+    Put,
+}
+
+impl Method {
+    /// The `http` crate's method.
+    pub fn as_http(self) -> http::Method {
+        match self {
+            Method::Post => http::Method::POST,
+            Method::Put => http::Method::PUT,
+        }
+    }
+
+    /// `"POST"` or `"PUT"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+            Method::Put => "PUT",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The format of the request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ContentType {
+    /// `application/xml`: one root element with an element per parameter.
+    #[serde(rename = "XML")]
+    Xml,
+    /// `application/json`: an object of the parameters.
+    #[serde(rename = "JSON")]
+    Json,
+    /// `application/json`: the same object as the single element of an array.
+    #[serde(rename = "JSONARRAY")]
+    JsonArray,
+    /// `application/x-www-form-urlencoded`: one pair per parameter.
+    #[serde(rename = "FORM")]
+    Form,
+}
+
+impl ContentType {
+    /// The `Content-Type` header value this content type is sent with.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            ContentType::Xml => "application/xml; charset=utf-8",
+            ContentType::Json | ContentType::JsonArray => "application/json",
+            ContentType::Form => "application/x-www-form-urlencoded; charset=utf-8",
+        }
+    }
+
+    /// The name used in configuration: `XML`, `JSON`, `JSONARRAY` or `FORM`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Xml => "XML",
+            ContentType::Json => "JSON",
+            ContentType::JsonArray => "JSONARRAY",
+            ContentType::Form => "FORM",
+        }
+    }
+}
+
+impl fmt::Display for ContentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the webhook authenticates to the receiver.
+///
+/// JSON: `{"type": "none"}` or `{"type": "basic", "username": "api", "password": "s3cret"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Auth {
+    /// No authentication.
+    #[default]
+    None,
+    /// HTTP Basic authentication. The header is built at send time and never stored.
+    Basic {
+        /// The third-party account's user name.
+        username: String,
+        /// The third-party account's password.
+        password: Secret,
+    },
+}
+
+/// Where a parameter's value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueSource {
+    /// A literal JSON value, sent as written.
+    Value(Value),
+    /// The value of a record field (null, or empty text, when the record lacks it).
+    Field(String),
+    /// Text with `${field}` or `$field` placeholders.
+    Template(Template),
+}
+
+/// One name → value pair sent to the receiver.
+///
+/// JSON: `{"name": "public_id", "value": "ACME-42"}`, `{"name": "amount", "field": "amount"}` or
+/// `{"name": "summary", "template": "Deal ${potentialname} won"}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameter {
+    /// The name at the receiver. In JSON, JSONARRAY and XML a dotted name (`customer.name`) nests and a
+    /// numeric segment (`lines.0.sku`) builds an array; FORM sends names verbatim.
+    pub name: String,
+    /// Where the value comes from.
+    pub source: ValueSource,
+}
+
+impl Parameter {
+    /// A parameter with a literal value.
+    pub fn value(name: impl Into<String>, value: impl Into<Value>) -> Self {
+        Parameter { name: name.into(), source: ValueSource::Value(value.into()) }
+    }
+
+    /// A parameter taken from a record field.
+    pub fn field(name: impl Into<String>, field: impl Into<String>) -> Self {
+        Parameter { name: name.into(), source: ValueSource::Field(field.into()) }
+    }
+
+    /// A parameter rendered from a template such as `"Deal ${potentialname} won"`.
+    pub fn template(name: impl Into<String>, template: &str) -> Result<Self, TemplateError> {
+        Ok(Parameter { name: name.into(), source: ValueSource::Template(Template::parse(template)?) })
+    }
+
+    /// The value this parameter takes for a record.
+    pub fn resolve(&self, fields: &Fields) -> Value {
+        match &self.source {
+            ValueSource::Value(value) => value.clone(),
+            ValueSource::Field(field) => fields.get(field).cloned().unwrap_or(Value::Null),
+            ValueSource::Template(template) => Value::String(template.render(fields)),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParameter {
+    name: String,
+    // `Some(Value::Null)` for an explicit `"value": null`, `None` when the key is absent.
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Value>,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+}
+
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+impl<'de> Deserialize<'de> for Parameter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw = RawParameter::deserialize(deserializer)?;
+        let source = match (raw.value, raw.field, raw.template) {
+            (Some(value), None, None) => ValueSource::Value(value),
+            (None, Some(field), None) => ValueSource::Field(field),
+            (None, None, Some(template)) => ValueSource::Template(
+                Template::parse(&template).map_err(|e| D::Error::custom(format!("parameter \"{}\": {e}", raw.name)))?,
+            ),
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "parameter \"{}\" must have exactly one of \"value\", \"field\" or \"template\"",
+                    raw.name
+                )))
+            }
+        };
+        Ok(Parameter { name: raw.name, source })
+    }
+}
+
+impl Serialize for Parameter {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("name", &self.name)?;
+        match &self.source {
+            ValueSource::Value(value) => map.serialize_entry("value", value)?,
+            ValueSource::Field(field) => map.serialize_entry("field", field)?,
+            ValueSource::Template(template) => map.serialize_entry("template", template.source())?,
+        }
+        map.end()
+    }
+}
+
+/// A parameter template, compiled once: `${field}` and `$field` insert a record field, `$$` writes `$`.
+///
+/// A `$` not followed by `{`, `$` or a letter, digit or `_` is written as is. Field values are written as text:
+/// numbers without a trailing `.0`, booleans as `true`/`false`, a missing field or null as nothing.
+///
+/// ```
+/// use crm_webhooks::Template;
+/// let template = Template::parse("Deal ${potentialname} won: $amount USD").unwrap();
+/// let fields = serde_json::json!({"potentialname": "Big deal", "amount": 1200.0});
+/// assert_eq!(template.render(fields.as_object().unwrap()), "Deal Big deal won: 1200 USD");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    parts: Vec<TemplatePart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TemplatePart {
+    Literal(String),
+    Field(String),
+}
+
+/// Why a template does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// `${` without its closing `}`.
+    #[error("unclosed placeholder \"${{\" at byte {at}: close it with \"}}\" or write \"$$\" for a literal \"$\"")]
+    Unclosed {
+        /// Byte offset of the `$`.
+        at: usize,
+    },
+    /// `${}`.
+    #[error("empty placeholder \"${{}}\" at byte {at}: put a field name between the braces")]
+    Empty {
+        /// Byte offset of the `$`.
+        at: usize,
+    },
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+impl Template {
+    /// Parses a template.
+    pub fn parse(source: &str) -> Result<Self, TemplateError> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = source;
+        let mut offset = 0;
+        while let Some(dollar) = rest.find('$') {
+            literal.push_str(&rest[..dollar]);
+            let at = offset + dollar;
+            let after = &rest[dollar + 1..];
+            let consumed;
+            if let Some(braced) = after.strip_prefix('{') {
+                let close = braced.find('}').ok_or(TemplateError::Unclosed { at })?;
+                let name = braced[..close].trim();
+                if name.is_empty() {
+                    return Err(TemplateError::Empty { at });
+                }
+                push_field(&mut parts, &mut literal, name);
+                consumed = 1 + 1 + close + 1;
+            } else if after.starts_with('$') {
+                literal.push('$');
+                consumed = 2;
+            } else {
+                let len: usize = after.chars().take_while(|c| is_name_char(*c)).map(char::len_utf8).sum();
+                if len == 0 {
+                    literal.push('$');
+                } else {
+                    push_field(&mut parts, &mut literal, &after[..len]);
+                }
+                consumed = 1 + len;
+            }
+            rest = &rest[dollar + consumed..];
+            offset += dollar + consumed;
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            parts.push(TemplatePart::Literal(literal));
+        }
+        Ok(Template { source: source.to_owned(), parts })
+    }
+
+    /// The template as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The record fields the template reads, in order of appearance.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            TemplatePart::Field(name) => Some(name.as_str()),
+            TemplatePart::Literal(_) => None,
+        })
+    }
+
+    /// Renders the template for a record.
+    pub fn render(&self, fields: &Fields) -> String {
+        let mut out = String::with_capacity(self.source.len());
+        for part in &self.parts {
+            match part {
+                TemplatePart::Literal(text) => out.push_str(text),
+                TemplatePart::Field(name) => {
+                    if let Some(value) = fields.get(name) {
+                        encode::push_text(value, &mut out);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn push_field(parts: &mut Vec<TemplatePart>, literal: &mut String, name: &str) {
+    if !literal.is_empty() {
+        parts.push(TemplatePart::Literal(std::mem::take(literal)));
+    }
+    parts.push(TemplatePart::Field(name.to_owned()));
+}
+
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Template").field(&self.source).finish()
+    }
+}
+
+/// A webhook action, validated: its URL is absolute http(s), its parameter names fit its content type, its
+/// required parameters are present and not empty.
+///
+/// Build one with [`WebhookAction::builder`] or deserialize it from its JSON form (`kind` is optional and must be
+/// `"webhook"`):
+/// ```
+/// use crm_webhooks::{WebhookAction, ContentType};
+/// let action: WebhookAction = serde_json::from_str(r#"{
+///   "kind": "webhook", "title": "Create invoice", "url": "https://accounting.example.com/invoices",
+///   "method": "POST", "content_type": "JSON", "auth": {"type": "none"},
+///   "parameters": [{"name": "public_id", "value": "ACME-42"}, {"name": "amount", "field": "amount"}],
+///   "required": ["public_id"]
+/// }"#).unwrap();
+/// assert_eq!(action.content_type(), ContentType::Json);
+/// ```
+#[derive(Clone)]
+pub struct WebhookAction {
+    title: String,
+    description: String,
+    url: String,
+    uri: http::Uri,
+    method: Method,
+    content_type: ContentType,
+    auth: Auth,
+    parameters: Vec<Parameter>,
+    required: Vec<String>,
+    signing_secret: Option<Secret>,
+    shape: Shape,
+}
+
+impl fmt::Debug for WebhookAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookAction")
+            .field("title", &self.title)
+            .field("url", &self.url)
+            .field("method", &self.method)
+            .field("content_type", &self.content_type)
+            .field("auth", &self.auth)
+            .field("parameters", &self.parameters)
+            .field("required", &self.required)
+            .field("signing_secret", &self.signing_secret)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for WebhookAction {
+    fn eq(&self, other: &Self) -> bool {
+        self.title == other.title
+            && self.description == other.description
+            && self.url == other.url
+            && self.method == other.method
+            && self.content_type == other.content_type
+            && self.auth == other.auth
+            && self.parameters == other.parameters
+            && self.required == other.required
+            && self.signing_secret == other.signing_secret
+    }
+}
+
+/// The serde form of [`WebhookAction`], before validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAction {
+    #[serde(default = "webhook_kind")]
+    kind: String,
+    pub(crate) title: String,
+    #[serde(default)]
+    description: String,
+    url: String,
+    #[serde(default = "default_method")]
+    method: Method,
+    content_type: ContentType,
+    #[serde(default)]
+    auth: Auth,
+    #[serde(default)]
+    parameters: Vec<Parameter>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    required: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signing_secret: Option<Secret>,
+}
+
+fn webhook_kind() -> String {
+    "webhook".to_owned()
+}
+
+fn default_method() -> Method {
+    Method::Post
+}
+
+impl WebhookAction {
+    /// Starts building an action; [`WebhookActionBuilder::build`] validates it.
+    pub fn builder(
+        title: impl Into<String>,
+        url: impl Into<String>,
+        content_type: ContentType,
+    ) -> WebhookActionBuilder {
+        WebhookActionBuilder {
+            raw: RawAction {
+                kind: webhook_kind(),
+                title: title.into(),
+                description: String::new(),
+                url: url.into(),
+                method: Method::Post,
+                content_type,
+                auth: Auth::None,
+                parameters: Vec::new(),
+                required: Vec::new(),
+                signing_secret: None,
+            },
+        }
+    }
+
+    /// The action's title; it names the action in the delivery log and is unique within its workflow.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+    /// The free-text description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+    /// The URL to notify, as configured.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+    /// The URL to notify, parsed.
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
+    }
+    /// `POST` or `PUT`.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+    /// The body format.
+    pub fn content_type(&self) -> ContentType {
+        self.content_type
+    }
+    /// The authorization.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+    /// The parameters, in order.
+    pub fn parameters(&self) -> &[Parameter] {
+        &self.parameters
+    }
+    /// The names of the parameters that must be present and not empty.
+    pub fn required(&self) -> &[String] {
+        &self.required
+    }
+    /// The Standard Webhooks signing secret (`whsec_` + base64), when requests are signed.
+    pub fn signing_secret(&self) -> Option<&Secret> {
+        self.signing_secret.as_ref()
+    }
+
+    /// Encodes the action's parameters for a record: the body that is sent, byte for byte, on every attempt.
+    pub fn render(&self, fields: &Fields) -> encode::Payload {
+        encode::render(self.content_type, &self.shape, &self.parameters, fields)
+    }
+
+    pub(crate) fn from_raw(raw: RawAction, at: &Location) -> Result<Self, Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let at = at.with_action(&raw.title);
+        if raw.kind != "webhook" {
+            errors.push(ValidationError::UnsupportedActionKind { at: at.clone(), kind: raw.kind.clone() });
+        }
+        if raw.title.trim().is_empty() {
+            errors.push(ValidationError::Empty { at: at.clone(), field: "title" });
+        }
+        let uri = match check_url(&raw.url) {
+            Ok(uri) => Some(uri),
+            Err(reason) => {
+                errors.push(ValidationError::InvalidUrl { at: at.clone(), url: redact_url(&raw.url), reason });
+                None
+            }
+        };
+        if let Auth::Basic { username, .. } = &raw.auth {
+            if username.is_empty() {
+                errors.push(ValidationError::Empty { at: at.clone(), field: "auth.username" });
+            }
+            if username.contains(':') {
+                errors.push(ValidationError::InvalidUsername { at: at.clone() });
+            }
+        }
+        if let Some(secret) = &raw.signing_secret {
+            if let Err(reason) = crate::signature::decode_secret(secret) {
+                errors.push(ValidationError::InvalidSigningSecret { at: at.clone(), reason });
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for parameter in &raw.parameters {
+            if parameter.name.is_empty() {
+                errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].name" });
+            } else if !seen.insert(parameter.name.as_str()) {
+                errors.push(ValidationError::DuplicateParameter { at: at.clone(), name: parameter.name.clone() });
+            }
+            if let ValueSource::Field(field) = &parameter.source {
+                if field.is_empty() {
+                    errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].field" });
+                }
+            }
+        }
+        for name in &raw.required {
+            match raw.parameters.iter().find(|p| &p.name == name) {
+                None => errors.push(ValidationError::MissingRequiredParameter { at: at.clone(), name: name.clone() }),
+                Some(parameter) if source_is_empty(&parameter.source) => {
+                    errors.push(ValidationError::EmptyRequiredParameter { at: at.clone(), name: name.clone() })
+                }
+                Some(_) => {}
+            }
+        }
+        let shape = match encode::compile(raw.content_type, &raw.parameters) {
+            Ok(shape) => Some(shape),
+            Err(errs) => {
+                errors.extend(errs.into_iter().map(|e| ValidationError::InvalidParameterName {
+                    at: at.clone(),
+                    name: e.name,
+                    content_type: raw.content_type,
+                    reason: e.reason,
+                }));
+                None
+            }
+        };
+        match (uri, shape) {
+            (Some(uri), Some(shape)) if errors.is_empty() => Ok(WebhookAction {
+                title: raw.title,
+                description: raw.description,
+                url: raw.url,
+                uri,
+                method: raw.method,
+                content_type: raw.content_type,
+                auth: raw.auth,
+                parameters: raw.parameters,
+                required: raw.required,
+                signing_secret: raw.signing_secret,
+                shape,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    pub(crate) fn to_raw(&self) -> RawAction {
+        RawAction {
+            kind: webhook_kind(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            url: self.url.clone(),
+            method: self.method,
+            content_type: self.content_type,
+            auth: self.auth.clone(),
+            parameters: self.parameters.clone(),
+            required: self.required.clone(),
+            signing_secret: self.signing_secret.clone(),
+        }
+    }
+}
+
+fn source_is_empty(source: &ValueSource) -> bool {
+    match source {
+        ValueSource::Value(Value::Null) => true,
+        ValueSource::Value(Value::String(s)) => s.trim().is_empty(),
+        ValueSource::Value(_) => false,
+        ValueSource::Field(field) => field.trim().is_empty(),
+        ValueSource::Template(template) => template.source().trim().is_empty(),
+    }
+}
+
+/// Checks that a URL is absolute http or https with a host.
+fn check_url(url: &str) -> Result<http::Uri, String> {
+    if url.trim() != url || url.is_empty() {
+        return Err("it is empty or has surrounding white space".to_owned());
+    }
+    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| format!("it does not parse ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(other) => return Err(format!("scheme \"{other}\" is not http or https")),
+        None => return Err("it is not absolute: start it with https:// or http://".to_owned()),
+    }
+    match uri.host() {
+        Some(host) if !host.is_empty() => Ok(uri),
+        _ => Err("it has no host".to_owned()),
+    }
+}
+
+/// A URL with any `user:password@` part removed, for messages and the log.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}://[redacted]@{}", &url[..scheme_end], &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookAction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawAction::deserialize(deserializer)?;
+        WebhookAction::from_raw(raw, &Location::default())
+            .map_err(|errors| serde::de::Error::custom(crate::error::join(&errors)))
+    }
+}
+
+impl Serialize for WebhookAction {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_raw().serialize(serializer)
+    }
+}
+
+/// Builds a [`WebhookAction`]; see [`WebhookAction::builder`].
+#[derive(Debug, Clone)]
+pub struct WebhookActionBuilder {
+    raw: RawAction,
+}
+
+impl WebhookActionBuilder {
+    /// Sets the description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.raw.description = description.into();
+        self
+    }
+    /// Sets the method (`POST` by default).
+    pub fn method(mut self, method: Method) -> Self {
+        self.raw.method = method;
+        self
+    }
+    /// Sets the authorization (none by default).
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.raw.auth = auth;
+        self
+    }
+    /// Adds a parameter.
+    pub fn parameter(mut self, parameter: Parameter) -> Self {
+        self.raw.parameters.push(parameter);
+        self
+    }
+    /// Declares a parameter name that must be present and not empty.
+    pub fn require(mut self, name: impl Into<String>) -> Self {
+        self.raw.required.push(name.into());
+        self
+    }
+    /// Signs every request per Standard Webhooks with this `whsec_`-prefixed base64 secret.
+    pub fn signing_secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.raw.signing_secret = Some(secret.into());
+        self
+    }
+    /// Validates the action.
+    pub fn build(self) -> Result<WebhookAction, crate::ConfigError> {
+        WebhookAction::from_raw(self.raw, &Location::default()).map_err(crate::ConfigError::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse_both_placeholder_forms() {
+        let t = Template::parse("a ${x} $y_1-$$ $ ${ z }").unwrap();
+        let fields = serde_json::json!({"x": 1.0, "y_1": true, "z": "Z"});
+        assert_eq!(t.render(fields.as_object().unwrap()), "a 1 true-$ $ Z");
+        assert_eq!(t.fields().collect::<Vec<_>>(), ["x", "y_1", "z"]);
+        assert_eq!(Template::parse("x ${oops").unwrap_err(), TemplateError::Unclosed { at: 2 });
+        assert_eq!(Template::parse("${}").unwrap_err(), TemplateError::Empty { at: 0 });
+    }
+
+    #[test]
+    fn missing_fields_render_as_nothing() {
+        let t = Template::parse("[$missing]").unwrap();
+        assert_eq!(t.render(&Fields::new()), "[]");
+    }
+
+    #[test]
+    fn urls_must_be_absolute_http() {
+        assert!(check_url("https://example.com/x?y=1").is_ok());
+        assert!(check_url("http://127.0.0.1:8080").is_ok());
+        for bad in ["", "ftp://example.com", "/relative", "example.com/x", "https://", " https://a.b", "mailto:a@b.c"] {
+            assert!(check_url(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(redact_url("https://user:pw@host.com/a@b"), "https://[redacted]@host.com/a@b");
+        assert_eq!(redact_url("https://host.com/a@b"), "https://host.com/a@b");
+    }
+}

@@ -1,0 +1,62 @@
+//! The record a workflow fires on, as the host CRM describes it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Field name → value. Values keep their JSON types: numbers stay numbers, booleans stay booleans.
+pub type Fields = serde_json::Map<String, serde_json::Value>;
+
+/// What happened to the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The record was saved for the first time.
+    Created,
+    /// An existing record was saved again.
+    Updated,
+    /// The host selected the record for a scheduled workflow that is due
+    /// (see [`Engine::due_schedules`](crate::Engine::due_schedules)).
+    Scheduled,
+    /// A person ran a manual workflow on the record.
+    Manual,
+}
+
+/// One save of one record, as the host CRM reports it to [`Engine::on_event`](crate::Engine::on_event).
+///
+/// JSON form:
+/// ```
+/// # use crm_webhooks::{RecordEvent, Change};
+/// let event: RecordEvent = serde_json::from_str(r#"{
+///   "tenant": "acme", "module": "Potentials", "record_id": "13x42", "change": "updated",
+///   "owner": "19x1", "actor": "19x5",
+///   "fields": {"sales_stage": "Closed Won", "amount": 1200.5},
+///   "previous": {"sales_stage": "Negotiation"}
+/// }"#).unwrap();
+/// assert_eq!(event.change, Change::Updated);
+/// assert_eq!(event.fields["amount"], 1200.5);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordEvent {
+    /// The host's tenant (customer account) the record belongs to.
+    pub tenant: String,
+    /// The CRM module, such as `Leads`, `Potentials` or `Contacts`.
+    pub module: String,
+    /// The record's id in the host CRM.
+    pub record_id: String,
+    /// Whether the record was created or updated (or selected by a schedule or a person).
+    pub change: Change,
+    /// The user id of the record's owner (notified when a delivery finally fails).
+    pub owner: String,
+    /// The user id of whoever saved the record.
+    #[serde(default)]
+    pub actor: String,
+    /// The record's field values after the save.
+    #[serde(default)]
+    pub fields: Fields,
+    /// The values before the save of the fields the save changed. A field absent here did not change.
+    #[serde(default)]
+    pub previous: Fields,
+    /// When the save happened; the engine's clock is used when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
+}
