@@ -6,9 +6,13 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 mod action;
+mod delivery;
 mod encode;
 mod error;
+mod ports;
+mod quota;
 mod record;
+mod retry;
 mod secret;
 mod signature;
 mod workflow;
@@ -16,9 +20,22 @@ mod workflow;
 pub use action::{
     Auth, ContentType, Method, Parameter, Template, TemplateError, ValueSource, WebhookAction, WebhookActionBuilder,
 };
+pub use delivery::{
+    Delivery, DeliveryId, DeliveryStatus, InvalidDeliveryId, InvalidStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX,
+};
 pub use encode::Payload;
 pub use error::{ConfigError, Location, ValidationError};
+pub use ports::{
+    Claim, ClaimToken, Clock, Completion, Directory, DirectoryError, Email, HttpClient, HttpError, HttpErrorKind,
+    MailError, Mailer, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind, SystemClock,
+    TenantInfo, User,
+};
+pub use quota::{next_day_start, quota_day, Edition, QuotaPolicy, Usage};
 pub use record::{Change, Fields, RecordEvent};
+pub use retry::{
+    next as next_transition, parse_retry_after, AttemptOutcome, InvalidRetrySchedule, RetrySchedule, Transition,
+    MAX_RETRY_AFTER,
+};
 pub use secret::Secret;
 pub use workflow::{
     Condition, Criteria, Operator, Schedule, TimeOfDay, Trigger, Workflow, WorkflowSet, MAX_WEBHOOKS_PER_WORKFLOW,

@@ -1,0 +1,13 @@
+//! The host's ports: async traits the host implements (or takes from the adapters).
+
+mod clock;
+mod directory;
+mod http;
+mod mail;
+mod storage;
+
+pub use clock::{Clock, SystemClock};
+pub use directory::{Directory, DirectoryError, TenantInfo, User};
+pub use http::{HttpClient, HttpError, HttpErrorKind};
+pub use mail::{Email, MailError, Mailer};
+pub use storage::*;

@@ -1,0 +1,233 @@
+//! The storage port: the one source of truth for the queue, the log, quota counters, trigger state and the
+//! notification outbox.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
+
+/// Identifies one claim. Only the holder of a delivery's current claim may finish it: a worker whose lease ran
+/// out and whose delivery was claimed again cannot overwrite the newer claim's result.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClaimToken(uuid::Uuid);
+
+impl ClaimToken {
+    /// A new random token.
+    pub fn new() -> Self {
+        ClaimToken(uuid::Uuid::new_v4())
+    }
+    /// The token's 16 bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+    /// The token from its 16 bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        ClaimToken(uuid::Uuid::from_bytes(bytes))
+    }
+}
+
+impl Default for ClaimToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ClaimToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClaimToken({})", self.0.simple())
+    }
+}
+
+/// A request to take due work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The current time: rows due at or before it are taken.
+    pub now: DateTime<Utc>,
+    /// The most rows to take.
+    pub limit: usize,
+    /// Until when the rows are held; after it, another worker may take them.
+    pub lease_until: DateTime<Utc>,
+    /// Identifies this claim.
+    pub token: ClaimToken,
+}
+
+/// The result of handling one claimed delivery, applied atomically with its log entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// The claim it was taken with.
+    pub token: ClaimToken,
+    /// `Queued` (to retry, or released unsent), `Success` or `Failed`.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (for `Queued`).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When this happened.
+    pub at: DateTime<Utc>,
+    /// Log entries to append, in order.
+    pub entries: Vec<LogEntry>,
+    /// A failure notification to put in the outbox (with `Failed`).
+    pub notification: Option<Notification>,
+}
+
+/// A failure notification in the outbox: one per failed delivery, sent to the record owner and every active
+/// admin. `sent_to` remembers who already has it, so a retry after a mailer failure emails nobody twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The failed delivery (also the notification's key).
+    pub delivery_id: DeliveryId,
+    /// The tenant.
+    pub tenant: String,
+    /// The record owner's user id.
+    pub owner: String,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When it is next due to be sent.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Sending rounds tried so far.
+    pub attempts: u32,
+    /// User ids already emailed.
+    pub sent_to: Vec<String>,
+    /// The last mailer error.
+    pub last_error: Option<String>,
+}
+
+/// The outcome of one sending round of a claimed notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationUpdate {
+    /// The notification (its delivery's id).
+    pub delivery_id: DeliveryId,
+    /// The claim it was taken with.
+    pub token: ClaimToken,
+    /// User ids emailed so far, this round included.
+    pub sent_to: Vec<String>,
+    /// Whether every recipient has it: the notification leaves the outbox.
+    pub done: bool,
+    /// Sending rounds tried so far.
+    pub attempts: u32,
+    /// When to try again (when not done).
+    pub next_attempt_at: DateTime<Utc>,
+    /// The last mailer error.
+    pub last_error: Option<String>,
+}
+
+/// What kind of failure a [`StorageError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// The database cannot be reached or is busy; try again.
+    Unavailable,
+    /// Stored data does not read back as valid (a corrupt row, an unknown status).
+    Corrupt,
+    /// The schema is missing or of another version.
+    Schema,
+    /// Anything else.
+    Other,
+}
+
+/// Storage failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage failed: {message}")]
+pub struct StorageError {
+    kind: StorageErrorKind,
+    message: String,
+}
+
+impl StorageError {
+    /// An error of a kind with a message a person can act on.
+    pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> Self {
+        StorageError { kind, message: message.into() }
+    }
+    /// The kind.
+    pub fn kind(&self) -> StorageErrorKind {
+        self.kind
+    }
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind == StorageErrorKind::Unavailable
+    }
+}
+
+/// Durable state shared by every engine that uses it. One trait, so that a backend keeps one transaction
+/// boundary and one conformance suite ([`testing::storage_contract`](crate::testing::storage_contract)) covers
+/// all of it; hosts hold it as `Arc<dyn Storage>`.
+///
+/// Every method that changes a delivery appends its log entries in the same transaction.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    // --- queue -------------------------------------------------------------------------------------------
+    /// Stores new deliveries (status `Queued`) and log entries, all or nothing.
+    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError>;
+
+    /// Takes up to `claim.limit` due deliveries, earliest due first: `Queued` ones whose `next_attempt_at` is at
+    /// or before `claim.now`, and `Dispatched` ones whose lease ran out. They become `Dispatched` with
+    /// `lease_expires_at = claim.lease_until`, held by `claim.token`. Two concurrent claims never take the same
+    /// delivery.
+    async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError>;
+
+    /// Applies completions whose claim token still holds the delivery, with their log entries and
+    /// notifications; returns the ids whose claim was lost (those are left untouched).
+    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError>;
+
+    /// When the earliest `Queued` delivery is due or the earliest lease runs out, if any.
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError>;
+
+    /// One delivery of a tenant, body included.
+    async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError>;
+
+    // --- log ---------------------------------------------------------------------------------------------
+    /// Log entries passing the query's filters, newest first (entries at the same instant: last written first).
+    async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError>;
+
+    /// Removes settled (`Success` or `Failed`) deliveries last changed before `before`, with their log entries,
+    /// unless a notification about them is still in the outbox. Never touches a delivery in flight or waiting.
+    /// Returns how many deliveries were removed.
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+
+    // --- quota -------------------------------------------------------------------------------------------
+    /// Atomically grants up to `wanted` calls of the tenant's `day` without the day's count passing
+    /// `allowance`, counts them as used, and returns how many were granted.
+    async fn acquire_quota(
+        &self,
+        tenant: &str,
+        day: NaiveDate,
+        allowance: u64,
+        wanted: u64,
+    ) -> Result<u64, StorageError>;
+
+    /// Calls counted for the tenant's `day`.
+    async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError>;
+
+    // --- triggers ----------------------------------------------------------------------------------------
+    /// Records that a `once` workflow fired for a record; `true` the first time only.
+    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError>;
+
+    /// The stored next run of a scheduled workflow (`None` when none is stored).
+    async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError>;
+
+    /// Sets a scheduled workflow's next run if the stored one is still `expected` (`None`: none stored);
+    /// `true` when it was set. Of two engines advancing the same run, exactly one succeeds.
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        expected: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError>;
+
+    // --- notification outbox -----------------------------------------------------------------------------
+    /// Takes up to `claim.limit` notifications due at `claim.now` (or whose lease ran out), held until
+    /// `claim.lease_until`.
+    async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError>;
+
+    /// Records a sending round of a claimed notification; `false` when the claim was lost.
+    async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError>;
+}
