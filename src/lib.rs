@@ -6,6 +6,8 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 mod action;
+#[cfg(any(feature = "reqwest", feature = "sqlite", feature = "postgres", feature = "smtp"))]
+pub mod adapters;
 mod delivery;
 mod encode;
 mod error;

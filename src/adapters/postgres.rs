@@ -1,0 +1,1 @@
+//! postgres adapter (in progress).

@@ -1,0 +1,1 @@
+//! reqwest adapter (in progress).

@@ -1,0 +1,1 @@
+//! smtp adapter (in progress).
