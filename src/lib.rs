@@ -15,6 +15,7 @@ mod ports;
 mod quota;
 mod record;
 mod retry;
+mod engine;
 mod secret;
 mod signature;
 mod workflow;
@@ -42,3 +43,4 @@ pub use secret::Secret;
 pub use workflow::{
     Condition, Criteria, Operator, Schedule, TimeOfDay, Trigger, Workflow, WorkflowSet, MAX_WEBHOOKS_PER_WORKFLOW,
 };
+pub mod testing;

@@ -1,0 +1,267 @@
+//! `MemoryStorage`: the whole storage contract in memory, for tests and single-process hosts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
+use crate::ports::{Claim, ClaimToken, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
+
+/// Every [`Storage`] duty, kept in memory behind one lock (so each call is atomic). Nothing survives the
+/// process: use it in tests, or where losing the queue on restart is acceptable.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    deliveries: HashMap<DeliveryId, Held<Delivery>>,
+    log: Vec<LogEntry>,
+    quota: HashMap<(String, NaiveDate), u64>,
+    fired: HashSet<(String, String, String)>,
+    schedules: HashMap<(String, String), Option<DateTime<Utc>>>,
+    outbox: HashMap<DeliveryId, Held<Notification>>,
+}
+
+#[derive(Debug)]
+struct Held<T> {
+    value: T,
+    token: Option<ClaimToken>,
+    lease_until: Option<DateTime<Utc>>,
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>, StorageError> {
+        self.state
+            .lock()
+            .map_err(|_| StorageError::new(StorageErrorKind::Other, "a thread panicked while holding the memory store"))
+    }
+
+    /// How many deliveries are stored (any status).
+    pub fn len(&self) -> usize {
+        self.state().map(|s| s.deliveries.len()).unwrap_or(0)
+    }
+
+    /// Whether no delivery is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every notification still in the outbox.
+    pub fn pending_notifications(&self) -> Vec<Notification> {
+        self.state().map(|s| s.outbox.values().map(|h| h.value.clone()).collect()).unwrap_or_default()
+    }
+}
+
+fn due(next: Option<DateTime<Utc>>, lease: Option<DateTime<Utc>>, claimed: bool, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if claimed {
+        lease.filter(|l| *l <= now)
+    } else {
+        next.filter(|n| *n <= now)
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        let mut state = self.state()?;
+        if let Some(dup) = deliveries.iter().find(|d| state.deliveries.contains_key(&d.id)) {
+            return Err(StorageError::new(StorageErrorKind::Other, format!("delivery {} is already stored", dup.id)));
+        }
+        for delivery in deliveries {
+            state.deliveries.insert(delivery.id, Held { value: delivery, token: None, lease_until: None });
+        }
+        state.log.extend(entries);
+        Ok(())
+    }
+
+    async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
+        let mut state = self.state()?;
+        let mut candidates: Vec<(DateTime<Utc>, DateTime<Utc>, DeliveryId)> = state
+            .deliveries
+            .values()
+            .filter_map(|held| {
+                let d = &held.value;
+                let at = match d.status {
+                    DeliveryStatus::Queued => due(d.next_attempt_at, None, false, claim.now),
+                    DeliveryStatus::Dispatched => due(None, held.lease_until, true, claim.now),
+                    _ => None,
+                }?;
+                Some((at, d.created_at, d.id))
+            })
+            .collect();
+        candidates.sort();
+        candidates.truncate(claim.limit);
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for (_, _, id) in candidates {
+            if let Some(held) = state.deliveries.get_mut(&id) {
+                held.token = Some(claim.token);
+                held.lease_until = Some(claim.lease_until);
+                held.value.status = DeliveryStatus::Dispatched;
+                held.value.lease_expires_at = Some(claim.lease_until);
+                held.value.updated_at = claim.now;
+                claimed.push(held.value.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+        let mut state = self.state()?;
+        let mut lost = Vec::new();
+        for completion in completions {
+            let Some(held) = state.deliveries.get_mut(&completion.id) else {
+                lost.push(completion.id);
+                continue;
+            };
+            if held.token != Some(completion.token) || held.value.status != DeliveryStatus::Dispatched {
+                lost.push(completion.id);
+                continue;
+            }
+            held.token = None;
+            held.lease_until = None;
+            held.value.status = completion.status;
+            held.value.attempts = completion.attempts;
+            held.value.next_attempt_at = completion.next_attempt_at;
+            held.value.lease_expires_at = None;
+            held.value.updated_at = completion.at;
+            state.log.extend(completion.entries);
+            if let Some(notification) = completion.notification {
+                state
+                    .outbox
+                    .entry(notification.delivery_id)
+                    .or_insert(Held { value: notification, token: None, lease_until: None });
+            }
+        }
+        Ok(lost)
+    }
+
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let state = self.state()?;
+        Ok(state
+            .deliveries
+            .values()
+            .filter_map(|held| match held.value.status {
+                DeliveryStatus::Queued => held.value.next_attempt_at,
+                DeliveryStatus::Dispatched => held.lease_until,
+                _ => None,
+            })
+            .min())
+    }
+
+    async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
+        let state = self.state()?;
+        Ok(state.deliveries.get(&id).map(|h| h.value.clone()).filter(|d| d.tenant == tenant))
+    }
+
+    async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
+        let state = self.state()?;
+        let mut matching: Vec<(usize, &LogEntry)> = state.log.iter().enumerate().filter(|(_, e)| query.accepts(e)).collect();
+        matching.sort_by(|(ia, a), (ib, b)| b.at.cmp(&a.at).then(ib.cmp(ia)));
+        Ok(matching.into_iter().skip(query.offset).take(query.limit).map(|(_, e)| e.clone()).collect())
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let mut state = self.state()?;
+        let doomed: HashSet<DeliveryId> = state
+            .deliveries
+            .values()
+            .map(|h| &h.value)
+            .filter(|d| d.status.is_settled() && d.updated_at < before)
+            .map(|d| d.id)
+            .filter(|id| !state.outbox.contains_key(id))
+            .collect();
+        state.deliveries.retain(|id, _| !doomed.contains(id));
+        state.log.retain(|e| !doomed.contains(&e.delivery_id));
+        Ok(doomed.len() as u64)
+    }
+
+    async fn acquire_quota(&self, tenant: &str, day: NaiveDate, allowance: u64, wanted: u64) -> Result<u64, StorageError> {
+        let mut state = self.state()?;
+        let used = state.quota.entry((tenant.to_owned(), day)).or_insert(0);
+        let granted = allowance.saturating_sub(*used).min(wanted);
+        *used += granted;
+        Ok(granted)
+    }
+
+    async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
+        let state = self.state()?;
+        Ok(state.quota.get(&(tenant.to_owned(), day)).copied().unwrap_or(0))
+    }
+
+    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
+        let mut state = self.state()?;
+        Ok(state.fired.insert((tenant.to_owned(), workflow.to_owned(), record_id.to_owned())))
+    }
+
+    async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let state = self.state()?;
+        Ok(state.schedules.get(&(tenant.to_owned(), workflow.to_owned())).copied().flatten())
+    }
+
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        expected: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError> {
+        let mut state = self.state()?;
+        let slot = state.schedules.entry((tenant.to_owned(), workflow.to_owned())).or_insert(None);
+        if *slot != expected {
+            return Ok(false);
+        }
+        *slot = next;
+        Ok(true)
+    }
+
+    async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
+        let mut state = self.state()?;
+        let mut candidates: Vec<(DateTime<Utc>, DeliveryId)> = state
+            .outbox
+            .values()
+            .filter_map(|held| {
+                let at = due(Some(held.value.next_attempt_at), held.lease_until, held.token.is_some(), claim.now)?;
+                Some((at, held.value.delivery_id))
+            })
+            .collect();
+        candidates.sort();
+        candidates.truncate(claim.limit);
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for (_, id) in candidates {
+            if let Some(held) = state.outbox.get_mut(&id) {
+                held.token = Some(claim.token);
+                held.lease_until = Some(claim.lease_until);
+                claimed.push(held.value.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError> {
+        let mut state = self.state()?;
+        let Some(held) = state.outbox.get_mut(&update.delivery_id) else { return Ok(false) };
+        if held.token != Some(update.token) {
+            return Ok(false);
+        }
+        if update.done {
+            state.outbox.remove(&update.delivery_id);
+            return Ok(true);
+        }
+        held.token = None;
+        held.lease_until = None;
+        held.value.sent_to = update.sent_to;
+        held.value.attempts = update.attempts;
+        held.value.next_attempt_at = update.next_attempt_at;
+        held.value.last_error = update.last_error;
+        Ok(true)
+    }
+}
