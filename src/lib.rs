@@ -27,6 +27,7 @@ pub use delivery::{
     Delivery, DeliveryId, DeliveryStatus, InvalidDeliveryId, InvalidStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX,
 };
 pub use encode::Payload;
+pub use engine::{preview, BuildError, DueSchedule, Engine, EngineBuilder, EngineError, PreviewRequest, RunReport};
 pub use error::{ConfigError, Location, ValidationError};
 pub use ports::{
     Claim, ClaimToken, Clock, Completion, Directory, DirectoryError, Email, HttpClient, HttpError, HttpErrorKind,
@@ -40,6 +41,7 @@ pub use retry::{
     MAX_RETRY_AFTER,
 };
 pub use secret::Secret;
+pub use signature::verify_signature;
 pub use workflow::{
     Condition, Criteria, Operator, Schedule, TimeOfDay, Trigger, Workflow, WorkflowSet, MAX_WEBHOOKS_PER_WORKFLOW,
 };

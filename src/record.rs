@@ -59,4 +59,45 @@ pub struct RecordEvent {
     /// When the save happened; the engine's clock is used when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<DateTime<Utc>>,
+    /// Restricts the event to one workflow (by id): set it when feeding the records of a due schedule
+    /// ([`DueSchedule::workflow`](crate::DueSchedule::workflow)). When absent, every workflow of the module whose
+    /// trigger fits the change runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+}
+
+impl RecordEvent {
+    /// An event with no field values; fill `fields` (and `previous`) afterwards.
+    pub fn new(
+        tenant: impl Into<String>,
+        module: impl Into<String>,
+        record_id: impl Into<String>,
+        change: Change,
+        owner: impl Into<String>,
+    ) -> Self {
+        RecordEvent {
+            tenant: tenant.into(),
+            module: module.into(),
+            record_id: record_id.into(),
+            change,
+            owner: owner.into(),
+            actor: String::new(),
+            fields: Fields::new(),
+            previous: Fields::new(),
+            occurred_at: None,
+            workflow: None,
+        }
+    }
+
+    /// Sets a field value.
+    pub fn field(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.fields.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets a field's value before the save (the field changed).
+    pub fn previous(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.previous.insert(name.into(), value.into());
+        self
+    }
 }

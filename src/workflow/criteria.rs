@@ -405,6 +405,7 @@ mod tests {
             fields: fields.as_object().cloned().unwrap_or_default(),
             previous: previous.as_object().cloned().unwrap_or_default(),
             occurred_at: None,
+            workflow: None,
         }
     }
 

@@ -1,1 +1,0 @@
-//! reqwest adapter (in progress).
