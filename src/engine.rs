@@ -149,17 +149,18 @@ pub fn preview(workflows: &WorkflowSet, event: &RecordEvent, now: DateTime<chron
             workflow.actions().iter().map(move |action| {
                 let payload = action.render(&event.fields);
                 let id = DeliveryId::new();
-                let headers = request_headers(action, payload.content_type_header(), id, now.timestamp(), payload.body())
-                    .into_iter()
-                    .map(|(name, value)| {
-                        let value = if name == AUTHORIZATION {
-                            "Basic [redacted]".to_owned()
-                        } else {
-                            value.to_str().unwrap_or_default().to_owned()
-                        };
-                        (name.as_str().to_owned(), value)
-                    })
-                    .collect();
+                let headers =
+                    request_headers(action, payload.content_type_header(), id, now.timestamp(), payload.body())
+                        .into_iter()
+                        .map(|(name, value)| {
+                            let value = if name == AUTHORIZATION {
+                                "Basic [redacted]".to_owned()
+                            } else {
+                                value.to_str().unwrap_or_default().to_owned()
+                            };
+                            (name.as_str().to_owned(), value)
+                        })
+                        .collect();
                 PreviewRequest {
                     workflow: workflow.id().to_owned(),
                     action: action.title().to_owned(),
@@ -601,6 +602,10 @@ impl Engine {
         let mut to_send = Vec::new();
         let mut put_back = Vec::new();
         for (tenant, deliveries) in by_tenant {
+            if self.inner.quota == QuotaPolicy::Unlimited {
+                to_send.extend(deliveries);
+                continue;
+            }
             let info = match self.inner.directory.tenant(&tenant).await {
                 Ok(info) => info,
                 Err(e) => {
@@ -660,7 +665,14 @@ impl Engine {
                             .filter(|_| status == 429 || status == 503)
                             .and_then(|v| retry::parse_retry_after(v, self.now()));
                         let body = snippet(response.body());
-                        return self.complete(delivery, token, attempt, sent_at, AttemptOutcome::Response { status, retry_after }, body);
+                        return self.complete(
+                            delivery,
+                            token,
+                            attempt,
+                            sent_at,
+                            AttemptOutcome::Response { status, retry_after },
+                            body,
+                        );
                     }
                 },
             },
@@ -680,7 +692,12 @@ impl Engine {
         let finished_at = self.now();
         let max = self.inner.retry.max_attempts();
         let transition = retry::next(&self.inner.retry, attempt, &outcome, finished_at);
-        let mut dispatched = LogEntry::about(&delivery, DeliveryStatus::Dispatched, sent_at, format!("attempt {attempt} of {max} dispatched"));
+        let mut dispatched = LogEntry::about(
+            &delivery,
+            DeliveryStatus::Dispatched,
+            sent_at,
+            format!("attempt {attempt} of {max} dispatched"),
+        );
         dispatched.attempt = attempt;
         let (status, next_attempt_at, message) = match transition {
             Transition::Succeeded => (DeliveryStatus::Success, None, format!("attempt {attempt} delivered")),
@@ -689,12 +706,16 @@ impl Engine {
                 Some(at),
                 format!("attempt {attempt} failed; retry {attempt} of {} scheduled", max - 1),
             ),
-            Transition::GaveUp if attempt >= max => {
-                (DeliveryStatus::Failed, None, format!("attempt {attempt} failed; no retries left, owner and admins notified"))
-            }
-            Transition::GaveUp => {
-                (DeliveryStatus::Failed, None, format!("attempt {attempt} failed permanently; owner and admins notified"))
-            }
+            Transition::GaveUp if attempt >= max => (
+                DeliveryStatus::Failed,
+                None,
+                format!("attempt {attempt} failed; no retries left, owner and admins notified"),
+            ),
+            Transition::GaveUp => (
+                DeliveryStatus::Failed,
+                None,
+                format!("attempt {attempt} failed permanently; owner and admins notified"),
+            ),
         };
         let (http_status, error) = match &outcome {
             AttemptOutcome::Response { status, .. } if (200..300).contains(status) => (Some(*status), None),
@@ -729,13 +750,23 @@ impl Engine {
         }
     }
 
-    fn request(&self, delivery: &Delivery, action: &WebhookAction, now: DateTime<Utc>) -> Result<http::Request<Bytes>, HttpError> {
+    fn request(
+        &self,
+        delivery: &Delivery,
+        action: &WebhookAction,
+        now: DateTime<Utc>,
+    ) -> Result<http::Request<Bytes>, HttpError> {
         let mut builder = http::Request::builder().method(delivery.method.as_http()).uri(delivery.url.as_str());
-        for (name, value) in request_headers(action, delivery.content_type.header_value(), delivery.id, now.timestamp(), &delivery.body) {
+        for (name, value) in
+            request_headers(action, delivery.content_type.header_value(), delivery.id, now.timestamp(), &delivery.body)
+        {
             builder = builder.header(name, value);
         }
         builder.body(delivery.body.clone()).map_err(|e| {
-            HttpError::new(HttpErrorKind::InvalidRequest, format!("cannot build the request to {}: {e}", redact_url(&delivery.url)))
+            HttpError::new(
+                HttpErrorKind::InvalidRequest,
+                format!("cannot build the request to {}: {e}", redact_url(&delivery.url)),
+            )
         })
     }
 
@@ -825,10 +856,16 @@ impl Engine {
         let storage = &self.inner.storage;
         let delivery = storage.delivery(&notification.tenant, notification.delivery_id).await?;
         let entries = storage
-            .log(&LogQuery::tenant(notification.tenant.clone()).delivery(notification.delivery_id).limit(LogQuery::MAX_LIMIT))
+            .log(
+                &LogQuery::tenant(notification.tenant.clone())
+                    .delivery(notification.delivery_id)
+                    .limit(LogQuery::MAX_LIMIT),
+            )
             .await?;
         let (workflow, action, record, module, url) = match &delivery {
-            Some(d) => (d.workflow.as_str(), d.action.as_str(), d.record_id.as_str(), d.module.as_str(), redact_url(&d.url)),
+            Some(d) => {
+                (d.workflow.as_str(), d.action.as_str(), d.record_id.as_str(), d.module.as_str(), redact_url(&d.url))
+            }
             None => ("?", "?", "?", "?", String::from("?")),
         };
         let workflow_name = self
@@ -843,10 +880,8 @@ impl Engine {
              Delivery: {}\n\nAttempts:\n",
             notification.delivery_id
         );
-        let mut attempts: Vec<&LogEntry> = entries
-            .iter()
-            .filter(|e| e.attempt > 0 && e.status != DeliveryStatus::Dispatched)
-            .collect();
+        let mut attempts: Vec<&LogEntry> =
+            entries.iter().filter(|e| e.attempt > 0 && e.status != DeliveryStatus::Dispatched).collect();
         attempts.reverse();
         for entry in attempts {
             let what = match (&entry.error, entry.http_status) {
@@ -893,7 +928,8 @@ impl Engine {
             redelivery_of: Some(original.id),
             ..original.clone()
         };
-        let mut queued = LogEntry::about(&copy, DeliveryStatus::Queued, now, format!("redelivery of {} requested", original.id));
+        let mut queued =
+            LogEntry::about(&copy, DeliveryStatus::Queued, now, format!("redelivery of {} requested", original.id));
         queued.next_attempt_at = Some(now);
         let note = LogEntry::about(&original, original.status, now, format!("redelivered as {}", copy.id));
         let new_id = copy.id;
