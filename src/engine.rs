@@ -116,6 +116,18 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Adds another pass's counts to these.
+    pub fn add(&mut self, pass: &RunReport) {
+        self.claimed += pass.claimed;
+        self.sent += pass.sent;
+        self.succeeded += pass.succeeded;
+        self.retried += pass.retried;
+        self.failed += pass.failed;
+        self.deferred += pass.deferred;
+        self.lost += pass.lost;
+        self.emails_sent += pass.emails_sent;
+    }
+
     /// Whether the pass found nothing to do.
     pub fn is_idle(&self) -> bool {
         self.claimed == 0 && self.emails_sent == 0
@@ -401,6 +413,25 @@ impl Engine {
         self.inner.clock.now()
     }
 
+    /// Deliveries claimed per pass.
+    pub fn batch_size(&self) -> usize {
+        self.inner.batch_size
+    }
+
+    /// Runs passes until one finds nothing due now (retries scheduled for later stay queued), at most
+    /// `max_passes` times; returns the totals.
+    pub async fn run_until_idle(&self, max_passes: usize) -> Result<RunReport, EngineError> {
+        let mut totals = RunReport::default();
+        for _ in 0..max_passes {
+            let pass = self.run_due().await?;
+            totals.add(&pass);
+            if pass.is_idle() {
+                break;
+            }
+        }
+        Ok(totals)
+    }
+
     /// Registers (replaces) a tenant's workflows. Every engine sharing a storage must hold the same workflows:
     /// credentials and signing secrets are read from them when a delivery is sent, never stored.
     pub fn set_workflows(&self, tenant: impl Into<String>, workflows: WorkflowSet) {
@@ -570,7 +601,7 @@ impl Engine {
             report.deferred = completions.len();
             report.sent = to_send.len();
             let sent: Vec<Completion> = stream::iter(to_send)
-                .map(|delivery| self.attempt(delivery, claim.token))
+                .map(|delivery| self.traced_attempt(delivery, claim.token))
                 .buffer_unordered(self.inner.concurrency)
                 .collect()
                 .await;
@@ -638,6 +669,25 @@ impl Engine {
 
     fn action_for(&self, delivery: &Delivery) -> Option<WebhookAction> {
         self.workflows(&delivery.tenant)?.get(&delivery.workflow)?.action(&delivery.action).cloned()
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn traced_attempt(&self, delivery: Delivery, token: ClaimToken) -> Completion {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "delivery",
+            id = %delivery.id,
+            tenant = %delivery.tenant,
+            workflow = %delivery.workflow,
+            action = %delivery.action,
+            attempt = delivery.attempts + 1,
+        );
+        self.attempt(delivery, token).instrument(span).await
+    }
+
+    #[cfg(not(feature = "tokio"))]
+    async fn traced_attempt(&self, delivery: Delivery, token: ClaimToken) -> Completion {
+        self.attempt(delivery, token).await
     }
 
     /// Sends one claimed delivery and works out what follows.

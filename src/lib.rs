@@ -10,14 +10,17 @@ mod action;
 pub mod adapters;
 mod delivery;
 mod encode;
+mod engine;
 mod error;
 mod ports;
 mod quota;
 mod record;
 mod retry;
-mod engine;
 mod secret;
 mod signature;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+mod worker;
 mod workflow;
 
 pub use action::{
@@ -42,6 +45,9 @@ pub use retry::{
 };
 pub use secret::Secret;
 pub use signature::verify_signature;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use worker::{Worker, WorkerHandle};
 pub use workflow::{
     Condition, Criteria, Operator, Schedule, TimeOfDay, Trigger, Workflow, WorkflowSet, MAX_WEBHOOKS_PER_WORKFLOW,
 };

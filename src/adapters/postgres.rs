@@ -1,1 +1,0 @@
-//! postgres adapter (in progress).
