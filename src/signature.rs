@@ -47,7 +47,9 @@ pub fn verify_signature(secret: &Secret, id: &str, timestamp: i64, body: &[u8], 
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     header.split(' ').filter_map(|entry| entry.strip_prefix("v1,")).any(|sig| {
-        base64::engine::general_purpose::STANDARD.decode(sig).is_ok_and(|bytes| mac.clone().verify_slice(&bytes).is_ok())
+        base64::engine::general_purpose::STANDARD
+            .decode(sig)
+            .is_ok_and(|bytes| mac.clone().verify_slice(&bytes).is_ok())
     })
 }
 

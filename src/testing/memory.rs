@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
-use crate::ports::{Claim, ClaimToken, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
+use crate::ports::{
+    Claim, ClaimToken, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind,
+};
 
 /// Every [`Storage`] duty, kept in memory behind one lock (so each call is atomic). Nothing survives the
 /// process: use it in tests, or where losing the queue on restart is acceptable.
@@ -61,7 +63,12 @@ impl MemoryStorage {
     }
 }
 
-fn due(next: Option<DateTime<Utc>>, lease: Option<DateTime<Utc>>, claimed: bool, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn due(
+    next: Option<DateTime<Utc>>,
+    lease: Option<DateTime<Utc>>,
+    claimed: bool,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     if claimed {
         lease.filter(|l| *l <= now)
     } else {
@@ -135,10 +142,11 @@ impl Storage for MemoryStorage {
             held.value.updated_at = completion.at;
             state.log.extend(completion.entries);
             if let Some(notification) = completion.notification {
-                state
-                    .outbox
-                    .entry(notification.delivery_id)
-                    .or_insert(Held { value: notification, token: None, lease_until: None });
+                state.outbox.entry(notification.delivery_id).or_insert(Held {
+                    value: notification,
+                    token: None,
+                    lease_until: None,
+                });
             }
         }
         Ok(lost)
@@ -164,7 +172,8 @@ impl Storage for MemoryStorage {
 
     async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
         let state = self.state()?;
-        let mut matching: Vec<(usize, &LogEntry)> = state.log.iter().enumerate().filter(|(_, e)| query.accepts(e)).collect();
+        let mut matching: Vec<(usize, &LogEntry)> =
+            state.log.iter().enumerate().filter(|(_, e)| query.accepts(e)).collect();
         matching.sort_by(|(ia, a), (ib, b)| b.at.cmp(&a.at).then(ib.cmp(ia)));
         Ok(matching.into_iter().skip(query.offset).take(query.limit).map(|(_, e)| e.clone()).collect())
     }
@@ -184,7 +193,13 @@ impl Storage for MemoryStorage {
         Ok(doomed.len() as u64)
     }
 
-    async fn acquire_quota(&self, tenant: &str, day: NaiveDate, allowance: u64, wanted: u64) -> Result<u64, StorageError> {
+    async fn acquire_quota(
+        &self,
+        tenant: &str,
+        day: NaiveDate,
+        allowance: u64,
+        wanted: u64,
+    ) -> Result<u64, StorageError> {
         let mut state = self.state()?;
         let used = state.quota.entry((tenant.to_owned(), day)).or_insert(0);
         let granted = allowance.saturating_sub(*used).min(wanted);

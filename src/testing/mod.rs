@@ -135,7 +135,12 @@ impl MockHttp {
 impl HttpClient for MockHttp {
     async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, HttpError> {
         let (parts, body) = request.into_parts();
-        lock(&self.requests).push(RecordedRequest { method: parts.method, uri: parts.uri, headers: parts.headers, body });
+        lock(&self.requests).push(RecordedRequest {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        });
         let reply = lock(&self.script).pop_front().or_else(|| lock(&self.fallback).clone());
         let Some(reply) = reply else {
             return Err(HttpError::new(crate::HttpErrorKind::Other, "MockHttp has no scripted answer left"));
@@ -255,10 +260,11 @@ impl Directory for StaticDirectory {
     }
     async fn tenant(&self, tenant: &str) -> Result<TenantInfo, DirectoryError> {
         self.check()?;
-        Ok(lock(&self.tenants)
-            .get(tenant)
-            .cloned()
-            .unwrap_or(TenantInfo { licensed_users: 1, time_zone: Tz::UTC, edition: None }))
+        Ok(lock(&self.tenants).get(tenant).cloned().unwrap_or(TenantInfo {
+            licensed_users: 1,
+            time_zone: Tz::UTC,
+            edition: None,
+        }))
     }
 }
 

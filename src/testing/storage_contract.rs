@@ -146,7 +146,10 @@ pub async fn claim_takes_only_due(storage: Arc<dyn Storage>) {
     assert_eq!(claimed[0].lease_expires_at, Some(c.lease_until));
     let stored = storage.delivery("acme", now_due.id).await.unwrap().unwrap();
     assert_eq!(stored.status, DeliveryStatus::Dispatched, "a claim is stored");
-    assert!(storage.claim_due(&claim(t0() + secs(1), 10)).await.unwrap().is_empty(), "a held lease is not claimed again");
+    assert!(
+        storage.claim_due(&claim(t0() + secs(1), 10)).await.unwrap().is_empty(),
+        "a held lease is not claimed again"
+    );
     assert_eq!(storage.next_due_at().await.unwrap(), Some(c.lease_until), "the lease's end is the next due time");
 }
 
@@ -159,7 +162,11 @@ pub async fn claim_orders_and_limits(storage: Arc<dyn Storage>) {
     }
     all.sort();
     let claimed = storage.claim_due(&claim(t0() + secs(100), 2)).await.unwrap();
-    assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), vec![all[0].1, all[1].1], "earliest due first, at most limit");
+    assert_eq!(
+        claimed.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![all[0].1, all[1].1],
+        "earliest due first, at most limit"
+    );
 }
 
 pub async fn expired_leases_are_reclaimed(storage: Arc<dyn Storage>) {
@@ -187,7 +194,11 @@ pub async fn finish_applies_status_and_log(storage: Arc<dyn Storage>) {
     let mut done = completion(&d, c.token, DeliveryStatus::Success, t0() + secs(2));
     done.entries = vec![
         entry(&d, DeliveryStatus::Dispatched, t0() + secs(1), "dispatched"),
-        LogEntry { http_status: Some(200), response_snippet: Some("ok".into()), ..entry(&d, DeliveryStatus::Success, t0() + secs(2), "delivered") },
+        LogEntry {
+            http_status: Some(200),
+            response_snippet: Some("ok".into()),
+            ..entry(&d, DeliveryStatus::Success, t0() + secs(2), "delivered")
+        },
     ];
     assert!(storage.finish(vec![done]).await.unwrap().is_empty());
     let stored = storage.delivery("acme", d.id).await.unwrap().unwrap();
@@ -255,7 +266,10 @@ pub async fn notification_claims_and_updates(storage: Arc<dyn Storage>) {
     fail_with_notification(&*storage, &d).await;
     let c = claim(t0(), 10);
     assert_eq!(storage.claim_notifications(&c).await.unwrap().len(), 1);
-    assert!(storage.claim_notifications(&claim(t0(), 10)).await.unwrap().is_empty(), "a held notification is not claimed twice");
+    assert!(
+        storage.claim_notifications(&claim(t0(), 10)).await.unwrap().is_empty(),
+        "a held notification is not claimed twice"
+    );
     let stale = NotificationUpdate {
         delivery_id: d.id,
         token: ClaimToken::new(),
@@ -276,15 +290,26 @@ pub async fn notification_claims_and_updates(storage: Arc<dyn Storage>) {
         last_error: Some("mail server down".into()),
     };
     assert!(storage.update_notification(partial).await.unwrap());
-    assert!(storage.claim_notifications(&claim(t0() + secs(59), 10)).await.unwrap().is_empty(), "not before it is due again");
+    assert!(
+        storage.claim_notifications(&claim(t0() + secs(59), 10)).await.unwrap().is_empty(),
+        "not before it is due again"
+    );
     let c2 = claim(t0() + secs(60), 10);
     let again = storage.claim_notifications(&c2).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].sent_to, vec!["19x1".to_owned()], "who was emailed is remembered");
     assert_eq!((again[0].attempts, again[0].last_error.as_deref()), (1, Some("mail server down")));
-    let done = NotificationUpdate { token: c2.token, done: true, sent_to: vec!["19x1".into(), "19x2".into()], ..again_update(&again[0]) };
+    let done = NotificationUpdate {
+        token: c2.token,
+        done: true,
+        sent_to: vec!["19x1".into(), "19x2".into()],
+        ..again_update(&again[0])
+    };
     assert!(storage.update_notification(done).await.unwrap());
-    assert!(storage.claim_notifications(&claim(t0() + Duration::days(2), 10)).await.unwrap().is_empty(), "a done notification leaves the outbox");
+    assert!(
+        storage.claim_notifications(&claim(t0() + Duration::days(2), 10)).await.unwrap().is_empty(),
+        "a done notification leaves the outbox"
+    );
 }
 
 fn again_update(n: &Notification) -> NotificationUpdate {
@@ -318,10 +343,19 @@ pub async fn log_filters_and_pages(storage: Arc<dyn Storage>) {
     assert_eq!(all, (0..10).rev().map(|i| format!("e{i}")).collect::<Vec<_>>(), "newest first, one tenant only");
     let page = messages(storage.log(&LogQuery::tenant("acme").offset(2).limit(3)).await.unwrap());
     assert_eq!(page, ["e7", "e6", "e5"], "offset and limit page through");
-    assert_eq!(messages(storage.log(&LogQuery::tenant("acme").workflow("w2")).await.unwrap()), ["e9", "e7", "e5", "e3", "e1"]);
+    assert_eq!(
+        messages(storage.log(&LogQuery::tenant("acme").workflow("w2")).await.unwrap()),
+        ["e9", "e7", "e5", "e3", "e1"]
+    );
     assert_eq!(messages(storage.log(&LogQuery::tenant("acme").action("Update list")).await.unwrap()).len(), 5);
-    assert_eq!(messages(storage.log(&LogQuery::tenant("acme").record("13x42")).await.unwrap()), ["e8", "e6", "e4", "e2", "e0"]);
-    assert_eq!(messages(storage.log(&LogQuery::tenant("acme").status(DeliveryStatus::Failed)).await.unwrap()), ["e9", "e6", "e3", "e0"]);
+    assert_eq!(
+        messages(storage.log(&LogQuery::tenant("acme").record("13x42")).await.unwrap()),
+        ["e8", "e6", "e4", "e2", "e0"]
+    );
+    assert_eq!(
+        messages(storage.log(&LogQuery::tenant("acme").status(DeliveryStatus::Failed)).await.unwrap()),
+        ["e9", "e6", "e3", "e0"]
+    );
     assert_eq!(messages(storage.log(&LogQuery::tenant("acme").delivery(a.id)).await.unwrap()).len(), 5);
     let window = LogQuery::tenant("acme").between(t0() + secs(3), t0() + secs(6));
     assert_eq!(messages(storage.log(&window).await.unwrap()), ["e5", "e4", "e3"], "since inclusive, until exclusive");
@@ -347,7 +381,10 @@ pub async fn prune_keeps_what_is_not_settled(storage: Arc<dyn Storage>) {
     let removed = storage.prune(t0() + Duration::days(1)).await.unwrap();
     assert_eq!(removed, 1, "only the settled delivery without a pending notification goes");
     assert_eq!(storage.delivery("acme", old_ok.id).await.unwrap(), None);
-    assert!(storage.log(&LogQuery::tenant("acme").delivery(old_ok.id)).await.unwrap().is_empty(), "its log goes with it");
+    assert!(
+        storage.log(&LogQuery::tenant("acme").delivery(old_ok.id)).await.unwrap().is_empty(),
+        "its log goes with it"
+    );
     for kept in [&queued, &in_flight, &failed_notified] {
         assert!(storage.delivery("acme", kept.id).await.unwrap().is_some(), "unsettled or notified deliveries stay");
         assert!(!storage.log(&LogQuery::tenant("acme").delivery(kept.id)).await.unwrap().is_empty());
