@@ -29,6 +29,9 @@ pub use action::{
 pub use delivery::{
     Delivery, DeliveryId, DeliveryStatus, InvalidDeliveryId, InvalidStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX,
 };
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use adapters::reqwest::{ReqwestClient, ReqwestClientBuilder, ReqwestError};
 pub use encode::Payload;
 pub use engine::{preview, BuildError, DueSchedule, Engine, EngineBuilder, EngineError, PreviewRequest, RunReport};
 pub use error::{ConfigError, Location, ValidationError};

@@ -30,10 +30,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A scripted answer: status, headers and body.
+type Answer = (u16, Vec<(String, String)>, Bytes);
+
 /// One scripted answer of [`MockHttp`].
 #[derive(Debug, Clone)]
 pub struct MockReply {
-    result: Result<(u16, Vec<(String, String)>, Bytes), HttpError>,
+    result: Result<Answer, HttpError>,
     delay: Duration,
 }
 

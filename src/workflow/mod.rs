@@ -43,14 +43,14 @@ pub enum Trigger {
 impl Trigger {
     /// Whether a change of this kind can run a workflow with this trigger (criteria aside).
     pub fn fires_on(&self, change: Change) -> bool {
-        match (self, change) {
-            (Trigger::FirstSave, Change::Created) => true,
-            (Trigger::Once | Trigger::EverySave, Change::Created | Change::Updated) => true,
-            (Trigger::Modify, Change::Updated) => true,
-            (Trigger::Schedule(_), Change::Scheduled) => true,
-            (Trigger::Manual, Change::Manual) => true,
-            _ => false,
-        }
+        matches!(
+            (self, change),
+            (Trigger::FirstSave, Change::Created)
+                | (Trigger::Once | Trigger::EverySave, Change::Created | Change::Updated)
+                | (Trigger::Modify, Change::Updated)
+                | (Trigger::Schedule(_), Change::Scheduled)
+                | (Trigger::Manual, Change::Manual)
+        )
     }
 }
 
