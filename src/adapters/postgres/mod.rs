@@ -1,0 +1,1041 @@
+//! [`PostgresStorage`]: the [`Storage`] for several engines on several servers sharing one PostgreSQL database.
+//!
+//! ```no_run
+//! # async fn start() -> Result<(), crm_webhooks::StorageError> {
+//! use std::sync::Arc;
+//! use crm_webhooks::adapters::postgres::PostgresStorage;
+//!
+//! let storage = PostgresStorage::connect("postgres://app@db.internal/crm").await?.schema("crm_webhooks")?;
+//! storage.setup().await?; // on every server at start-up: idempotent, and safe to run concurrently
+//! let storage: Arc<dyn crm_webhooks::Storage> = Arc::new(storage);
+//! # let _ = storage;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Set-up
+//! Construction ([`connect`](PostgresStorage::connect), [`from_pool`](PostgresStorage::from_pool),
+//! [`schema`](PostgresStorage::schema)) never changes the database. [`setup`](PostgresStorage::setup) applies the
+//! embedded, versioned migrations inside the storage's own schema (default `crm_webhooks`), recording them in
+//! `schema_migrations`. It holds a transaction-scoped advisory lock while it migrates, so servers starting together
+//! take turns, and it refuses a schema newer than this library ([`StorageErrorKind::Schema`]). Calling any other
+//! method before `setup` fails with [`StorageErrorKind::Schema`].
+//!
+//! # How it keeps several servers honest
+//! - A claim is one statement: a CTE picks due rows in due order `FOR UPDATE SKIP LOCKED` and an `UPDATE` marks
+//!   them dispatched with the claim's token and lease. Concurrent claims skip each other's rows instead of waiting.
+//! - Only the holder of a delivery's current claim token may finish it; a batch of completions is one transaction.
+//! - Quota counters are one upsert per call: the `(tenant, day)` row lock serializes concurrent callers, so the
+//!   allowance is never passed.
+//! - `once` triggers and schedule compare-and-set rely on primary keys and conditional writes, never on reads
+//!   followed by writes.
+//!
+//! # Differences from [`MemoryStorage`](crate::testing::MemoryStorage)
+//! - Times are stored to the microsecond (PostgreSQL's `timestamptz`); nanoseconds are truncated.
+//! - PostgreSQL text cannot hold the character U+0000. In the free-form log fields (`message`, `error`,
+//!   `response_snippet`) and a notification's `last_error`, which may quote a receiver or a mail server, it is
+//!   replaced by U+FFFD rather than failing the write (a failing `finish` would send the delivery again).
+//!   Elsewhere (tenant, ids, URLs) a U+0000 makes the write fail with [`StorageErrorKind::Other`].
+//! - `u64` quota figures above `i64::MAX` count as `i64::MAX`.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Connection, Postgres, Row, SqlSafeStr, SqlStr};
+
+use crate::action::{ContentType, Method};
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
+use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
+
+/// The schema used unless [`PostgresStorage::schema`] names another.
+pub const DEFAULT_SCHEMA: &str = "crm_webhooks";
+
+/// One embedded migration. `__SCHEMA__` in its SQL stands for the quoted schema name.
+struct Migration {
+    version: i32,
+    description: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration, in order. Append only: a released migration never changes.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "queue, log, quota counters, trigger state and notification outbox",
+    sql: include_str!("migrations/0001_initial.sql"),
+}];
+
+/// [`Storage`] on PostgreSQL, for many workers on many servers: claims take rows `FOR UPDATE SKIP LOCKED` and hold
+/// them with a lease; see the [module documentation](self) for the details and for set-up.
+///
+/// Cloning is cheap and shares the pool.
+#[derive(Debug, Clone)]
+pub struct PostgresStorage {
+    pool: PgPool,
+    schema: String,
+    sql: Arc<Statements>,
+}
+
+impl PostgresStorage {
+    /// The schema version this library writes; [`setup`](Self::setup) brings the schema to it.
+    pub const SCHEMA_VERSION: i32 = 1;
+
+    /// Opens a pool of connections to `url` (`postgres://user:password@host:port/database`) and checks that one
+    /// connection can be made. Uses the [default schema](DEFAULT_SCHEMA); does not run [`setup`](Self::setup).
+    ///
+    /// To choose pool sizes and timeouts yourself, build a [`PgPool`] and use [`from_pool`](Self::from_pool).
+    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        let options: PgConnectOptions = url.parse().map_err(|e| db_error("reading the database URL", e))?;
+        // One direct connection first: a pool retries until its timeout and then reports only that it timed
+        // out, while this reports why (refused, unknown host, bad password) at once.
+        let probe = PgConnection::connect_with(&options).await.map_err(|e| db_error("connecting to PostgreSQL", e))?;
+        // The probe only proved the database reachable; failing to say goodbye to it changes nothing.
+        let _ = probe.close().await;
+        let pool = PgPoolOptions::new().acquire_timeout(Duration::from_secs(10)).connect_lazy_with(options);
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Uses the host's own pool. Uses the [default schema](DEFAULT_SCHEMA); does not touch the database.
+    pub fn from_pool(pool: PgPool) -> Self {
+        let schema = DEFAULT_SCHEMA.to_owned();
+        let sql = Arc::new(Statements::new(&quote_identifier(&schema)));
+        PostgresStorage { pool, schema, sql }
+    }
+
+    /// Keeps everything in the schema `name` instead: ASCII letters, digits and `_`, not starting with a digit
+    /// or `pg_`, at most 63 bytes (PostgreSQL would silently shorten a longer name). The name is used as written,
+    /// case included. Fails with [`StorageErrorKind::Schema`] for any other name.
+    pub fn schema(mut self, name: &str) -> Result<Self, StorageError> {
+        validate_schema_name(name)?;
+        self.sql = Arc::new(Statements::new(&quote_identifier(name)));
+        self.schema = name.to_owned();
+        Ok(self)
+    }
+
+    /// The schema everything lives in.
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
+    /// The pool this storage uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the schema if needed and applies the migrations it lacks, in one transaction under an advisory lock
+    /// (so concurrent calls from several servers take turns and the later ones find nothing to do). Safe to call
+    /// at every start.
+    ///
+    /// Fails with [`StorageErrorKind::Schema`] when the schema was migrated by a newer version of this library:
+    /// upgrade this server rather than run old code on a new schema.
+    pub async fn setup(&self) -> Result<(), StorageError> {
+        let quoted = quote_identifier(&self.schema);
+        let mut tx = self.pool.begin().await.map_err(|e| db_error("starting the migration", e))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(migration_lock_key(&self.schema))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("taking the migration lock", e))?;
+
+        // Checking before creating lets a host pre-create the schema for a role without CREATE on the database.
+        let schema_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(&self.schema)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db_error("looking for the schema", e))?;
+        if !schema_exists {
+            sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {quoted}")))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error("creating the schema", e))?;
+        }
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
+                version     integer     NOT NULL PRIMARY KEY,
+                description text        NOT NULL,
+                applied_at  timestamptz NOT NULL DEFAULT now()
+            )"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_error("creating schema_migrations", e))?;
+
+        let current: Option<i32> =
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT max(version) FROM {quoted}.schema_migrations")))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| db_error("reading the schema version", e))?;
+        let current = current.unwrap_or(0);
+        if current > Self::SCHEMA_VERSION {
+            return Err(StorageError::new(
+                StorageErrorKind::Schema,
+                format!(
+                    "schema \"{}\" is at version {current}, newer than this crm-webhooks supports ({}): upgrade \
+                     crm-webhooks on this server",
+                    self.schema,
+                    Self::SCHEMA_VERSION
+                ),
+            ));
+        }
+        for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+            let doing = format!("applying migration {} ({})", migration.version, migration.description);
+            sqlx::raw_sql(AssertSqlSafe(migration.sql.replace("__SCHEMA__", &quoted)))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(&doing, e))?;
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {quoted}.schema_migrations (version, description) VALUES ($1, $2)"
+            )))
+            .bind(migration.version)
+            .bind(migration.description)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error(&doing, e))?;
+        }
+        tx.commit().await.map_err(|e| db_error("committing the migration", e))
+    }
+
+    fn query(&self, sql: &SqlStr) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(sql.clone())
+    }
+
+    /// Appends log entries in the order given, in one statement.
+    async fn insert_entries<'a>(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        entries: impl ExactSizeIterator<Item = &'a LogEntry>,
+    ) -> Result<(), StorageError> {
+        if entries.len() == 0 {
+            return Ok(());
+        }
+        let mut columns = EntryColumns::with_capacity(entries.len());
+        for entry in entries {
+            columns.push(entry);
+        }
+        self.query(&self.sql.insert_entries)
+            .bind(columns.delivery_id)
+            .bind(columns.tenant)
+            .bind(columns.workflow)
+            .bind(columns.action)
+            .bind(columns.record_id)
+            .bind(columns.status)
+            .bind(columns.attempt)
+            .bind(columns.at)
+            .bind(columns.http_status)
+            .bind(columns.response_snippet)
+            .bind(columns.error)
+            .bind(columns.next_attempt_at)
+            .bind(columns.message)
+            .execute(conn)
+            .await
+            .map_err(|e| db_error("writing log entries", e))?;
+        Ok(())
+    }
+}
+
+/// The log entries of one write, column by column, for one `INSERT ... SELECT FROM UNNEST`.
+struct EntryColumns<'a> {
+    delivery_id: Vec<&'a [u8]>,
+    tenant: Vec<&'a str>,
+    workflow: Vec<&'a str>,
+    action: Vec<&'a str>,
+    record_id: Vec<&'a str>,
+    status: Vec<&'static str>,
+    attempt: Vec<i64>,
+    at: Vec<DateTime<Utc>>,
+    http_status: Vec<Option<i32>>,
+    response_snippet: Vec<Option<Cow<'a, str>>>,
+    error: Vec<Option<Cow<'a, str>>>,
+    next_attempt_at: Vec<Option<DateTime<Utc>>>,
+    message: Vec<Cow<'a, str>>,
+}
+
+impl<'a> EntryColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        EntryColumns {
+            delivery_id: Vec::with_capacity(n),
+            tenant: Vec::with_capacity(n),
+            workflow: Vec::with_capacity(n),
+            action: Vec::with_capacity(n),
+            record_id: Vec::with_capacity(n),
+            status: Vec::with_capacity(n),
+            attempt: Vec::with_capacity(n),
+            at: Vec::with_capacity(n),
+            http_status: Vec::with_capacity(n),
+            response_snippet: Vec::with_capacity(n),
+            error: Vec::with_capacity(n),
+            next_attempt_at: Vec::with_capacity(n),
+            message: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, entry: &'a LogEntry) {
+        self.delivery_id.push(entry.delivery_id.as_bytes());
+        self.tenant.push(&entry.tenant);
+        self.workflow.push(&entry.workflow);
+        self.action.push(&entry.action);
+        self.record_id.push(&entry.record_id);
+        self.status.push(status_text(entry.status));
+        self.attempt.push(i64::from(entry.attempt));
+        self.at.push(entry.at);
+        self.http_status.push(entry.http_status.map(i32::from));
+        self.response_snippet.push(entry.response_snippet.as_deref().map(without_nul));
+        self.error.push(entry.error.as_deref().map(without_nul));
+        self.next_attempt_at.push(entry.next_attempt_at);
+        self.message.push(without_nul(&entry.message));
+    }
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        if deliveries.is_empty() && entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| db_error("starting an enqueue", e))?;
+        if !deliveries.is_empty() {
+            let n = deliveries.len();
+            let mut id = Vec::with_capacity(n);
+            let mut tenant = Vec::with_capacity(n);
+            let mut workflow = Vec::with_capacity(n);
+            let mut action = Vec::with_capacity(n);
+            let mut module = Vec::with_capacity(n);
+            let mut record_id = Vec::with_capacity(n);
+            let mut owner = Vec::with_capacity(n);
+            let mut method = Vec::with_capacity(n);
+            let mut url = Vec::with_capacity(n);
+            let mut content_type = Vec::with_capacity(n);
+            let mut body = Vec::with_capacity(n);
+            let mut status = Vec::with_capacity(n);
+            let mut attempts = Vec::with_capacity(n);
+            let mut next_attempt_at = Vec::with_capacity(n);
+            let mut lease_expires_at = Vec::with_capacity(n);
+            let mut created_at = Vec::with_capacity(n);
+            let mut updated_at = Vec::with_capacity(n);
+            let mut redelivery_of = Vec::with_capacity(n);
+            for d in &deliveries {
+                id.push(d.id.as_bytes().as_slice());
+                tenant.push(d.tenant.as_str());
+                workflow.push(d.workflow.as_str());
+                action.push(d.action.as_str());
+                module.push(d.module.as_str());
+                record_id.push(d.record_id.as_str());
+                owner.push(d.owner.as_str());
+                method.push(d.method.as_str());
+                url.push(d.url.as_str());
+                content_type.push(d.content_type.as_str());
+                body.push(d.body.as_ref());
+                status.push(status_text(d.status));
+                attempts.push(i64::from(d.attempts));
+                next_attempt_at.push(d.next_attempt_at);
+                lease_expires_at.push(d.lease_expires_at);
+                created_at.push(d.created_at);
+                updated_at.push(d.updated_at);
+                redelivery_of.push(d.redelivery_of.as_ref().map(|r| r.as_bytes().as_slice()));
+            }
+            self.query(&self.sql.insert_deliveries)
+                .bind(id)
+                .bind(tenant)
+                .bind(workflow)
+                .bind(action)
+                .bind(module)
+                .bind(record_id)
+                .bind(owner)
+                .bind(method)
+                .bind(url)
+                .bind(content_type)
+                .bind(body)
+                .bind(status)
+                .bind(attempts)
+                .bind(next_attempt_at)
+                .bind(lease_expires_at)
+                .bind(created_at)
+                .bind(updated_at)
+                .bind(redelivery_of)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error("storing deliveries", e))?;
+        }
+        self.insert_entries(&mut tx, entries.iter()).await?;
+        tx.commit().await.map_err(|e| db_error("committing an enqueue", e))
+    }
+
+    async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
+        if claim.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .query(&self.sql.claim_deliveries)
+            .bind(claim.now)
+            .bind(to_i64(claim.limit))
+            .bind(claim.token.as_bytes().as_slice())
+            .bind(claim.lease_until)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("claiming due deliveries", e))?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A second completion of one delivery in the same batch finds it no longer held, as it would one call
+        // later: only the first is sent to the database.
+        let mut seen = HashSet::with_capacity(completions.len());
+        let first: Vec<&Completion> = completions.iter().filter(|c| seen.insert(c.id)).collect();
+        let n = first.len();
+        let mut id = Vec::with_capacity(n);
+        let mut token = Vec::with_capacity(n);
+        let mut status = Vec::with_capacity(n);
+        let mut attempts = Vec::with_capacity(n);
+        let mut next_attempt_at = Vec::with_capacity(n);
+        let mut at = Vec::with_capacity(n);
+        for c in &first {
+            id.push(c.id.as_bytes().as_slice());
+            token.push(c.token.as_bytes().as_slice());
+            status.push(status_text(c.status));
+            attempts.push(i64::from(c.attempts));
+            next_attempt_at.push(c.next_attempt_at);
+            at.push(c.at);
+        }
+
+        let mut tx = self.pool.begin().await.map_err(|e| db_error("starting a finish", e))?;
+        let applied_rows = self
+            .query(&self.sql.finish_deliveries)
+            .bind(id)
+            .bind(token)
+            .bind(status)
+            .bind(attempts)
+            .bind(next_attempt_at)
+            .bind(at)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_error("finishing deliveries", e))?;
+        let mut applied = HashSet::with_capacity(applied_rows.len());
+        for row in &applied_rows {
+            applied.insert(id_from_row(row, "id")?);
+        }
+
+        let entries: Vec<&LogEntry> =
+            first.iter().filter(|c| applied.contains(&c.id)).flat_map(|c| c.entries.iter()).collect();
+        self.insert_entries(&mut tx, entries.into_iter()).await?;
+
+        // Failure notifications are rare (one per failed delivery), so one statement each is fine.
+        for notification in first.iter().filter(|c| applied.contains(&c.id)).filter_map(|c| c.notification.as_ref()) {
+            self.query(&self.sql.insert_notification)
+                .bind(notification.delivery_id.as_bytes().as_slice())
+                .bind(&notification.tenant)
+                .bind(&notification.owner)
+                .bind(notification.created_at)
+                .bind(notification.next_attempt_at)
+                .bind(i64::from(notification.attempts))
+                .bind(&notification.sent_to)
+                .bind(notification.last_error.as_deref().map(without_nul))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error("queueing a failure notification", e))?;
+        }
+        tx.commit().await.map_err(|e| db_error("committing a finish", e))?;
+
+        // Lost, in the order given: every completion not applied, and every repeat of one that was.
+        let mut first_seen = HashSet::with_capacity(completions.len());
+        Ok(completions.iter().filter(|c| !(first_seen.insert(c.id) && applied.contains(&c.id))).map(|c| c.id).collect())
+    }
+
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+        sqlx::query_scalar::<_, Option<DateTime<Utc>>>(self.sql.next_due_at.clone())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("finding the next due time", e))
+    }
+
+    async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
+        let row = self
+            .query(&self.sql.delivery)
+            .bind(id.as_bytes().as_slice())
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading a delivery", e))?;
+        row.as_ref().map(delivery_from_row).transpose()
+    }
+
+    async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
+        // Only fixed fragments go into the text; every value is a bind parameter.
+        let mut sql = String::with_capacity(self.sql.log_prefix.len() + 160);
+        sql.push_str(&self.sql.log_prefix);
+        let mut n = 1; // $1 is the tenant
+        let mut filter = |sql: &mut String, column: &str, op: &str, present: bool| {
+            if present {
+                n += 1;
+                let _ = write!(sql, " AND {column} {op} ${n}");
+            }
+        };
+        filter(&mut sql, "workflow", "=", query.workflow.is_some());
+        filter(&mut sql, "action", "=", query.action.is_some());
+        filter(&mut sql, "status", "=", query.status.is_some());
+        filter(&mut sql, "record_id", "=", query.record_id.is_some());
+        filter(&mut sql, "delivery_id", "=", query.delivery_id.is_some());
+        filter(&mut sql, "at", ">=", query.since.is_some());
+        filter(&mut sql, "at", "<", query.until.is_some());
+        let _ = write!(sql, " ORDER BY at DESC, seq DESC LIMIT ${} OFFSET ${}", n + 1, n + 2);
+
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&query.tenant);
+        if let Some(workflow) = &query.workflow {
+            q = q.bind(workflow);
+        }
+        if let Some(action) = &query.action {
+            q = q.bind(action);
+        }
+        if let Some(status) = query.status {
+            q = q.bind(status_text(status));
+        }
+        if let Some(record_id) = &query.record_id {
+            q = q.bind(record_id);
+        }
+        if let Some(delivery_id) = &query.delivery_id {
+            q = q.bind(delivery_id.as_bytes().as_slice());
+        }
+        if let Some(since) = query.since {
+            q = q.bind(since);
+        }
+        if let Some(until) = query.until {
+            q = q.bind(until);
+        }
+        let rows = q
+            .bind(to_i64(query.limit))
+            .bind(to_i64(query.offset))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("reading the delivery log", e))?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let removed: i64 = sqlx::query_scalar(self.sql.prune.clone())
+            .bind(before)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("pruning settled deliveries", e))?;
+        Ok(u64::try_from(removed).unwrap_or(0))
+    }
+
+    async fn acquire_quota(
+        &self,
+        tenant: &str,
+        day: NaiveDate,
+        allowance: u64,
+        wanted: u64,
+    ) -> Result<u64, StorageError> {
+        let granted: i64 = sqlx::query_scalar(self.sql.acquire_quota.clone())
+            .bind(tenant)
+            .bind(day)
+            .bind(to_i64(allowance))
+            .bind(to_i64(wanted))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("counting quota", e))?;
+        u64::try_from(granted)
+            .map_err(|_| corrupt(format!("the quota upsert granted a negative count ({granted}) to tenant {tenant}")))
+    }
+
+    async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
+        let used: Option<i64> = sqlx::query_scalar(self.sql.quota_used.clone())
+            .bind(tenant)
+            .bind(day)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading quota", e))?;
+        let used = used.unwrap_or(0);
+        u64::try_from(used)
+            .map_err(|_| corrupt(format!("tenant {tenant} has a negative quota count ({used}) for {day}")))
+    }
+
+    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
+        let result = self
+            .query(&self.sql.mark_fired)
+            .bind(tenant)
+            .bind(workflow)
+            .bind(record_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("marking a once-trigger as fired", e))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let next: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(self.sql.next_run.clone())
+            .bind(tenant)
+            .bind(workflow)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading a schedule", e))?;
+        Ok(next.flatten())
+    }
+
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        expected: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError> {
+        let result = match expected {
+            // No row and a NULL row both mean "none stored"; the upsert covers both without a read.
+            None => self.query(&self.sql.set_next_run_from_none).bind(tenant).bind(workflow).bind(next),
+            Some(expected) => {
+                self.query(&self.sql.set_next_run_from_some).bind(tenant).bind(workflow).bind(expected).bind(next)
+            }
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("advancing a schedule", e))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
+        if claim.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .query(&self.sql.claim_notifications)
+            .bind(claim.now)
+            .bind(to_i64(claim.limit))
+            .bind(claim.token.as_bytes().as_slice())
+            .bind(claim.lease_until)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("claiming due notifications", e))?;
+        rows.iter().map(notification_from_row).collect()
+    }
+
+    async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError> {
+        let id = update.delivery_id.as_bytes().as_slice();
+        let token = update.token.as_bytes().as_slice();
+        let query = if update.done {
+            self.query(&self.sql.delete_notification).bind(id).bind(token)
+        } else {
+            self.query(&self.sql.update_notification)
+                .bind(id)
+                .bind(token)
+                .bind(&update.sent_to)
+                .bind(i64::from(update.attempts))
+                .bind(update.next_attempt_at)
+                .bind(update.last_error.as_deref().map(without_nul))
+        };
+        let result = query.execute(&self.pool).await.map_err(|e| db_error("updating a notification", e))?;
+        Ok(result.rows_affected() == 1)
+    }
+}
+
+// --- SQL --------------------------------------------------------------------------------------------------------
+
+const DELIVERY_COLUMNS: &str = "id, tenant, workflow, action, module, record_id, owner, method, url, content_type, \
+                                body, status, attempts, next_attempt_at, lease_expires_at, created_at, updated_at, \
+                                redelivery_of";
+
+const ENTRY_COLUMNS: &str = "delivery_id, tenant, workflow, action, record_id, status, attempt, at, http_status, \
+                             response_snippet, error, next_attempt_at, message";
+
+/// Every statement, written once per schema (the schema name cannot be a bind parameter). Prepared statements
+/// are cached per connection by their text.
+#[derive(Debug)]
+struct Statements {
+    insert_deliveries: SqlStr,
+    insert_entries: SqlStr,
+    claim_deliveries: SqlStr,
+    finish_deliveries: SqlStr,
+    insert_notification: SqlStr,
+    next_due_at: SqlStr,
+    delivery: SqlStr,
+    log_prefix: String,
+    prune: SqlStr,
+    acquire_quota: SqlStr,
+    quota_used: SqlStr,
+    mark_fired: SqlStr,
+    next_run: SqlStr,
+    set_next_run_from_none: SqlStr,
+    set_next_run_from_some: SqlStr,
+    claim_notifications: SqlStr,
+    delete_notification: SqlStr,
+    update_notification: SqlStr,
+}
+
+/// A statement built from fixed text and the validated, quoted schema name only.
+fn sql(text: String) -> SqlStr {
+    AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
+}
+
+impl Statements {
+    fn new(s: &str) -> Self {
+        Statements {
+            insert_deliveries: sql(format!(
+                "INSERT INTO {s}.deliveries ({DELIVERY_COLUMNS})
+                 SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::text[], $13::int8[],
+                     $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bytea[])"
+            )),
+            // ORDER BY ord: `seq` follows the order the entries were given in.
+            insert_entries: sql(format!(
+                "INSERT INTO {s}.log_entries ({ENTRY_COLUMNS})
+                 SELECT {ENTRY_COLUMNS}
+                 FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
+                     $8::timestamptz[], $9::int4[], $10::text[], $11::text[], $12::timestamptz[], $13::text[])
+                     WITH ORDINALITY AS e({ENTRY_COLUMNS}, ord)
+                 ORDER BY ord"
+            )),
+            // `due_at` is `next_attempt_at` for queued rows and `lease_expires_at` for dispatched ones, so this is
+            // `status='queued' AND next_attempt_at <= $1 OR status='dispatched' AND lease_expires_at <= $1`, in a
+            // form the partial index `deliveries_due` answers in order. RETURNING has no order of its own: the
+            // outer SELECT restores the due order.
+            claim_deliveries: sql(format!(
+                "WITH due AS (
+                     SELECT id, due_at FROM {s}.deliveries
+                     WHERE status IN ('queued', 'dispatched') AND due_at <= $1
+                     ORDER BY due_at, created_at, id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 ), claimed AS (
+                     UPDATE {s}.deliveries d
+                     SET status = 'dispatched', claim_token = $3, lease_expires_at = $4, updated_at = $1
+                     FROM due
+                     WHERE d.id = due.id
+                     RETURNING d.*, due.due_at AS was_due
+                 )
+                 SELECT {DELIVERY_COLUMNS} FROM claimed ORDER BY was_due, created_at, id"
+            )),
+            finish_deliveries: sql(format!(
+                "UPDATE {s}.deliveries d
+                 SET status = c.status, attempts = c.attempts, next_attempt_at = c.next_attempt_at,
+                     lease_expires_at = NULL, claim_token = NULL, updated_at = c.at
+                 FROM UNNEST($1::bytea[], $2::bytea[], $3::text[], $4::int8[], $5::timestamptz[], $6::timestamptz[])
+                     AS c(id, token, status, attempts, next_attempt_at, at)
+                 WHERE d.id = c.id AND d.status = 'dispatched' AND d.claim_token = c.token
+                 RETURNING d.id"
+            )),
+            insert_notification: sql(format!(
+                "INSERT INTO {s}.notifications
+                     (delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (delivery_id) DO NOTHING"
+            )),
+            next_due_at: sql(format!(
+                "SELECT min(due_at) FROM {s}.deliveries WHERE status IN ('queued', 'dispatched')"
+            )),
+            delivery: sql(format!("SELECT {DELIVERY_COLUMNS} FROM {s}.deliveries WHERE id = $1 AND tenant = $2")),
+            log_prefix: format!("SELECT {ENTRY_COLUMNS} FROM {s}.log_entries WHERE tenant = $1"),
+            // Data-modifying CTEs all run, in one statement: the log goes with its deliveries.
+            prune: sql(format!(
+                "WITH doomed AS (
+                     DELETE FROM {s}.deliveries d
+                     WHERE d.status IN ('success', 'failed') AND d.updated_at < $1
+                       AND NOT EXISTS (SELECT 1 FROM {s}.notifications n WHERE n.delivery_id = d.id)
+                     RETURNING d.id
+                 ), entries AS (
+                     DELETE FROM {s}.log_entries l USING doomed WHERE l.delivery_id = doomed.id
+                 )
+                 SELECT count(*) FROM doomed"
+            )),
+            // The conflict path holds the (tenant, day) row lock while it computes from the current `used`, so
+            // concurrent callers queue up and each sees the previous one's count.
+            acquire_quota: sql(format!(
+                "INSERT INTO {s}.quota_usage AS q (tenant, day, used, last_granted)
+                 VALUES ($1, $2, LEAST($3::int8, $4::int8), LEAST($3::int8, $4::int8))
+                 ON CONFLICT (tenant, day) DO UPDATE
+                 SET used = q.used + LEAST(GREATEST($3::int8 - q.used, 0), $4::int8),
+                     last_granted = LEAST(GREATEST($3::int8 - q.used, 0), $4::int8)
+                 RETURNING last_granted"
+            )),
+            quota_used: sql(format!("SELECT used FROM {s}.quota_usage WHERE tenant = $1 AND day = $2")),
+            mark_fired: sql(format!(
+                "INSERT INTO {s}.fired_once (tenant, workflow, record_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+            )),
+            next_run: sql(format!("SELECT next_run FROM {s}.schedules WHERE tenant = $1 AND workflow = $2")),
+            // Of two callers inserting at once, the second waits on the first's row and then finds it set.
+            set_next_run_from_none: sql(format!(
+                "INSERT INTO {s}.schedules AS sch (tenant, workflow, next_run) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, workflow) DO UPDATE SET next_run = EXCLUDED.next_run
+                 WHERE sch.next_run IS NULL"
+            )),
+            set_next_run_from_some: sql(format!(
+                "UPDATE {s}.schedules SET next_run = $4
+                 WHERE tenant = $1 AND workflow = $2 AND next_run IS NOT DISTINCT FROM $3"
+            )),
+            claim_notifications: sql(format!(
+                "WITH due AS (
+                     SELECT delivery_id, due_at FROM {s}.notifications
+                     WHERE due_at <= $1
+                     ORDER BY due_at, delivery_id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 ), claimed AS (
+                     UPDATE {s}.notifications n
+                     SET claim_token = $3, lease_expires_at = $4
+                     FROM due
+                     WHERE n.delivery_id = due.delivery_id
+                     RETURNING n.*, due.due_at AS was_due
+                 )
+                 SELECT delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to, last_error
+                 FROM claimed ORDER BY was_due, delivery_id"
+            )),
+            delete_notification: sql(format!(
+                "DELETE FROM {s}.notifications WHERE delivery_id = $1 AND claim_token = $2"
+            )),
+            update_notification: sql(format!(
+                "UPDATE {s}.notifications
+                 SET claim_token = NULL, lease_expires_at = NULL, sent_to = $3, attempts = $4, next_attempt_at = $5,
+                     last_error = $6
+                 WHERE delivery_id = $1 AND claim_token = $2"
+            )),
+        }
+    }
+}
+
+// --- rows -------------------------------------------------------------------------------------------------------
+
+fn status_text(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Queued => "queued",
+        DeliveryStatus::Dispatched => "dispatched",
+        DeliveryStatus::Success => "success",
+        DeliveryStatus::Failed => "failed",
+    }
+}
+
+fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, StorageError>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    row.try_get(name).map_err(|e| db_error(&format!("reading column {name}"), e))
+}
+
+fn id_from_row(row: &PgRow, name: &str) -> Result<DeliveryId, StorageError> {
+    column::<[u8; 16]>(row, name).map(DeliveryId::from_bytes)
+}
+
+fn count_from_row(row: &PgRow, name: &str) -> Result<u32, StorageError> {
+    let value: i64 = column(row, name)?;
+    u32::try_from(value).map_err(|_| corrupt(format!("column {name} holds {value}, which is not a count")))
+}
+
+fn status_from_row(row: &PgRow, name: &str) -> Result<DeliveryStatus, StorageError> {
+    let text: String = column(row, name)?;
+    text.parse().map_err(|e| corrupt(format!("column {name}: {e}")))
+}
+
+fn delivery_from_row(row: &PgRow) -> Result<Delivery, StorageError> {
+    let method: String = column(row, "method")?;
+    let method = match method.as_str() {
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        other => return Err(corrupt(format!("column method holds \"{other}\", not POST or PUT"))),
+    };
+    let content_type: String = column(row, "content_type")?;
+    let content_type = match content_type.as_str() {
+        "XML" => ContentType::Xml,
+        "JSON" => ContentType::Json,
+        "JSONARRAY" => ContentType::JsonArray,
+        "FORM" => ContentType::Form,
+        other => {
+            return Err(corrupt(format!("column content_type holds \"{other}\", not XML, JSON, JSONARRAY or FORM")))
+        }
+    };
+    let redelivery_of: Option<[u8; 16]> = column(row, "redelivery_of")?;
+    Ok(Delivery {
+        id: id_from_row(row, "id")?,
+        tenant: column(row, "tenant")?,
+        workflow: column(row, "workflow")?,
+        action: column(row, "action")?,
+        module: column(row, "module")?,
+        record_id: column(row, "record_id")?,
+        owner: column(row, "owner")?,
+        method,
+        url: column(row, "url")?,
+        content_type,
+        body: Bytes::from(column::<Vec<u8>>(row, "body")?),
+        status: status_from_row(row, "status")?,
+        attempts: count_from_row(row, "attempts")?,
+        next_attempt_at: column(row, "next_attempt_at")?,
+        lease_expires_at: column(row, "lease_expires_at")?,
+        created_at: column(row, "created_at")?,
+        updated_at: column(row, "updated_at")?,
+        redelivery_of: redelivery_of.map(DeliveryId::from_bytes),
+    })
+}
+
+fn entry_from_row(row: &PgRow) -> Result<LogEntry, StorageError> {
+    let http_status: Option<i32> = column(row, "http_status")?;
+    let http_status = http_status
+        .map(|s| u16::try_from(s).map_err(|_| corrupt(format!("column http_status holds {s}, not an HTTP status"))))
+        .transpose()?;
+    Ok(LogEntry {
+        delivery_id: id_from_row(row, "delivery_id")?,
+        tenant: column(row, "tenant")?,
+        workflow: column(row, "workflow")?,
+        action: column(row, "action")?,
+        record_id: column(row, "record_id")?,
+        status: status_from_row(row, "status")?,
+        attempt: count_from_row(row, "attempt")?,
+        at: column(row, "at")?,
+        http_status,
+        response_snippet: column(row, "response_snippet")?,
+        error: column(row, "error")?,
+        next_attempt_at: column(row, "next_attempt_at")?,
+        message: column(row, "message")?,
+    })
+}
+
+fn notification_from_row(row: &PgRow) -> Result<Notification, StorageError> {
+    Ok(Notification {
+        delivery_id: id_from_row(row, "delivery_id")?,
+        tenant: column(row, "tenant")?,
+        owner: column(row, "owner")?,
+        created_at: column(row, "created_at")?,
+        next_attempt_at: column(row, "next_attempt_at")?,
+        attempts: count_from_row(row, "attempts")?,
+        sent_to: column(row, "sent_to")?,
+        last_error: column(row, "last_error")?,
+    })
+}
+
+// --- helpers ----------------------------------------------------------------------------------------------------
+
+/// PostgreSQL text cannot hold U+0000; free-form text quoting the outside world keeps the rest of its content.
+fn without_nul(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+fn to_i64<T: TryInto<i64>>(value: T) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+fn validate_schema_name(name: &str) -> Result<(), StorageError> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.bytes().next().is_some_and(|first| !first.is_ascii_digit())
+        && !name.to_ascii_lowercase().starts_with("pg_");
+    if valid {
+        Ok(())
+    } else {
+        Err(StorageError::new(
+            StorageErrorKind::Schema,
+            format!(
+                "\"{}\" is not a usable schema name: use 1 to 63 ASCII letters, digits and underscores, not starting \
+                 with a digit or pg_",
+                name.chars().take(80).collect::<String>()
+            ),
+        ))
+    }
+}
+
+/// Quotes an identifier; validated names contain no quote, but quoting keeps case and reserved words safe.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A stable advisory-lock key per schema (FNV-1a, so it never changes between Rust versions).
+fn migration_lock_key(schema: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in b"crm-webhooks migrations ".iter().chain(schema.as_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+fn corrupt(message: String) -> StorageError {
+    StorageError::new(StorageErrorKind::Corrupt, format!("postgres: stored data is not valid: {message}"))
+}
+
+/// Sorts a driver error into the kinds callers branch on, with what to do about it.
+fn db_error(doing: &str, error: sqlx::Error) -> StorageError {
+    use sqlx::Error as E;
+    let kind = match &error {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => StorageErrorKind::Unavailable,
+        E::Database(db) => match db.code().as_deref() {
+            // connection exceptions, insufficient resources (too many connections), shutdowns, cancelled for a
+            // timeout, lock timeouts, serialization failures and deadlocks, a read-only standby after failover
+            Some(code)
+                if code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || matches!(code, "57014" | "55P03" | "40001" | "40P01" | "25006") =>
+            {
+                StorageErrorKind::Unavailable
+            }
+            // the schema, a table, a column or a function is missing
+            Some("3F000" | "42P01" | "42703" | "42883") => StorageErrorKind::Schema,
+            _ => StorageErrorKind::Other,
+        },
+        E::ColumnDecode { .. }
+        | E::Decode(_)
+        | E::ColumnNotFound(_)
+        | E::ColumnIndexOutOfBounds { .. }
+        | E::TypeNotFound { .. }
+        | E::RowNotFound => StorageErrorKind::Corrupt,
+        _ => StorageErrorKind::Other,
+    };
+    let advice = match kind {
+        StorageErrorKind::Unavailable => " (the database is unreachable or busy: try again later)",
+        StorageErrorKind::Schema => " (the tables are missing or of another version: run PostgresStorage::setup)",
+        StorageErrorKind::Corrupt => " (a stored row does not read back as valid)",
+        _ => "",
+    };
+    StorageError::new(kind, format!("postgres: {doing}: {error}{advice}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_checked() {
+        for good in ["crm_webhooks", "_x", "Tenant_7", &"a".repeat(63)] {
+            assert!(validate_schema_name(good).is_ok(), "{good} should be accepted");
+        }
+        for bad in ["", "1abc", "a-b", "a b", "x\"; DROP TABLE y; --", "pg_temp", "PG_x", "ä", &"a".repeat(64)] {
+            let error = validate_schema_name(bad).expect_err(bad);
+            assert_eq!(error.kind(), StorageErrorKind::Schema);
+        }
+        assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn lock_keys_differ_per_schema_and_stay_put() {
+        assert_ne!(migration_lock_key("a"), migration_lock_key("b"));
+        assert_eq!(migration_lock_key("crm_webhooks"), migration_lock_key("crm_webhooks"));
+    }
+
+    #[test]
+    fn nul_is_replaced_only_when_present() {
+        assert!(matches!(without_nul("ok"), Cow::Borrowed("ok")));
+        assert_eq!(without_nul("a\0b"), "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn errors_are_sorted_by_kind() {
+        assert_eq!(db_error("x", sqlx::Error::PoolTimedOut).kind(), StorageErrorKind::Unavailable);
+        assert_eq!(db_error("x", sqlx::Error::RowNotFound).kind(), StorageErrorKind::Corrupt);
+        assert_eq!(db_error("x", sqlx::Error::Protocol("?".into())).kind(), StorageErrorKind::Other);
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order_up_to_the_schema_version() {
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, i as i32 + 1);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(PostgresStorage::SCHEMA_VERSION));
+    }
+}

@@ -1,0 +1,371 @@
+//! The storage contract, and what several servers sharing one database need, run on `PostgresStorage`.
+//!
+//! Needs `DATABASE_URL` (for example `postgres://postgres@127.0.0.1:5432/test`). Without it the tests print why
+//! and pass, unless `CI=true`: then a missing or unreachable database fails them. Each test works in a fresh
+//! schema of its own (dropped when it passes), so the tests run in parallel.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::sync::{Arc, Once};
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, NaiveDate};
+use crm_webhooks::adapters::postgres::{PostgresStorage, DEFAULT_SCHEMA};
+use crm_webhooks::testing::storage_contract::{self, sample_delivery, t0};
+use crm_webhooks::{Claim, ClaimToken, Completion, DeliveryStatus, LogEntry, LogQuery, Storage, StorageErrorKind};
+use sqlx::postgres::PgPoolOptions;
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// The database to test against, or `None` (after saying why, once) when there is none outside CI.
+fn database_url() -> Option<String> {
+    static SKIP_NOTICE: Once = Once::new();
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if in_ci() => panic!(
+            "CI=true but DATABASE_URL is not set: the PostgreSQL storage tests must run in CI \
+             (set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/test)"
+        ),
+        _ => {
+            // Straight to stderr, past the test harness's capture, so the reason shows in a normal run.
+            SKIP_NOTICE.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "storage_postgres: skipping the PostgreSQL tests: DATABASE_URL is not set \
+                     (e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/test; with CI=true they fail instead)"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// One server: its own pool, on the given schema.
+async fn server(url: &str, schema: &str) -> PostgresStorage {
+    PostgresStorage::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("DATABASE_URL is set but the database cannot be reached: {e}"))
+        .schema(schema)
+        .unwrap()
+}
+
+/// A fresh schema of one test.
+struct TestDb {
+    url: String,
+    schema: String,
+    storage: PostgresStorage,
+}
+
+impl TestDb {
+    /// A fresh, migrated schema; `None` when the tests skip.
+    async fn new() -> Option<Self> {
+        let db = Self::unmigrated().await?;
+        db.storage.setup().await.unwrap_or_else(|e| panic!("setup of schema {} failed: {e}", db.schema));
+        Some(db)
+    }
+
+    /// A fresh schema name, nothing created yet.
+    async fn unmigrated() -> Option<Self> {
+        let url = database_url()?;
+        let schema = format!("crm_webhooks_test_{}", uuid::Uuid::new_v4().simple());
+        let storage = server(&url, &schema).await;
+        Some(TestDb { url, schema, storage })
+    }
+
+    fn storage(&self) -> Arc<dyn Storage> {
+        Arc::new(self.storage.clone())
+    }
+
+    /// Another server on the same schema, with a pool of its own.
+    async fn another_server(&self) -> PostgresStorage {
+        server(&self.url, &self.schema).await
+    }
+
+    async fn execute(&self, sql: String) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(self.storage.pool()).await.unwrap();
+    }
+
+    /// Drops the schema. Skipped when a test fails, which leaves its data to look at.
+    async fn drop_schema(self) {
+        self.execute(format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema)).await;
+        self.storage.pool().close().await;
+    }
+}
+
+/// One test per contract check, each in its own schema.
+macro_rules! contract_on_postgres {
+    ($($check:ident),+ $(,)?) => {
+        mod contract {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let Some(db) = TestDb::new().await else { return };
+                    storage_contract::$check(db.storage()).await;
+                    db.drop_schema().await;
+                }
+            )+
+        }
+
+        const CONTRACT_CHECKS: &[&str] = &[$(stringify!($check)),+];
+    };
+}
+
+contract_on_postgres!(
+    enqueue_and_read_back,
+    enqueue_is_all_or_nothing,
+    bodies_keep_every_byte,
+    claim_takes_only_due,
+    claim_orders_and_limits,
+    expired_leases_are_reclaimed,
+    finish_applies_status_and_log,
+    retries_wait_until_due,
+    failure_queues_a_notification,
+    notification_claims_and_updates,
+    log_filters_and_pages,
+    prune_keeps_what_is_not_settled,
+    quota_is_capped_per_tenant_and_day,
+    quota_is_atomic_under_concurrency,
+    once_fires_once,
+    schedules_compare_and_set,
+    concurrent_claims_never_overlap,
+);
+
+/// The list above is written out (so each check can skip and clean up); this keeps it from falling behind the
+/// contract: every `pub async fn check(storage: Arc<dyn Storage>)` of the suite must be in it.
+#[test]
+fn every_contract_check_runs_on_postgres() {
+    let suite = include_str!("../src/testing/storage_contract.rs");
+    let checks: Vec<&str> = suite
+        .split("pub async fn ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('('))
+        .filter(|(_, after)| after.starts_with("storage: Arc<dyn Storage>)"))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(checks.len() >= 17, "found only {} checks in the contract: did its layout change?", checks.len());
+    let missing: Vec<_> = checks.iter().filter(|c| !CONTRACT_CHECKS.contains(c)).collect();
+    assert!(missing.is_empty(), "contract checks not run on Postgres: {missing:?}: add them to contract_on_postgres!");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_claim_every_delivery_exactly_once() {
+    let Some(db) = TestDb::new().await else { return };
+    let servers = [db.storage.clone(), db.another_server().await];
+    let deliveries: Vec<_> =
+        (0..500).map(|i| sample_delivery("acme", "w1", t0() + Duration::seconds(i % 13))).collect();
+    servers[0].enqueue(deliveries.clone(), vec![]).await.unwrap();
+
+    let workers = (0..8).map(|i| {
+        let storage = servers[i % 2].clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let now = t0() + Duration::minutes(1);
+                let claim = Claim { now, limit: 9, lease_until: now + Duration::hours(1), token: ClaimToken::new() };
+                let claimed = storage.claim_due(&claim).await.unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                let done = claimed
+                    .iter()
+                    .map(|d| Completion {
+                        id: d.id,
+                        token: claim.token,
+                        status: DeliveryStatus::Success,
+                        attempts: 1,
+                        next_attempt_at: None,
+                        at: now,
+                        entries: vec![LogEntry::about(d, DeliveryStatus::Success, now, "delivered")],
+                        notification: None,
+                    })
+                    .collect();
+                assert!(storage.finish(done).await.unwrap().is_empty(), "the claim holder finishes its deliveries");
+                mine.extend(claimed.into_iter().map(|d| d.id));
+            }
+        })
+    });
+    let mut times_claimed = HashMap::new();
+    for worker in futures_util::future::join_all(workers).await {
+        for id in worker.unwrap() {
+            *times_claimed.entry(id).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(times_claimed.len(), 500, "every delivery is claimed");
+    assert!(times_claimed.values().all(|n| *n == 1), "no delivery is claimed twice");
+    let log = servers[1].log(&LogQuery::tenant("acme").limit(1000)).await.unwrap();
+    assert_eq!(log.len(), 500, "one log entry per finished delivery");
+    assert_eq!(servers[1].next_due_at().await.unwrap(), None, "nothing is left to do");
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quota_never_passes_the_allowance_across_servers() {
+    let Some(db) = TestDb::new().await else { return };
+    let servers = [db.storage.clone(), db.another_server().await];
+    let day = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let allowance = 75;
+    let tasks = (0..100).map(|i| {
+        let storage = servers[i % 2].clone();
+        tokio::spawn(async move { storage.acquire_quota("acme", day, allowance, 2).await.unwrap() })
+    });
+    let grants: Vec<u64> = futures_util::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    assert!(grants.iter().all(|g| *g <= 2), "nobody is granted more than asked: {grants:?}");
+    assert_eq!(grants.iter().sum::<u64>(), allowance, "together they get exactly the allowance");
+    assert_eq!(servers[0].quota_used("acme", day).await.unwrap(), allowance);
+    assert_eq!(servers[1].acquire_quota("acme", day, allowance, 1).await.unwrap(), 0);
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_starting_together_migrate_once() {
+    let Some(db) = TestDb::unmigrated().await else { return };
+    let other = db.another_server().await;
+    let (a, b, c, d) = tokio::join!(db.storage.setup(), other.setup(), db.storage.setup(), other.setup());
+    for result in [a, b, c, d] {
+        result.expect("concurrent setups all succeed");
+    }
+    let versions: Vec<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM \"{}\".schema_migrations ORDER BY version",
+        db.schema
+    )))
+    .fetch_all(db.storage.pool())
+    .await
+    .unwrap();
+    assert_eq!(versions, [PostgresStorage::SCHEMA_VERSION], "each migration is recorded once");
+    other.setup().await.expect("setup again is a no-op");
+    storage_contract::enqueue_and_read_back(Arc::new(other)).await;
+    db.drop_schema().await;
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let Some(db) = TestDb::new().await else { return };
+    db.execute(format!(
+        "INSERT INTO \"{}\".schema_migrations (version, description) VALUES ({}, 'from the future')",
+        db.schema,
+        PostgresStorage::SCHEMA_VERSION + 1
+    ))
+    .await;
+    let error = db.storage.setup().await.expect_err("an old library must not run on a newer schema");
+    assert_eq!(error.kind(), StorageErrorKind::Schema, "{error}");
+    db.drop_schema().await;
+}
+
+#[tokio::test]
+async fn from_pool_uses_the_hosts_pool() {
+    let Some(url) = database_url() else { return };
+    let pool = PgPoolOptions::new().max_connections(2).connect(&url).await.expect("DATABASE_URL is reachable");
+    let storage = PostgresStorage::from_pool(pool.clone());
+    assert_eq!(storage.schema_name(), DEFAULT_SCHEMA);
+    let schema = format!("crm_webhooks_test_{}", uuid::Uuid::new_v4().simple());
+    let storage = storage.schema(&schema).unwrap();
+    storage.setup().await.unwrap();
+    storage_contract::finish_applies_status_and_log(Arc::new(storage.clone())).await;
+    assert!(pool.size() >= 1, "the host's pool does the work");
+    let db = TestDb { url, schema, storage };
+    db.drop_schema().await;
+}
+
+#[tokio::test]
+async fn before_setup_calls_fail_with_a_schema_error() {
+    let Some(db) = TestDb::unmigrated().await else { return };
+    let error = db.storage.next_due_at().await.expect_err("there are no tables yet");
+    assert_eq!(error.kind(), StorageErrorKind::Schema, "{error}");
+    assert!(error.message().contains("setup"), "the error says what to do: {error}");
+    db.drop_schema().await;
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_reported_not_panicked_on() {
+    let Some(db) = TestDb::new().await else { return };
+    let d = sample_delivery("acme", "w1", t0());
+    db.storage.enqueue(vec![d.clone()], vec![]).await.unwrap();
+    db.execute(format!(
+        "ALTER TABLE \"{s}\".deliveries DROP CONSTRAINT deliveries_status_known;
+         UPDATE \"{s}\".deliveries SET status = 'lost in the mail'",
+        s = db.schema
+    ))
+    .await;
+    let error = db.storage.delivery("acme", d.id).await.expect_err("an unknown status does not read back");
+    assert_eq!(error.kind(), StorageErrorKind::Corrupt, "{error}");
+    db.drop_schema().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable() {
+    // Nothing listens on port 1; this needs no database.
+    let url = "postgres://postgres@127.0.0.1:1/test";
+    let error = PostgresStorage::connect(url).await.expect_err("nothing to connect to");
+    assert_eq!(error.kind(), StorageErrorKind::Unavailable, "{error}");
+    assert!(error.is_transient());
+
+    let pool = PgPoolOptions::new().acquire_timeout(StdDuration::from_millis(500)).connect_lazy(url).unwrap();
+    let error = PostgresStorage::from_pool(pool).next_due_at().await.expect_err("nothing to talk to");
+    assert_eq!(error.kind(), StorageErrorKind::Unavailable, "{error}");
+}
+
+#[tokio::test]
+async fn a_nul_in_a_response_does_not_block_finishing() {
+    // Receivers may answer with any bytes; PostgreSQL text cannot hold U+0000, and a finish that failed on it
+    // would leave the delivery to be sent again and again.
+    let Some(db) = TestDb::new().await else { return };
+    let storage = db.storage();
+    let d = sample_delivery("acme", "w1", t0());
+    storage.enqueue(vec![d.clone()], vec![]).await.unwrap();
+    let claim = Claim { now: t0(), limit: 1, lease_until: t0() + Duration::minutes(1), token: ClaimToken::new() };
+    storage.claim_due(&claim).await.unwrap();
+    let entry = LogEntry {
+        response_snippet: Some("bin\0ary".into()),
+        error: Some("odd\0error".into()),
+        http_status: Some(500),
+        ..LogEntry::about(&d, DeliveryStatus::Queued, t0(), "retry 1 of 3 scheduled")
+    };
+    let done = Completion {
+        id: d.id,
+        token: claim.token,
+        status: DeliveryStatus::Queued,
+        attempts: 1,
+        next_attempt_at: Some(t0() + Duration::hours(1)),
+        at: t0(),
+        entries: vec![entry],
+        notification: None,
+    };
+    assert!(storage.finish(vec![done]).await.unwrap().is_empty());
+    let log = storage.log(&LogQuery::tenant("acme")).await.unwrap();
+    assert_eq!(log[0].response_snippet.as_deref(), Some("bin\u{FFFD}ary"));
+    assert_eq!(log[0].error.as_deref(), Some("odd\u{FFFD}error"));
+    db.drop_schema().await;
+}
+
+#[tokio::test]
+async fn duplicate_completions_in_one_batch_apply_once() {
+    let Some(db) = TestDb::new().await else { return };
+    let storage = db.storage();
+    let d = sample_delivery("acme", "w1", t0());
+    storage.enqueue(vec![d.clone()], vec![]).await.unwrap();
+    let claim = Claim { now: t0(), limit: 1, lease_until: t0() + Duration::minutes(1), token: ClaimToken::new() };
+    storage.claim_due(&claim).await.unwrap();
+    let completion = |status| Completion {
+        id: d.id,
+        token: claim.token,
+        status,
+        attempts: 1,
+        next_attempt_at: None,
+        at: t0(),
+        entries: vec![LogEntry::about(&d, status, t0(), "done")],
+        notification: None,
+    };
+    let lost =
+        storage.finish(vec![completion(DeliveryStatus::Success), completion(DeliveryStatus::Failed)]).await.unwrap();
+    assert_eq!(lost, vec![d.id], "the second completion finds the delivery finished, as in a later call");
+    let stored = storage.delivery("acme", d.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Success, "the first completion wins");
+    let statuses: HashSet<_> = storage.log(&LogQuery::tenant("acme")).await.unwrap().iter().map(|e| e.status).collect();
+    assert_eq!(statuses, HashSet::from([DeliveryStatus::Success]), "only the applied completion is logged");
+    db.drop_schema().await;
+}
