@@ -1,0 +1,158 @@
+//! XML bodies.
+//!
+//! The document is the declaration `<?xml version="1.0" encoding="UTF-8"?>` followed by one root element,
+//! `<record>`, with no white space anywhere between tags:
+//! - each parameter is an element named by its key, nested by the dotted name (`customer.name` →
+//!   `<customer><name>…</name></customer>`), elements in order of first appearance among the parameter names;
+//! - a numeric segment repeats its parent element once per index, in index order: `lines.0.sku`, `lines.1.sku` →
+//!   `<lines><sku>A</sku></lines><lines><sku>B</sku></lines>`, and `tags.0`, `tags.1` →
+//!   `<tags>a</tags><tags>b</tags>`. Two indexes in a row (`a.0.1`) are rejected when the action is validated;
+//! - a value is the element's text: a string as is, a number without a trailing `.0` (`1200`, `1200.5`), a boolean
+//!   as `true`/`false`, null or a missing field as an empty element (`<a></a>`);
+//! - an array or object *inside a value* is written as its compact JSON text (`[1,2]`, `{"k":"v"}`), escaped like
+//!   any other text, never as nested elements (its keys need not be XML names, and rendering cannot fail).
+//!
+//! Text escaping: `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;` (so `]]>` never appears), carriage return →
+//! `&#13;` (a raw one would be turned into a line feed by every parser), tab and line feed as is. Quotes need no
+//! escaping in element text and are written as is. Characters XML 1.0 cannot carry at all — the C0 controls other
+//! than tab, line feed and carriage return, and U+FFFE, U+FFFF — are replaced with U+FFFD; they are never
+//! written raw, nor as character references (which XML 1.0 forbids for them too).
+
+use serde_json::Value;
+
+use crate::action::Parameter;
+use crate::record::Fields;
+
+use super::shape::{Entry, Node};
+
+/// The XML declaration every body starts with.
+pub(super) const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+/// The root element's name.
+pub(super) const ROOT: &str = "record";
+
+/// Writes the body of an XML request.
+pub(super) fn write(entries: &[Entry], parameters: &[Parameter], fields: &Fields, out: &mut String) {
+    out.push_str(DECLARATION);
+    out.push('<');
+    out.push_str(ROOT);
+    out.push('>');
+    write_members(entries, parameters, fields, out);
+    out.push_str("</");
+    out.push_str(ROOT);
+    out.push('>');
+}
+
+fn write_members(entries: &[Entry], parameters: &[Parameter], fields: &Fields, out: &mut String) {
+    for entry in entries {
+        write_element(entry, &entry.node, parameters, fields, out);
+    }
+}
+
+fn write_element(entry: &Entry, node: &Node, parameters: &[Parameter], fields: &Fields, out: &mut String) {
+    match node {
+        // The element repeats once per item.
+        Node::Array(items) => {
+            for item in items {
+                write_element(entry, item, parameters, fields, out);
+            }
+        }
+        Node::Value(index) => {
+            out.push_str(&entry.open);
+            if let Some(parameter) = parameters.get(*index) {
+                push_value(&parameter.resolve(fields), out);
+            }
+            out.push_str(&entry.close);
+        }
+        Node::Object(children) => {
+            out.push_str(&entry.open);
+            write_members(children, parameters, fields, out);
+            out.push_str(&entry.close);
+        }
+    }
+}
+
+/// Appends a value as escaped element text.
+fn push_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => {}
+        Value::String(text) => push_escaped(text, out),
+        // Digits, signs, `.`, `e` or `true`/`false`: nothing to escape.
+        Value::Number(_) | Value::Bool(_) => super::push_text(value, out),
+        Value::Array(_) | Value::Object(_) => {
+            let mut text = String::new();
+            super::push_text(value, &mut text);
+            push_escaped(&text, out);
+        }
+    }
+}
+
+/// Appends text escaped for element content; see the module documentation.
+pub(super) fn push_escaped(text: &str, out: &mut String) {
+    let mut start = 0;
+    for (at, c) in text.char_indices() {
+        let replacement = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '\r' => "&#13;",
+            '\t' | '\n' => continue,
+            '\u{0}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}' => "\u{FFFD}",
+            _ => continue,
+        };
+        out.push_str(&text[start..at]);
+        out.push_str(replacement);
+        start = at + c.len_utf8();
+    }
+    out.push_str(&text[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(text: &str) -> String {
+        let mut out = String::new();
+        push_escaped(text, &mut out);
+        out
+    }
+
+    fn value(value: Value) -> String {
+        let mut out = String::new();
+        push_value(&value, &mut out);
+        out
+    }
+
+    #[test]
+    fn markup_and_carriage_returns_are_escaped() {
+        assert_eq!(escaped("a & b < c > d ]]> \"q\" 'a'"), "a &amp; b &lt; c &gt; d ]]&gt; \"q\" 'a'");
+        assert_eq!(escaped("l1\r\nl2\rl3\n\tend"), "l1&#13;\nl2&#13;l3\n\tend");
+        assert_eq!(escaped(""), "");
+        assert_eq!(escaped("é中😀 "), "é中😀 ");
+    }
+
+    #[test]
+    fn characters_xml_cannot_carry_become_replacement_characters() {
+        assert_eq!(
+            escaped("a\u{0}b\u{1}\u{8}\u{B}\u{C}\u{E}\u{1F}c"),
+            "a\u{FFFD}b\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}c"
+        );
+        assert_eq!(escaped("\u{FFFE}\u{FFFF}\u{FFFD}"), "\u{FFFD}\u{FFFD}\u{FFFD}");
+        // Allowed by XML 1.0, kept.
+        assert_eq!(
+            escaped("\u{7F}\u{85}\u{9F}\u{D7FF}\u{E000}\u{10FFFF}"),
+            "\u{7F}\u{85}\u{9F}\u{D7FF}\u{E000}\u{10FFFF}"
+        );
+    }
+
+    #[test]
+    fn values_are_written_as_text() {
+        assert_eq!(value(serde_json::json!(1200.0)), "1200");
+        assert_eq!(value(serde_json::json!(1200.5)), "1200.5");
+        assert_eq!(value(serde_json::json!(-3)), "-3");
+        assert_eq!(value(serde_json::json!(true)), "true");
+        assert_eq!(value(Value::Null), "");
+        assert_eq!(value(serde_json::json!([1, "<a>"])), "[1,\"&lt;a&gt;\"]");
+        assert_eq!(value(serde_json::json!({"k": "\r\u{FFFE}"})), "{\"k\":\"\\r\u{FFFD}\"}");
+    }
+}
