@@ -1,1 +1,685 @@
-//! sqlite adapter (in progress).
+//! [`SqliteStorage`]: the embedded [`Storage`], one SQLite file per host (or a private in-memory database).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), crm_webhooks::StorageError> {
+//! use crm_webhooks::adapters::sqlite::SqliteStorage;
+//! use crm_webhooks::Storage;
+//!
+//! let dir = tempfile::tempdir().map_err(|e| crm_webhooks::StorageError::new(crm_webhooks::StorageErrorKind::Other, e.to_string()))?;
+//! let storage = SqliteStorage::open(dir.path().join("webhooks.db"))?;
+//! assert_eq!(storage.next_due_at().await?, None);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! One connection does all the work, behind a mutex, on tokio's blocking thread pool: the async executor never
+//! waits for the disk, and because every write is an `IMMEDIATE` transaction on that one writer, a claim's
+//! select-then-update cannot interleave with another claim (SQLite has no `SKIP LOCKED`; it does not need it).
+//! Several processes may open the same file; SQLite's write lock and the busy timeout serialise them.
+
+mod codec;
+mod schema;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
+use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
+
+use codec::{micros, opt_micros, sql_count, DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFICATION_COLUMNS};
+
+/// The [`Storage`] for a single server: a SQLite database file (WAL mode, `synchronous = NORMAL`, a busy
+/// timeout) or a private in-memory database, created and migrated on open.
+///
+/// Clones share one connection. Calls run on tokio's blocking pool (`spawn_blocking`) when made inside a tokio
+/// runtime, and on the calling thread otherwise. A call whose future is dropped still completes; a claim made
+/// that way is simply reclaimed when its lease runs out.
+///
+/// Times are stored to the microsecond (as in Postgres); sub-microsecond parts are dropped.
+#[derive(Clone)]
+pub struct SqliteStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: Mutex<Connection>,
+    path: Option<PathBuf>,
+}
+
+impl fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("SqliteStorage");
+        match &self.inner.path {
+            Some(path) => s.field("path", path),
+            None => s.field("path", &":memory:"),
+        };
+        s.field("schema_version", &Self::SCHEMA_VERSION).finish()
+    }
+}
+
+impl SqliteStorage {
+    /// The schema version this build creates and reads. A database of a newer version is refused.
+    pub const SCHEMA_VERSION: u32 = schema::LATEST_VERSION;
+
+    /// Opens (or creates) the database file at `path` and brings its schema up to date. The parent directory
+    /// must exist. This blocks while it reads the file; call it before serving, or inside `spawn_blocking`.
+    ///
+    /// Fails with [`StorageErrorKind::Schema`] when the file was written by a newer version of this crate (or
+    /// holds unrelated tables), [`StorageErrorKind::Corrupt`] when it is not a SQLite database, and
+    /// [`StorageErrorKind::Unavailable`] when another process holds its write lock past the busy timeout.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        let connection = Connection::open(path).map_err(|e| codec::error(&format!("opening {location}"), e))?;
+        Self::start(connection, Some(path.to_path_buf()), &location)
+    }
+
+    /// A new, empty, private in-memory database. Nothing survives dropping its last clone.
+    pub fn in_memory() -> Result<Self, StorageError> {
+        let connection = Connection::open_in_memory().map_err(|e| codec::error("opening an in-memory database", e))?;
+        Self::start(connection, None, "the in-memory database")
+    }
+
+    fn start(mut connection: Connection, path: Option<PathBuf>, location: &str) -> Result<Self, StorageError> {
+        schema::configure(&connection, path.is_some())?;
+        schema::migrate(&mut connection, location)?;
+        Ok(SqliteStorage { inner: Arc::new(Inner { connection: Mutex::new(connection), path }) })
+    }
+
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Runs `work` with the connection, off the async executor.
+    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let job = move || {
+            // A panic inside `work` rolled its transaction back while unwinding, so the connection is sound.
+            let mut connection = inner.connection.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut connection)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime.spawn_blocking(job).await.map_err(|e| {
+                StorageError::new(StorageErrorKind::Other, format!("SQLite {operation} did not complete: {e}"))
+            })?,
+            Err(_) => job(),
+        }
+    }
+
+    /// Runs `work` in one `IMMEDIATE` transaction (the write lock is taken up front, so nothing read inside it
+    /// can change before it commits); any error rolls everything back.
+    async fn write<T, F>(&self, operation: &'static str, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        self.write_checked(operation, move |tx| work(tx).map_err(|e| codec::error(operation, e))).await
+    }
+
+    /// [`write`](Self::write) for work that produces its own [`StorageError`]s (a corrupt row, a duplicate).
+    async fn write_checked<T, F>(&self, operation: &'static str, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StorageError> + Send + 'static,
+    {
+        self.run(operation, move |connection| {
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| codec::error(operation, e))?;
+            let value = work(&tx)?;
+            tx.commit().map_err(|e| codec::error(operation, e))?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+/// Runs a prepared query and decodes every row with `decode`.
+fn collect<T>(
+    rows: rusqlite::Result<rusqlite::Rows<'_>>,
+    operation: &str,
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, StorageError>,
+) -> Result<Vec<T>, StorageError> {
+    let mut rows = rows.map_err(|e| codec::error(operation, e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| codec::error(operation, e))? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+fn insert_entries(tx: &Transaction<'_>, entries: &[LogEntry]) -> Result<(), rusqlite::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO log_entries (delivery_id, tenant, workflow, action, record_id, status, attempt, at, \
+         http_status, response_snippet, error, next_attempt_at, message) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    for e in entries {
+        insert.execute(params![
+            &e.delivery_id.as_bytes()[..],
+            e.tenant,
+            e.workflow,
+            e.action,
+            e.record_id,
+            e.status.as_str(),
+            e.attempt,
+            micros(e.at),
+            e.http_status,
+            e.response_snippet,
+            e.error,
+            opt_micros(e.next_attempt_at),
+            e.message,
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_delivery(tx: &Transaction<'_>, d: &Delivery) -> Result<(), rusqlite::Error> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO deliveries (id, tenant, workflow, action, module, record_id, owner, method, url, \
+         content_type, body, status, attempts, next_attempt_at, lease_expires_at, created_at, updated_at, \
+         redelivery_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?;
+    insert.execute(params![
+        &d.id.as_bytes()[..],
+        d.tenant,
+        d.workflow,
+        d.action,
+        d.module,
+        d.record_id,
+        d.owner,
+        d.method.as_str(),
+        d.url,
+        d.content_type.as_str(),
+        &d.body[..],
+        d.status.as_str(),
+        d.attempts,
+        opt_micros(d.next_attempt_at),
+        opt_micros(d.lease_expires_at),
+        micros(d.created_at),
+        micros(d.updated_at),
+        d.redelivery_of.as_ref().map(|id| &id.as_bytes()[..]),
+    ])?;
+    Ok(())
+}
+
+fn insert_notification(tx: &Transaction<'_>, n: &Notification) -> Result<(), StorageError> {
+    let sent_to = codec::sent_to(&n.sent_to)?;
+    // The first notification about a delivery stays, as in `MemoryStorage`.
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO notifications (delivery_id, tenant, owner, created_at, next_attempt_at, \
+             attempts, sent_to, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(|e| codec::error("finish (queueing a notification)", e))?;
+    insert
+        .execute(params![
+            &n.delivery_id.as_bytes()[..],
+            n.tenant,
+            n.owner,
+            micros(n.created_at),
+            micros(n.next_attempt_at),
+            n.attempts,
+            sent_to,
+            n.last_error,
+        ])
+        .map_err(|e| codec::error("finish (queueing a notification)", e))?;
+    Ok(())
+}
+
+/// The `WHERE` clause and parameters of a log query: every filter runs in SQL.
+fn log_filter(query: &LogQuery) -> (String, Vec<Value>) {
+    let mut clause = String::from("tenant = ?");
+    let mut values = vec![Value::Text(query.tenant.clone())];
+    let mut add = |sql: &str, value: Value| {
+        clause.push_str(" AND ");
+        clause.push_str(sql);
+        values.push(value);
+    };
+    if let Some(workflow) = &query.workflow {
+        add("workflow = ?", Value::Text(workflow.clone()));
+    }
+    if let Some(action) = &query.action {
+        add("action = ?", Value::Text(action.clone()));
+    }
+    if let Some(status) = query.status {
+        add("status = ?", Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(record_id) = &query.record_id {
+        add("record_id = ?", Value::Text(record_id.clone()));
+    }
+    if let Some(id) = query.delivery_id {
+        add("delivery_id = ?", Value::Blob(id.as_bytes().to_vec()));
+    }
+    if let Some(since) = query.since {
+        add("at >= ?", Value::Integer(micros(since)));
+    }
+    if let Some(until) = query.until {
+        add("at < ?", Value::Integer(micros(until)));
+    }
+    (clause, values)
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        self.write_checked("enqueue", move |tx| {
+            for d in &deliveries {
+                insert_delivery(tx, d).map_err(|e| {
+                    if codec::is_duplicate_key(&e) {
+                        StorageError::new(StorageErrorKind::Other, format!("delivery {} is already stored", d.id))
+                    } else {
+                        codec::error("enqueue", e)
+                    }
+                })?;
+            }
+            insert_entries(tx, &entries).map_err(|e| codec::error("enqueue (appending log entries)", e))
+        })
+        .await
+    }
+
+    async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
+        let claim = claim.clone();
+        self.write_checked("claim_due", move |tx| {
+            const OP: &str = "claim_due";
+            let now = micros(claim.now);
+            // RETURNING yields rows in no particular order, so pick the ids in due order first; the write lock
+            // held since BEGIN IMMEDIATE keeps them due until the update below.
+            let mut pick = tx
+                .prepare_cached("SELECT id FROM deliveries WHERE due_at <= ?1 ORDER BY due_at, created_at, id LIMIT ?2")
+                .map_err(|e| codec::error(OP, e))?;
+            let ids: Vec<Vec<u8>> = pick
+                .query_map(params![now, sql_count(claim.limit)], |row| row.get(0))
+                .and_then(Iterator::collect)
+                .map_err(|e| codec::error(OP, e))?;
+            let mut take = tx
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET status = 'Dispatched', lease_expires_at = ?2, claim_token = ?3, \
+                     updated_at = ?4 WHERE id = ?1 AND due_at <= ?4 RETURNING {DELIVERY_COLUMNS}"
+                ))
+                .map_err(|e| codec::error(OP, e))?;
+            let mut claimed = Vec::with_capacity(ids.len());
+            for id in ids {
+                let params = params![id, micros(claim.lease_until), &claim.token.as_bytes()[..], now];
+                claimed.extend(collect(take.query(params), OP, codec::delivery)?);
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+        self.write_checked("finish", move |tx| {
+            const OP: &str = "finish";
+            let mut settle = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease_expires_at = NULL, \
+                     claim_token = NULL, updated_at = ?6 \
+                     WHERE id = ?1 AND claim_token = ?2 AND status = 'Dispatched'",
+                )
+                .map_err(|e| codec::error(OP, e))?;
+            let mut lost = Vec::new();
+            for c in completions {
+                let changed = settle
+                    .execute(params![
+                        &c.id.as_bytes()[..],
+                        &c.token.as_bytes()[..],
+                        c.status.as_str(),
+                        c.attempts,
+                        opt_micros(c.next_attempt_at),
+                        micros(c.at),
+                    ])
+                    .map_err(|e| codec::error(OP, e))?;
+                if changed == 0 {
+                    lost.push(c.id);
+                    continue;
+                }
+                insert_entries(tx, &c.entries).map_err(|e| codec::error("finish (appending log entries)", e))?;
+                if let Some(notification) = &c.notification {
+                    insert_notification(tx, notification)?;
+                }
+            }
+            Ok(lost)
+        })
+        .await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+        self.run("next_due_at", |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT MIN(due_at) FROM deliveries WHERE due_at IS NOT NULL")
+                .map_err(|e| codec::error("next_due_at", e))?;
+            let due = collect(statement.query([]), "next_due_at", |row| codec::first_opt_time(row, "delivery"))?;
+            Ok(due.into_iter().next().flatten())
+        })
+        .await
+    }
+
+    async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
+        let tenant = tenant.to_owned();
+        self.run("delivery", move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1 AND tenant = ?2"))
+                .map_err(|e| codec::error("delivery", e))?;
+            let found = collect(statement.query(params![&id.as_bytes()[..], tenant]), "delivery", codec::delivery)?;
+            Ok(found.into_iter().next())
+        })
+        .await
+    }
+
+    async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
+        let (filter, mut values) = log_filter(query);
+        values.push(Value::Integer(sql_count(query.limit)));
+        values.push(Value::Integer(sql_count(query.offset)));
+        self.run("log", move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {LOG_COLUMNS} FROM log_entries WHERE {filter} ORDER BY at DESC, seq DESC LIMIT ? OFFSET ?"
+                ))
+                .map_err(|e| codec::error("log", e))?;
+            collect(statement.query(params_from_iter(values)), "log", codec::log_entry)
+        })
+        .await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.write("prune", move |tx| {
+            const DOOMED: &str = "SELECT id FROM deliveries WHERE status IN ('Success', 'Failed') AND updated_at < ?1 \
+                 AND id NOT IN (SELECT delivery_id FROM notifications)";
+            let before = micros(before);
+            tx.execute(&format!("DELETE FROM log_entries WHERE delivery_id IN ({DOOMED})"), [before])?;
+            let removed = tx.execute(&format!("DELETE FROM deliveries WHERE id IN ({DOOMED})"), [before])?;
+            Ok(removed as u64)
+        })
+        .await
+    }
+
+    async fn acquire_quota(
+        &self,
+        tenant: &str,
+        day: NaiveDate,
+        allowance: u64,
+        wanted: u64,
+    ) -> Result<u64, StorageError> {
+        let tenant = tenant.to_owned();
+        let day = day.to_string();
+        self.write_checked("acquire_quota", move |tx| {
+            const OP: &str = "acquire_quota";
+            let used: Option<i64> = tx
+                .query_row("SELECT used FROM quota_usage WHERE tenant = ?1 AND day = ?2", params![tenant, day], |row| {
+                    row.get(0)
+                })
+                .optional()
+                .map_err(|e| codec::error(OP, e))?;
+            let used = u64::try_from(used.unwrap_or(0)).map_err(|_| {
+                StorageError::new(StorageErrorKind::Corrupt, format!("quota of {tenant} on {day} is negative"))
+            })?;
+            // Counts are i64 in SQLite; an allowance past i64::MAX is as good as unlimited.
+            let allowance = allowance.min(i64::MAX as u64);
+            let granted = allowance.saturating_sub(used).min(wanted);
+            if granted > 0 {
+                tx.execute(
+                    "INSERT INTO quota_usage (tenant, day, used) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (tenant, day) DO UPDATE SET used = excluded.used",
+                    params![tenant, day, (used + granted) as i64],
+                )
+                .map_err(|e| codec::error(OP, e))?;
+            }
+            Ok(granted)
+        })
+        .await
+    }
+
+    async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
+        let tenant = tenant.to_owned();
+        let day = day.to_string();
+        self.run("quota_used", move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT used FROM quota_usage WHERE tenant = ?1 AND day = ?2")
+                .map_err(|e| codec::error("quota_used", e))?;
+            let used = collect(statement.query(params![tenant, day]), "quota_used", |row| codec::count(row, "quota"))?;
+            Ok(used.into_iter().next().unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
+        let key = (tenant.to_owned(), workflow.to_owned(), record_id.to_owned());
+        self.write("mark_fired", move |tx| {
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO fired_once (tenant, workflow, record_id) VALUES (?1, ?2, ?3)",
+                params![key.0, key.1, key.2],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let key = (tenant.to_owned(), workflow.to_owned());
+        self.run("next_run", move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT next_run FROM schedules WHERE tenant = ?1 AND workflow = ?2")
+                .map_err(|e| codec::error("next_run", e))?;
+            let found = collect(statement.query(params![key.0, key.1]), "next_run", |row| {
+                codec::first_opt_time(row, "schedule")
+            })?;
+            Ok(found.into_iter().next().flatten())
+        })
+        .await
+    }
+
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        expected: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError> {
+        let key = (tenant.to_owned(), workflow.to_owned());
+        self.write("set_next_run", move |tx| {
+            // `IS` compares NULLs as equal: a stored "no next run" matches `expected = None`.
+            let updated = tx.execute(
+                "UPDATE schedules SET next_run = ?3 WHERE tenant = ?1 AND workflow = ?2 AND next_run IS ?4",
+                params![key.0, key.1, opt_micros(next), opt_micros(expected)],
+            )?;
+            if updated == 1 {
+                return Ok(true);
+            }
+            // A missing row reads as `None`, so only `expected = None` may create it.
+            if expected.is_some() {
+                return Ok(false);
+            }
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO schedules (tenant, workflow, next_run) VALUES (?1, ?2, ?3)",
+                params![key.0, key.1, opt_micros(next)],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
+        let claim = claim.clone();
+        self.write_checked("claim_notifications", move |tx| {
+            const OP: &str = "claim_notifications";
+            let now = micros(claim.now);
+            let mut pick = tx
+                .prepare_cached(
+                    "SELECT delivery_id FROM notifications WHERE due_at <= ?1 ORDER BY due_at, delivery_id LIMIT ?2",
+                )
+                .map_err(|e| codec::error(OP, e))?;
+            let ids: Vec<Vec<u8>> = pick
+                .query_map(params![now, sql_count(claim.limit)], |row| row.get(0))
+                .and_then(Iterator::collect)
+                .map_err(|e| codec::error(OP, e))?;
+            let mut take = tx
+                .prepare_cached(&format!(
+                    "UPDATE notifications SET claim_token = ?2, lease_until = ?3 \
+                     WHERE delivery_id = ?1 AND due_at <= ?4 RETURNING {NOTIFICATION_COLUMNS}"
+                ))
+                .map_err(|e| codec::error(OP, e))?;
+            let mut claimed = Vec::with_capacity(ids.len());
+            for id in ids {
+                let params = params![id, &claim.token.as_bytes()[..], micros(claim.lease_until), now];
+                claimed.extend(collect(take.query(params), OP, codec::notification)?);
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError> {
+        self.write_checked("update_notification", move |tx| {
+            const OP: &str = "update_notification";
+            let id = &update.delivery_id.as_bytes()[..];
+            let token = &update.token.as_bytes()[..];
+            let changed = if update.done {
+                tx.execute("DELETE FROM notifications WHERE delivery_id = ?1 AND claim_token = ?2", params![id, token])
+            } else {
+                tx.execute(
+                    "UPDATE notifications SET claim_token = NULL, lease_until = NULL, sent_to = ?3, attempts = ?4, \
+                     next_attempt_at = ?5, last_error = ?6 WHERE delivery_id = ?1 AND claim_token = ?2",
+                    params![
+                        id,
+                        token,
+                        codec::sent_to(&update.sent_to)?,
+                        update.attempts,
+                        micros(update.next_attempt_at),
+                        update.last_error,
+                    ],
+                )
+            }
+            .map_err(|e| codec::error(OP, e))?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::testing::storage_contract::{sample_delivery, t0};
+    use crate::{ClaimToken, DeliveryStatus};
+
+    fn raw(storage: &SqliteStorage) -> std::sync::MutexGuard<'_, Connection> {
+        storage.inner.connection.lock().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_bad_row_is_a_corrupt_error_not_a_panic() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        let d = sample_delivery("acme", "w1", t0());
+        storage.enqueue(vec![d.clone()], vec![]).await.unwrap();
+        raw(&storage).execute("UPDATE deliveries SET method = 'GET'", []).unwrap();
+        let error = storage.delivery("acme", d.id).await.unwrap_err();
+        assert_eq!(error.kind(), StorageErrorKind::Corrupt);
+        assert!(error.message().contains("`method`"), "{error}");
+
+        raw(&storage).execute("UPDATE deliveries SET method = 'POST', id = x'0102'", []).unwrap();
+        let error = storage.claim_due(&claim(t0())).await.unwrap_err();
+        assert_eq!(error.kind(), StorageErrorKind::Corrupt, "{error}");
+        assert!(error.message().contains("2 bytes"), "{error}");
+        let back: String = raw(&storage).query_row("SELECT status FROM deliveries", [], |r| r.get(0)).unwrap();
+        assert_eq!(back, "Queued", "a failed claim rolls back");
+
+        raw(&storage).execute("UPDATE deliveries SET id = ?1, attempts = -1", [&d.id.as_bytes()[..]]).unwrap();
+        assert_eq!(storage.delivery("acme", d.id).await.unwrap_err().kind(), StorageErrorKind::Corrupt);
+        raw(&storage).execute("UPDATE deliveries SET attempts = 'x'", []).unwrap();
+        assert_eq!(storage.delivery("acme", d.id).await.unwrap_err().kind(), StorageErrorKind::Corrupt);
+    }
+
+    #[tokio::test]
+    async fn a_bad_sent_to_is_corrupt() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        raw(&storage)
+            .execute(
+                "INSERT INTO notifications (delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to) \
+                 VALUES (?1, 'acme', '19x1', 0, 0, 0, 'not json')",
+                [&DeliveryId::new().as_bytes()[..]],
+            )
+            .unwrap();
+        let error = storage.claim_notifications(&claim(t0())).await.unwrap_err();
+        assert_eq!(error.kind(), StorageErrorKind::Corrupt, "{error}");
+    }
+
+    #[tokio::test]
+    async fn empty_bodies_and_sub_second_times_round_trip() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        let mut d = sample_delivery("acme", "w1", t0() + chrono::Duration::microseconds(1));
+        d.body = bytes::Bytes::new();
+        d.redelivery_of = Some(DeliveryId::new());
+        d.created_at = t0() - chrono::Duration::microseconds(123_456);
+        storage.enqueue(vec![d.clone()], vec![]).await.unwrap();
+        assert_eq!(storage.delivery("acme", d.id).await.unwrap(), Some(d));
+    }
+
+    #[test]
+    fn busy_maps_to_unavailable_and_names_the_operation() {
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        let error = codec::error("claim_due", busy);
+        assert!(error.is_transient());
+        assert!(error.message().contains("claim_due"));
+        let locked = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_LOCKED), None);
+        assert_eq!(codec::error("finish", locked).kind(), StorageErrorKind::Unavailable);
+        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        assert_eq!(codec::error("enqueue", full).kind(), StorageErrorKind::Other);
+    }
+
+    #[test]
+    fn queries_use_the_indexes() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        let plan = |sql: &str| -> String {
+            let connection = raw(&storage);
+            let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = statement.query_map([], |row| row.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let claim = plan("SELECT id FROM deliveries WHERE due_at <= 5 ORDER BY due_at, created_at, id LIMIT 10");
+        assert!(claim.contains("deliveries_due") && !claim.contains("TEMP B-TREE"), "{claim}");
+        let log = plan("SELECT seq FROM log_entries WHERE tenant = 'a' ORDER BY at DESC, seq DESC LIMIT 10");
+        assert!(log.contains("log_by_tenant") && !log.contains("TEMP B-TREE"), "{log}");
+        let prune = plan("SELECT id FROM deliveries WHERE status IN ('Success', 'Failed') AND updated_at < 5");
+        assert!(prune.contains("deliveries_settled"), "{prune}");
+        let outbox = plan("SELECT delivery_id FROM notifications WHERE due_at <= 5 ORDER BY due_at, delivery_id");
+        assert!(outbox.contains("notifications_due") && !outbox.contains("TEMP B-TREE"), "{outbox}");
+    }
+
+    #[test]
+    fn debug_names_the_location() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        assert!(format!("{storage:?}").contains(":memory:"));
+        assert_eq!(storage.path(), None);
+    }
+
+    #[test]
+    fn works_outside_a_tokio_runtime() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        let d = sample_delivery("acme", "w1", t0());
+        futures_util::FutureExt::now_or_never(storage.enqueue(vec![d.clone()], vec![])).unwrap().unwrap();
+        let back = futures_util::FutureExt::now_or_never(storage.delivery("acme", d.id)).unwrap().unwrap();
+        assert_eq!(back.map(|b| b.status), Some(DeliveryStatus::Queued));
+    }
+
+    fn claim(now: DateTime<Utc>) -> Claim {
+        Claim { now, limit: 10, lease_until: now + chrono::Duration::seconds(30), token: ClaimToken::new() }
+    }
+}

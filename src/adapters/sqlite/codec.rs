@@ -1,0 +1,261 @@
+//! Values to and from SQLite columns. Reading is defensive: a row that does not read back as a valid value is a
+//! [`StorageErrorKind::Corrupt`] error naming the table and column, never a panic.
+//!
+//! Times are integer microseconds since the Unix epoch (they sort and compare in SQL as instants do), ids and
+//! claim tokens 16-byte BLOBs, bodies BLOBs, statuses, methods and content types their documented names.
+
+use std::fmt::Display;
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::ValueRef;
+use rusqlite::{ErrorCode, Row};
+
+use crate::action::{ContentType, Method};
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
+use crate::ports::{Notification, StorageError, StorageErrorKind};
+
+/// Columns of `deliveries`, in the order [`delivery`] reads them.
+pub(super) const DELIVERY_COLUMNS: &str = "id, tenant, workflow, action, module, record_id, owner, method, url, \
+     content_type, body, status, attempts, next_attempt_at, lease_expires_at, created_at, updated_at, redelivery_of";
+
+/// Columns of `log_entries`, in the order [`log_entry`] reads them.
+pub(super) const LOG_COLUMNS: &str = "delivery_id, tenant, workflow, action, record_id, status, attempt, at, \
+     http_status, response_snippet, error, next_attempt_at, message";
+
+/// Columns of `notifications`, in the order [`notification`] reads them.
+pub(super) const NOTIFICATION_COLUMNS: &str =
+    "delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to, last_error";
+
+/// A rusqlite failure during `operation`, classified: busy or locked is worth retrying, a damaged file is corrupt.
+pub(super) fn error(operation: &str, e: rusqlite::Error) -> StorageError {
+    let (kind, advice) = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            (StorageErrorKind::Unavailable, "; another connection holds the database, try again")
+        }
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            (StorageErrorKind::Corrupt, "; the file is damaged or not a crm-webhooks database")
+        }
+        _ => match e {
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => (StorageErrorKind::Corrupt, ""),
+            _ => (StorageErrorKind::Other, ""),
+        },
+    };
+    StorageError::new(kind, format!("SQLite {operation} failed: {e}{advice}"))
+}
+
+/// Whether a rusqlite failure is a violated primary key or unique constraint.
+pub(super) fn is_duplicate_key(e: &rusqlite::Error) -> bool {
+    e.sqlite_error().is_some_and(|s| {
+        matches!(s.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+    })
+}
+
+/// An instant as stored: microseconds since the epoch (chrono's whole range fits in an `i64`).
+pub(super) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// An optional instant as stored.
+pub(super) fn opt_micros(at: Option<DateTime<Utc>>) -> Option<i64> {
+    at.map(micros)
+}
+
+/// A count or limit as an SQL integer; values past `i64::MAX` mean "no limit" anyway.
+pub(super) fn sql_count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Reads one row of `table`, column by column, turning every surprise into a `Corrupt` error.
+struct Columns<'r, 's> {
+    row: &'r Row<'s>,
+    table: &'static str,
+}
+
+impl<'r, 's> Columns<'r, 's> {
+    fn new(row: &'r Row<'s>, table: &'static str) -> Self {
+        Columns { row, table }
+    }
+
+    fn corrupt(&self, index: usize, why: impl Display) -> StorageError {
+        let column = self.row.as_ref().column_name(index).unwrap_or("?");
+        StorageError::new(
+            StorageErrorKind::Corrupt,
+            format!("a stored {} row has an unreadable `{column}` column: {why}", self.table),
+        )
+    }
+
+    fn raw(&self, index: usize) -> Result<ValueRef<'r>, StorageError> {
+        self.row.get_ref(index).map_err(|e| self.corrupt(index, e))
+    }
+
+    fn is_null(&self, index: usize) -> Result<bool, StorageError> {
+        Ok(matches!(self.raw(index)?, ValueRef::Null))
+    }
+
+    fn text(&self, index: usize) -> Result<String, StorageError> {
+        match self.raw(index)? {
+            ValueRef::Text(bytes) => {
+                String::from_utf8(bytes.to_vec()).map_err(|_| self.corrupt(index, "the text is not UTF-8"))
+            }
+            other => Err(self.corrupt(index, format_args!("expected text, found {}", other.data_type()))),
+        }
+    }
+
+    fn opt_text(&self, index: usize) -> Result<Option<String>, StorageError> {
+        if self.is_null(index)? {
+            return Ok(None);
+        }
+        self.text(index).map(Some)
+    }
+
+    fn blob(&self, index: usize) -> Result<Vec<u8>, StorageError> {
+        match self.raw(index)? {
+            ValueRef::Blob(bytes) => Ok(bytes.to_vec()),
+            other => Err(self.corrupt(index, format_args!("expected a blob, found {}", other.data_type()))),
+        }
+    }
+
+    fn int(&self, index: usize) -> Result<i64, StorageError> {
+        match self.raw(index)? {
+            ValueRef::Integer(n) => Ok(n),
+            other => Err(self.corrupt(index, format_args!("expected an integer, found {}", other.data_type()))),
+        }
+    }
+
+    fn number<T: TryFrom<i64>>(&self, index: usize) -> Result<T, StorageError> {
+        let n = self.int(index)?;
+        T::try_from(n).map_err(|_| self.corrupt(index, format_args!("{n} is out of range")))
+    }
+
+    fn opt_number<T: TryFrom<i64>>(&self, index: usize) -> Result<Option<T>, StorageError> {
+        if self.is_null(index)? {
+            return Ok(None);
+        }
+        self.number(index).map(Some)
+    }
+
+    fn time(&self, index: usize) -> Result<DateTime<Utc>, StorageError> {
+        let n = self.int(index)?;
+        DateTime::from_timestamp_micros(n).ok_or_else(|| self.corrupt(index, format_args!("{n} is not an instant")))
+    }
+
+    fn opt_time(&self, index: usize) -> Result<Option<DateTime<Utc>>, StorageError> {
+        if self.is_null(index)? {
+            return Ok(None);
+        }
+        self.time(index).map(Some)
+    }
+
+    fn id(&self, index: usize) -> Result<DeliveryId, StorageError> {
+        let bytes = self.blob(index)?;
+        let bytes: [u8; 16] =
+            bytes.try_into().map_err(|b: Vec<u8>| self.corrupt(index, format_args!("{} bytes, not 16", b.len())))?;
+        Ok(DeliveryId::from_bytes(bytes))
+    }
+
+    fn opt_id(&self, index: usize) -> Result<Option<DeliveryId>, StorageError> {
+        if self.is_null(index)? {
+            return Ok(None);
+        }
+        self.id(index).map(Some)
+    }
+
+    fn status(&self, index: usize) -> Result<DeliveryStatus, StorageError> {
+        self.text(index)?.parse().map_err(|e| self.corrupt(index, e))
+    }
+
+    fn method(&self, index: usize) -> Result<Method, StorageError> {
+        let text = self.text(index)?;
+        [Method::Post, Method::Put]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+            .ok_or_else(|| self.corrupt(index, format_args!("\"{text}\" is not POST or PUT")))
+    }
+
+    fn content_type(&self, index: usize) -> Result<ContentType, StorageError> {
+        let text = self.text(index)?;
+        [ContentType::Xml, ContentType::Json, ContentType::JsonArray, ContentType::Form]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+            .ok_or_else(|| self.corrupt(index, format_args!("\"{text}\" is not XML, JSON, JSONARRAY or FORM")))
+    }
+}
+
+/// A row of [`DELIVERY_COLUMNS`].
+pub(super) fn delivery(row: &Row<'_>) -> Result<Delivery, StorageError> {
+    let c = Columns::new(row, "delivery");
+    Ok(Delivery {
+        id: c.id(0)?,
+        tenant: c.text(1)?,
+        workflow: c.text(2)?,
+        action: c.text(3)?,
+        module: c.text(4)?,
+        record_id: c.text(5)?,
+        owner: c.text(6)?,
+        method: c.method(7)?,
+        url: c.text(8)?,
+        content_type: c.content_type(9)?,
+        body: c.blob(10)?.into(),
+        status: c.status(11)?,
+        attempts: c.number(12)?,
+        next_attempt_at: c.opt_time(13)?,
+        lease_expires_at: c.opt_time(14)?,
+        created_at: c.time(15)?,
+        updated_at: c.time(16)?,
+        redelivery_of: c.opt_id(17)?,
+    })
+}
+
+/// A row of [`LOG_COLUMNS`].
+pub(super) fn log_entry(row: &Row<'_>) -> Result<LogEntry, StorageError> {
+    let c = Columns::new(row, "log entry");
+    Ok(LogEntry {
+        delivery_id: c.id(0)?,
+        tenant: c.text(1)?,
+        workflow: c.text(2)?,
+        action: c.text(3)?,
+        record_id: c.text(4)?,
+        status: c.status(5)?,
+        attempt: c.number(6)?,
+        at: c.time(7)?,
+        http_status: c.opt_number(8)?,
+        response_snippet: c.opt_text(9)?,
+        error: c.opt_text(10)?,
+        next_attempt_at: c.opt_time(11)?,
+        message: c.text(12)?,
+    })
+}
+
+/// A row of [`NOTIFICATION_COLUMNS`].
+pub(super) fn notification(row: &Row<'_>) -> Result<Notification, StorageError> {
+    let c = Columns::new(row, "notification");
+    let sent_to = c.text(6)?;
+    Ok(Notification {
+        delivery_id: c.id(0)?,
+        tenant: c.text(1)?,
+        owner: c.text(2)?,
+        created_at: c.time(3)?,
+        next_attempt_at: c.time(4)?,
+        attempts: c.number(5)?,
+        sent_to: serde_json::from_str(&sent_to).map_err(|e| c.corrupt(6, e))?,
+        last_error: c.opt_text(7)?,
+    })
+}
+
+/// The user ids of a notification's `sent_to`, as stored: a JSON array of strings.
+pub(super) fn sent_to(ids: &[String]) -> Result<String, StorageError> {
+    serde_json::to_string(ids)
+        .map_err(|e| StorageError::new(StorageErrorKind::Other, format!("cannot encode a notification's sent_to: {e}")))
+}
+
+/// A `u64` count read from an integer column.
+pub(super) fn count(row: &Row<'_>, table: &'static str) -> Result<u64, StorageError> {
+    Columns::new(row, table).number(0)
+}
+
+/// An optional instant read from the first column.
+pub(super) fn first_opt_time(row: &Row<'_>, table: &'static str) -> Result<Option<DateTime<Utc>>, StorageError> {
+    Columns::new(row, table).opt_time(0)
+}

@@ -1,0 +1,234 @@
+//! The storage contract and SQLite's own promises (durability, migrations), run on `SqliteStorage`.
+#![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use crm_webhooks::adapters::sqlite::SqliteStorage;
+use crm_webhooks::testing::storage_contract::{sample_delivery, t0};
+use crm_webhooks::{
+    Claim, ClaimToken, Completion, Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, Notification,
+    NotificationUpdate, Storage, StorageError, StorageErrorKind,
+};
+use tempfile::TempDir;
+
+/// A store on a file in a temporary directory that lives exactly as long as the store.
+struct FileStore {
+    storage: SqliteStorage,
+    _dir: TempDir,
+}
+
+impl FileStore {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path().join("webhooks.db")).unwrap();
+        FileStore { storage, _dir: dir }
+    }
+}
+
+#[async_trait]
+impl Storage for FileStore {
+    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        self.storage.enqueue(deliveries, entries).await
+    }
+    async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
+        self.storage.claim_due(claim).await
+    }
+    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+        self.storage.finish(completions).await
+    }
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+        self.storage.next_due_at().await
+    }
+    async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
+        self.storage.delivery(tenant, id).await
+    }
+    async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
+        self.storage.log(query).await
+    }
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        self.storage.prune(before).await
+    }
+    async fn acquire_quota(
+        &self,
+        tenant: &str,
+        day: NaiveDate,
+        allowance: u64,
+        wanted: u64,
+    ) -> Result<u64, StorageError> {
+        self.storage.acquire_quota(tenant, day, allowance, wanted).await
+    }
+    async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
+        self.storage.quota_used(tenant, day).await
+    }
+    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
+        self.storage.mark_fired(tenant, workflow, record_id).await
+    }
+    async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+        self.storage.next_run(tenant, workflow).await
+    }
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        expected: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError> {
+        self.storage.set_next_run(tenant, workflow, expected, next).await
+    }
+    async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
+        self.storage.claim_notifications(claim).await
+    }
+    async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError> {
+        self.storage.update_notification(update).await
+    }
+}
+
+mod memory {
+    crm_webhooks::storage_contract_tests!(async {
+        std::sync::Arc::new(crm_webhooks::adapters::sqlite::SqliteStorage::in_memory().unwrap())
+    });
+}
+
+mod file {
+    crm_webhooks::storage_contract_tests!(async { std::sync::Arc::new(super::FileStore::new()) });
+}
+
+fn claim(now: DateTime<Utc>, limit: usize) -> Claim {
+    Claim { now, limit, lease_until: now + Duration::seconds(30), token: ClaimToken::new() }
+}
+
+fn success(d: &Delivery, token: ClaimToken, at: DateTime<Utc>) -> Completion {
+    Completion {
+        id: d.id,
+        token,
+        status: DeliveryStatus::Success,
+        attempts: d.attempts + 1,
+        next_attempt_at: None,
+        at,
+        entries: vec![LogEntry::about(d, DeliveryStatus::Success, at, "delivered")],
+        notification: None,
+    }
+}
+
+#[tokio::test]
+async fn reopening_a_file_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    let day = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let waiting = sample_delivery("acme", "w1", t0() + Duration::hours(1));
+    let mut done = sample_delivery("acme", "w1", t0());
+    done.body = bytes::Bytes::from_static(b"\x00\xffbinary\r\n");
+    {
+        let storage = SqliteStorage::open(&path).unwrap();
+        let entries = [&waiting, &done].map(|d| LogEntry::about(d, DeliveryStatus::Queued, t0(), "queued")).to_vec();
+        storage.enqueue(vec![waiting.clone(), done.clone()], entries).await.unwrap();
+        let c = claim(t0(), 10);
+        assert_eq!(storage.claim_due(&c).await.unwrap().len(), 1);
+        assert!(storage.finish(vec![success(&done, c.token, t0())]).await.unwrap().is_empty());
+        assert_eq!(storage.acquire_quota("acme", day, 10, 3).await.unwrap(), 3);
+        assert!(storage.mark_fired("acme", "w1", "13x42").await.unwrap());
+        assert!(storage.set_next_run("acme", "daily", None, Some(t0())).await.unwrap());
+    }
+    let storage = SqliteStorage::open(&path).unwrap();
+    assert_eq!(storage.delivery("acme", waiting.id).await.unwrap(), Some(waiting.clone()));
+    let done_back = storage.delivery("acme", done.id).await.unwrap().unwrap();
+    assert_eq!((done_back.status, done_back.body), (DeliveryStatus::Success, done.body.clone()));
+    let log: Vec<_> = storage.log(&LogQuery::tenant("acme")).await.unwrap().into_iter().map(|e| e.message).collect();
+    assert_eq!(log, ["delivered", "queued", "queued"]);
+    assert_eq!(storage.quota_used("acme", day).await.unwrap(), 3);
+    assert_eq!(storage.acquire_quota("acme", day, 10, 10).await.unwrap(), 7, "the count carries on");
+    assert!(!storage.mark_fired("acme", "w1", "13x42").await.unwrap());
+    assert_eq!(storage.next_run("acme", "daily").await.unwrap(), Some(t0()));
+    assert_eq!(storage.next_due_at().await.unwrap(), waiting.next_attempt_at);
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    let d = sample_delivery("acme", "w1", t0());
+    SqliteStorage::open(&path).unwrap().enqueue(vec![d.clone()], vec![]).await.unwrap();
+    let again = SqliteStorage::open(&path).unwrap();
+    let third = SqliteStorage::open(&path).unwrap();
+    assert_eq!(again.delivery("acme", d.id).await.unwrap(), Some(d.clone()));
+    assert_eq!(third.delivery("acme", d.id).await.unwrap(), Some(d));
+    let version: u32 =
+        rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, SqliteStorage::SCHEMA_VERSION);
+    let mode: String =
+        rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    drop(SqliteStorage::open(&path).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", SqliteStorage::SCHEMA_VERSION + 1)
+        .unwrap();
+    let error = SqliteStorage::open(&path).unwrap_err();
+    assert_eq!(error.kind(), StorageErrorKind::Schema, "{error}");
+    assert!(error.message().contains("newer"), "{error}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "this is not a database, just some text that is long enough to have a header").unwrap();
+    let error = SqliteStorage::open(&path).unwrap_err();
+    assert_eq!(error.kind(), StorageErrorKind::Corrupt, "{error}");
+}
+
+#[tokio::test]
+async fn a_file_with_foreign_tables_is_a_schema_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE deliveries (x INTEGER)").unwrap();
+    let error = SqliteStorage::open(&path).unwrap_err();
+    assert_eq!(error.kind(), StorageErrorKind::Schema, "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_500_claims_and_finishes_in_one_call() {
+    let storage = FileStore::new();
+    let deliveries: Vec<_> =
+        (0..500).map(|i| sample_delivery("acme", "w1", t0() + Duration::milliseconds(i))).collect();
+    let entries = deliveries.iter().map(|d| LogEntry::about(d, DeliveryStatus::Queued, t0(), "queued")).collect();
+    storage.enqueue(deliveries.clone(), entries).await.unwrap();
+    let c = Claim { limit: 500, ..claim(t0() + Duration::seconds(1), 0) };
+    let claimed = storage.claim_due(&c).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), deliveries.iter().map(|d| d.id).collect::<Vec<_>>());
+    let completions = claimed.iter().map(|d| success(d, c.token, c.now)).collect();
+    assert!(storage.finish(completions).await.unwrap().is_empty());
+    assert_eq!(storage.next_due_at().await.unwrap(), None);
+    let successes = storage.log(&LogQuery::tenant("acme").status(DeliveryStatus::Success).limit(1000)).await.unwrap();
+    assert_eq!(successes.len(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_on_one_file_never_claim_the_same_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    let a: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&path).unwrap());
+    let b: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&path).unwrap());
+    let deliveries: Vec<_> = (0..200).map(|_| sample_delivery("acme", "w1", t0())).collect();
+    a.enqueue(deliveries, vec![]).await.unwrap();
+    let claims = (0..20).map(|i| {
+        let storage = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move { storage.claim_due(&claim(t0(), 10)).await.unwrap() })
+    });
+    let mut seen = std::collections::HashSet::new();
+    for handle in claims {
+        for d in handle.await.unwrap() {
+            assert!(seen.insert(d.id), "{} was claimed twice", d.id);
+        }
+    }
+    assert_eq!(seen.len(), 200);
+}
