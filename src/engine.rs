@@ -388,6 +388,15 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
+/// Text for the log: NUL cannot be stored by every database (PostgreSQL text refuses it), so it becomes U+FFFD.
+fn loggable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 /// The start of a response body, cut at a character boundary, for the log.
 fn snippet(body: &[u8]) -> Option<String> {
     if body.is_empty() {
@@ -399,7 +408,7 @@ fn snippet(body: &[u8]) -> Option<String> {
         Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&cut[..e.valid_up_to()]).into_owned(),
         Err(_) => String::from_utf8_lossy(cut).into_owned(),
     };
-    Some(text)
+    Some(loggable(text))
 }
 
 impl Engine {
@@ -408,9 +417,11 @@ impl Engine {
         EngineBuilder::default()
     }
 
-    /// The engine's clock reading.
+    /// The engine's clock reading, cut to whole microseconds: every storage keeps at least that precision, so
+    /// times read back equal the times written.
     pub fn now(&self) -> DateTime<Utc> {
-        self.inner.clock.now()
+        use chrono::SubsecRound as _;
+        self.inner.clock.now().trunc_subsecs(6)
     }
 
     /// Deliveries claimed per pass.
@@ -770,7 +781,7 @@ impl Engine {
         let (http_status, error) = match &outcome {
             AttemptOutcome::Response { status, .. } if (200..300).contains(status) => (Some(*status), None),
             AttemptOutcome::Response { status, .. } => (Some(*status), Some(describe_status(*status))),
-            AttemptOutcome::Error(e) => (None, Some(e.to_string())),
+            AttemptOutcome::Error(e) => (None, Some(loggable(e.to_string()))),
         };
         let mut result = LogEntry::about(&delivery, status, finished_at, message);
         result.attempt = attempt;
@@ -1042,6 +1053,7 @@ mod tests {
         assert!(cut.len() <= RESPONSE_SNIPPET_MAX && cut.len() >= RESPONSE_SNIPPET_MAX - 1);
         assert!(cut.chars().all(|c| c == 'é'));
         assert_eq!(snippet(b""), None);
+        assert_eq!(snippet(b"a\0b").as_deref(), Some("a\u{FFFD}b"), "NUL is not stored");
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub use delivery::{
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use adapters::reqwest::{ReqwestClient, ReqwestClientBuilder, ReqwestError};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use adapters::postgres::PostgresStorage;
+#[cfg(feature = "smtp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
+pub use adapters::smtp::{SmtpError, SmtpMailer, SmtpMailerBuilder, SmtpTls};
 pub use encode::Payload;
 pub use engine::{preview, BuildError, DueSchedule, Engine, EngineBuilder, EngineError, PreviewRequest, RunReport};
 pub use error::{ConfigError, Location, ValidationError};

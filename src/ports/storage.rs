@@ -160,11 +160,14 @@ impl StorageError {
 /// boundary and one conformance suite ([`testing::storage_contract`](crate::testing::storage_contract)) covers
 /// all of it; hosts hold it as `Arc<dyn Storage>`.
 ///
-/// Every method that changes a delivery appends its log entries in the same transaction.
+/// Every method that changes a delivery appends its log entries in the same transaction. Times are kept to at
+/// least microsecond precision (the engine writes whole microseconds). A worker whose lease ran out may still
+/// finish its delivery as long as no other claim took it meanwhile: its result is as good as any.
 #[async_trait]
 pub trait Storage: Send + Sync {
     // --- queue -------------------------------------------------------------------------------------------
-    /// Stores new deliveries (status `Queued`) and log entries, all or nothing.
+    /// Stores new deliveries (status `Queued`) and log entries, all or nothing: an id already stored, or twice in
+    /// the batch, fails the whole call.
     async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError>;
 
     /// Takes up to `claim.limit` due deliveries, earliest due first: `Queued` ones whose `next_attempt_at` is at

@@ -80,7 +80,8 @@ fn due(
 impl Storage for MemoryStorage {
     async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
         let mut state = self.state()?;
-        if let Some(dup) = deliveries.iter().find(|d| state.deliveries.contains_key(&d.id)) {
+        let mut batch = HashSet::new();
+        if let Some(dup) = deliveries.iter().find(|d| state.deliveries.contains_key(&d.id) || !batch.insert(d.id)) {
             return Err(StorageError::new(StorageErrorKind::Other, format!("delivery {} is already stored", dup.id)));
         }
         for delivery in deliveries {

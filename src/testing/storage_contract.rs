@@ -121,6 +121,9 @@ pub async fn enqueue_is_all_or_nothing(storage: Arc<dyn Storage>) {
     let result = storage.enqueue(vec![fresh.clone(), first.clone()], vec![]).await;
     assert!(result.is_err(), "enqueueing an id that exists must fail");
     assert_eq!(storage.delivery("acme", fresh.id).await.unwrap(), None, "a failed enqueue must store nothing");
+    let twin = sample_delivery("acme", "w1", t0());
+    assert!(storage.enqueue(vec![twin.clone(), twin.clone()], vec![]).await.is_err(), "one id twice in a batch fails");
+    assert_eq!(storage.delivery("acme", twin.id).await.unwrap(), None, "and stores nothing");
 }
 
 pub async fn bodies_keep_every_byte(storage: Arc<dyn Storage>) {
