@@ -22,8 +22,7 @@ struct Args {
     dry_run: bool,
 }
 
-const USAGE: &str =
-    "usage: deliver --workflows FILE --event FILE [--db PATH] [--allow-private-network] [--dry-run]";
+const USAGE: &str = "usage: deliver --workflows FILE --event FILE [--db PATH] [--allow-private-network] [--dry-run]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args::default();
@@ -50,8 +49,8 @@ fn read(path: &str, what: &str) -> Result<String, String> {
 fn load(args: &Args) -> Result<(WorkflowSet, RecordEvent), String> {
     let workflows_path = args.workflows.as_deref().ok_or_else(|| format!("--workflows is required; {USAGE}"))?;
     let event_path = args.event.as_deref().ok_or_else(|| format!("--event is required; {USAGE}"))?;
-    let workflows = WorkflowSet::from_json(&read(workflows_path, "workflows")?)
-        .map_err(|e| format!("{workflows_path}: {e}"))?;
+    let workflows =
+        WorkflowSet::from_json(&read(workflows_path, "workflows")?).map_err(|e| format!("{workflows_path}: {e}"))?;
     let event: RecordEvent = serde_json::from_str(&read(event_path, "event")?)
         .map_err(|e| format!("{event_path}: not a valid event: {e}"))?;
     Ok((workflows, event))

@@ -644,12 +644,13 @@ impl Engine {
         let mut to_send = Vec::new();
         let mut put_back = Vec::new();
         for (tenant, deliveries) in by_tenant {
-            if self.inner.quota == QuotaPolicy::Unlimited {
-                to_send.extend(deliveries);
-                continue;
-            }
             let info = match self.inner.directory.tenant(&tenant).await {
                 Ok(info) => info,
+                // Without limits there is nothing to protect: send, uncounted.
+                Err(_) if self.inner.quota == QuotaPolicy::Unlimited => {
+                    to_send.extend(deliveries);
+                    continue;
+                }
                 Err(e) => {
                     let retry_at = now + chrono::Duration::minutes(1);
                     let why = format!("deferred: {e}");
@@ -657,10 +658,8 @@ impl Engine {
                     continue;
                 }
             };
-            let Some(allowance) = self.allowance(&info) else {
-                to_send.extend(deliveries);
-                continue;
-            };
+            // Calls are counted even without a limit, so `usage` always tells.
+            let allowance = self.allowance(&info).unwrap_or(u64::MAX);
             let day = quota_day(now, info.time_zone);
             let wanted = deliveries.len() as u64;
             let granted = self.inner.storage.acquire_quota(&tenant, day, allowance, wanted).await?;
@@ -956,8 +955,12 @@ impl Engine {
         Ok((subject, body))
     }
 
-    /// The delivery log, filtered and paged (newest first).
+    /// The delivery log, filtered and paged (newest first; at most [`LogQuery::MAX_LIMIT`] entries a page).
     pub async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, EngineError> {
+        if query.limit > LogQuery::MAX_LIMIT {
+            let capped = LogQuery { limit: LogQuery::MAX_LIMIT, ..query.clone() };
+            return Ok(self.inner.storage.log(&capped).await?);
+        }
         Ok(self.inner.storage.log(query).await?)
     }
 

@@ -26,18 +26,21 @@ mod workflow;
 pub use action::{
     Auth, ContentType, Method, Parameter, Template, TemplateError, ValueSource, WebhookAction, WebhookActionBuilder,
 };
-pub use delivery::{
-    Delivery, DeliveryId, DeliveryStatus, InvalidDeliveryId, InvalidStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX,
-};
-#[cfg(feature = "reqwest")]
-#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
-pub use adapters::reqwest::{ReqwestClient, ReqwestClientBuilder, ReqwestError};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use adapters::postgres::PostgresStorage;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use adapters::reqwest::{ReqwestClient, ReqwestClientBuilder, ReqwestError};
 #[cfg(feature = "smtp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub use adapters::smtp::{SmtpError, SmtpMailer, SmtpMailerBuilder, SmtpTls};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use adapters::sqlite::SqliteStorage;
+pub use delivery::{
+    Delivery, DeliveryId, DeliveryStatus, InvalidDeliveryId, InvalidStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX,
+};
 pub use encode::Payload;
 pub use engine::{preview, BuildError, DueSchedule, Engine, EngineBuilder, EngineError, PreviewRequest, RunReport};
 pub use error::{ConfigError, Location, ValidationError};

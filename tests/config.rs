@@ -11,10 +11,18 @@ const README: &str = include_str!("../examples/data/workflows.json");
 fn the_readme_document_loads_and_round_trips() {
     let set = WorkflowSet::from_json(README).unwrap();
     let workflow = set.get("deal-won-invoice").unwrap();
-    assert_eq!((workflow.name(), workflow.module(), workflow.trigger()), ("Closed deal to accounting", "Potentials", &Trigger::EverySave));
+    assert_eq!(
+        (workflow.name(), workflow.module(), workflow.trigger()),
+        ("Closed deal to accounting", "Potentials", &Trigger::EverySave)
+    );
     let action = &workflow.actions()[0];
-    assert_eq!((action.title(), action.method(), action.content_type()), ("Create invoice", Method::Post, ContentType::Json));
-    assert!(matches!(action.auth(), Auth::Basic { username, password } if username == "api" && password.expose() == "s3cret"));
+    assert_eq!(
+        (action.title(), action.method(), action.content_type()),
+        ("Create invoice", Method::Post, ContentType::Json)
+    );
+    assert!(
+        matches!(action.auth(), Auth::Basic { username, password } if username == "api" && password.expose() == "s3cret")
+    );
     let json = serde_json::to_string(&set).unwrap();
     assert_eq!(WorkflowSet::from_json(&json).unwrap(), set, "serialized configuration loads back equal");
     let debug = format!("{set:?}");
@@ -33,7 +41,9 @@ fn a_workflow_holds_at_most_three_webhooks() {
     assert!(err.to_string().contains("at most 3 webhook actions"), "{err}");
     assert!(matches!(err.problems(), [ValidationError::TooManyActions { count: 4, .. }]));
     let action = || WebhookAction::builder("t", "https://example.com", ContentType::Json);
-    let actions: Vec<_> = (0..4).map(|i| WebhookAction::builder(format!("a{i}"), "https://x.example", ContentType::Form).build().unwrap()).collect();
+    let actions: Vec<_> = (0..4)
+        .map(|i| WebhookAction::builder(format!("a{i}"), "https://x.example", ContentType::Form).build().unwrap())
+        .collect();
     let err = Workflow::new("w", "W", "Leads", Trigger::EverySave, Criteria::default(), actions).unwrap_err();
     assert!(err.to_string().contains("at most 3 webhook actions"), "{err}");
     assert!(action().build().is_ok());
@@ -53,19 +63,27 @@ fn action_doc(action: serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn urls_must_be_absolute_http_or_https() {
-    for (url, hint) in [("ftp://x.example/a", "scheme \"ftp\""), ("/relative", "not absolute"), ("", "empty"), ("javascript:alert(1)", "")] {
+    for (url, hint) in [
+        ("ftp://x.example/a", "scheme \"ftp\""),
+        ("/relative", "not absolute"),
+        ("", "empty"),
+        ("javascript:alert(1)", ""),
+    ] {
         let found = problems(action_doc(serde_json::json!({"title": "T", "url": url, "content_type": "JSON"})));
         assert_eq!(found.len(), 1, "{url:?}: {found:?}");
         assert!(found[0].starts_with("workflow \"w1\", action \"T\": url"), "{}", found[0]);
         assert!(found[0].contains(hint), "{}", found[0]);
     }
-    let with_credentials = problems(action_doc(serde_json::json!({"title": "T", "url": "ftp://user:pw@x.example", "content_type": "JSON"})));
+    let with_credentials = problems(action_doc(
+        serde_json::json!({"title": "T", "url": "ftp://user:pw@x.example", "content_type": "JSON"}),
+    ));
     assert!(!with_credentials[0].contains("pw@"), "credentials are redacted: {}", with_credentials[0]);
 }
 
 #[test]
 fn required_parameters_must_be_present_and_not_empty() {
-    let found = problems(action_doc(serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "JSON",
+    let found =
+        problems(action_doc(serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "JSON",
         "parameters": [{"name": "authtoken", "value": ""}, {"name": "account", "field": "account_id"}],
         "required": ["public_id", "authtoken", "account"]})));
     assert_eq!(found.len(), 2, "{found:?}");
@@ -75,20 +93,24 @@ fn required_parameters_must_be_present_and_not_empty() {
 
 #[test]
 fn parameters_are_checked() {
-    let found = problems(action_doc(serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "JSON",
+    let found =
+        problems(action_doc(serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "JSON",
         "parameters": [{"name": "a", "value": 1, "field": "b"}]})));
     assert!(found[0].contains("exactly one of"), "{found:?}");
-    let found = problems(action_doc(serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "JSON",
+    let found =
+        problems(action_doc(serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "JSON",
         "parameters": [{"name": "s", "template": "Hi ${name"}]})));
     assert!(found[0].contains("unclosed placeholder"), "{found:?}");
-    let found = problems(action_doc(serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "XML",
+    let found =
+        problems(action_doc(serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "XML",
         "parameters": [{"name": "1st", "value": 1}, {"name": "ok", "value": 1}, {"name": "ok", "value": 2}]})));
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found.iter().any(|p| p.contains("\"1st\"") && p.contains("XML")), "{found:?}");
     assert!(found.iter().any(|p| p.contains("\"ok\" is defined twice")), "{found:?}");
     // FORM keeps names verbatim, so any non-empty name is fine.
     assert!(problems(action_doc(serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "FORM",
-        "parameters": [{"name": "1st weird[name]", "value": 1}]}))).is_empty());
+        "parameters": [{"name": "1st weird[name]", "value": 1}]})))
+    .is_empty());
 }
 
 #[test]
@@ -102,7 +124,9 @@ fn every_problem_of_every_workflow_is_reported() {
     ]});
     let found = problems(doc);
     assert_eq!(found.len(), 6, "{found:#?}");
-    for needle in ["\"between\"", "url \"mailto:x@y.z\"", "signing_secret", "same id", "weekly needs at least one day", "YAML"] {
+    for needle in
+        ["\"between\"", "url \"mailto:x@y.z\"", "signing_secret", "same id", "weekly needs at least one day", "YAML"]
+    {
         assert!(found.iter().any(|p| p.contains(needle)), "{needle} not reported: {found:#?}");
     }
     assert!(found.iter().all(|p| !p.contains("nope")), "the bad secret itself is not echoed");
@@ -116,7 +140,10 @@ fn builders_validate_too() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("required parameter \"b\" is missing"), "{err}");
-    let err = WebhookAction::builder("T", "https://x.example", ContentType::Json).signing_secret("whsec_***").build().unwrap_err();
+    let err = WebhookAction::builder("T", "https://x.example", ContentType::Json)
+        .signing_secret("whsec_***")
+        .build()
+        .unwrap_err();
     assert!(err.to_string().contains("not valid base64"), "{err}");
 }
 
