@@ -79,10 +79,57 @@ fn main() -> ExitCode {
 }
 
 mod deliver {
-    use super::Args;
-    use crm_webhooks::{RecordEvent, WorkflowSet};
+    use std::sync::Arc;
 
-    pub(super) fn run(_args: &Args, _workflows: WorkflowSet, _event: RecordEvent) -> Result<(), String> {
-        Err("real delivery is not available yet; use --dry-run".to_owned())
+    use super::Args;
+    use crm_webhooks::testing::{RecordingMailer, StaticDirectory};
+    use crm_webhooks::{Engine, LogQuery, RecordEvent, ReqwestClient, SqliteStorage, WorkflowSet};
+
+    /// Delivers for real: ReqwestClient, SQLite at `--db` (or a temporary file), worker passes until every
+    /// delivery is settled or waits for a later retry; then every log entry, one JSON object per line.
+    pub(super) fn run(args: &Args, workflows: WorkflowSet, event: RecordEvent) -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        runtime.block_on(deliver(args, workflows, event))
+    }
+
+    async fn deliver(args: &Args, workflows: WorkflowSet, event: RecordEvent) -> Result<(), String> {
+        let temp = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        let db = match &args.db {
+            Some(path) => std::path::PathBuf::from(path),
+            None => temp.path().join("deliver.sqlite3"),
+        };
+        let storage = SqliteStorage::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+        let http = ReqwestClient::builder()
+            .allow_private_networks(args.allow_private_network)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let engine = Engine::builder()
+            .storage(Arc::new(storage))
+            .http(Arc::new(http))
+            // Failure notifications are recorded, not mailed: this tool has no mail server.
+            .mailer(Arc::new(RecordingMailer::new()))
+            .directory(Arc::new(StaticDirectory::new()))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let tenant = event.tenant.clone();
+        engine.set_workflows(tenant.clone(), workflows);
+        let ids = engine.on_event(&event).await.map_err(|e| e.to_string())?;
+        engine.run_until_idle(1000).await.map_err(|e| e.to_string())?;
+        let mut entries = Vec::new();
+        for id in ids {
+            let mut log = engine
+                .log(&LogQuery::tenant(tenant.clone()).delivery(id).limit(LogQuery::MAX_LIMIT))
+                .await
+                .map_err(|e| e.to_string())?;
+            log.reverse();
+            entries.extend(log);
+        }
+        for entry in entries {
+            println!("{}", serde_json::to_string(&entry).map_err(|e| format!("cannot print: {e}"))?);
+        }
+        Ok(())
     }
 }
