@@ -369,3 +369,86 @@ async fn duplicate_completions_in_one_batch_apply_once() {
     assert_eq!(statuses, HashSet::from([DeliveryStatus::Success]), "only the applied completion is logged");
     db.drop_schema().await;
 }
+
+/// Several engines on two servers, each with its own worker, share one database: every delivery is sent exactly
+/// once, and a tenant's daily quota is never passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_engines_and_workers_send_each_delivery_once_within_quota() {
+    use crm_webhooks::testing::{ManualClock, MockHttp, RecordingMailer, StaticDirectory};
+    use crm_webhooks::{Change, Edition, Engine, RecordEvent, Worker, WorkflowSet};
+
+    let Some(db) = TestDb::new().await else { return };
+    let servers: [Arc<dyn Storage>; 2] = [db.storage(), Arc::new(db.another_server().await)];
+    let http = Arc::new(MockHttp::new_ok());
+    let directory = Arc::new(
+        StaticDirectory::new()
+            .tenant("acme", 1, chrono_tz::Tz::UTC, Some(Edition::Custom { per_user: 30, per_day: 1000 }))
+            .tenant("globex", 5, chrono_tz::Tz::UTC, None),
+    );
+    let clock = ManualClock::new(t0());
+    let workflows = |tenant: &str| {
+        WorkflowSet::from_json(&format!(
+            r#"[{{"id": "w", "module": "Leads", "trigger": "every_save", "actions": [{{"title": "t",
+            "url": "https://{tenant}.example/hook", "content_type": "JSON", "parameters": [{{"name": "id", "field": "id"}}]}}]}}]"#
+        ))
+        .unwrap()
+    };
+    let engines: Vec<Engine> = (0..4)
+        .map(|i| {
+            let engine = Engine::builder()
+                .storage(servers[i % 2].clone())
+                .http(http.clone())
+                .mailer(Arc::new(RecordingMailer::new()))
+                .directory(directory.clone())
+                .clock(Arc::new(clock.clone()))
+                .batch_size(7)
+                .concurrency(4)
+                .build()
+                .unwrap();
+            engine.set_workflows("acme", workflows("acme"));
+            engine.set_workflows("globex", workflows("globex"));
+            engine
+        })
+        .collect();
+    for i in 0..60 {
+        for tenant in ["acme", "globex"] {
+            let event = RecordEvent::new(tenant, "Leads", format!("10x{i}"), Change::Created, "19x1").field("id", i);
+            assert_eq!(engines[i % 4].on_event(&event).await.unwrap().len(), 1);
+        }
+    }
+    let workers: Vec<_> = engines
+        .iter()
+        .flat_map(|e| (0..2).map(move |_| Worker::new(e.clone()).poll_interval(StdDuration::from_millis(5)).spawn()))
+        .collect();
+    // 60 for globex (no limit) and 30 for acme (its allowance); then nothing more may come.
+    for _ in 0..3000 {
+        if http.requests().len() >= 90 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    for worker in workers {
+        worker.shutdown().await;
+    }
+    let requests = http.requests();
+    let mut ids = HashSet::new();
+    for request in &requests {
+        assert!(ids.insert(request.headers["webhook-id"].clone()), "a delivery was sent twice");
+    }
+    let to = |host: &str| requests.iter().filter(|r| r.uri.host() == Some(host)).count();
+    assert_eq!(to("globex.example"), 60, "every unlimited delivery is sent");
+    assert_eq!(to("acme.example"), 30, "the quota is never passed");
+    let usage = engines[3].usage("acme").await.unwrap();
+    assert_eq!((usage.used, usage.allowed), (30, Some(30)));
+    let deferred = engines[1]
+        .log(&LogQuery::tenant("acme").status(DeliveryStatus::Queued).limit(1000))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.message.contains("daily quota"))
+        .map(|e| e.delivery_id)
+        .collect::<HashSet<_>>();
+    assert_eq!(deferred.len(), 30, "the other 30 wait for the next day, logged");
+    db.drop_schema().await;
+}
