@@ -599,12 +599,7 @@ impl Engine {
     pub async fn run_due(&self) -> Result<RunReport, EngineError> {
         let mut report = RunReport::default();
         let now = self.now();
-        let claim = Claim {
-            now,
-            limit: self.inner.batch_size,
-            lease_until: now + chrono_duration(self.inner.lease),
-            token: ClaimToken::new(),
-        };
+        let claim = self.claim(now);
         let claimed = self.inner.storage.claim_due(&claim).await?;
         report.claimed = claimed.len();
         if !claimed.is_empty() {
@@ -628,6 +623,16 @@ impl Engine {
         }
         report.emails_sent = self.send_notifications().await?;
         Ok(report)
+    }
+
+    /// A claim of one batch, leased from `now`.
+    fn claim(&self, now: DateTime<Utc>) -> Claim {
+        Claim {
+            now,
+            limit: self.inner.batch_size,
+            lease_until: now + chrono_duration(self.inner.lease),
+            token: ClaimToken::new(),
+        }
     }
 
     /// Splits claimed deliveries into those the quota lets through and completions that put the rest back.
@@ -834,12 +839,7 @@ impl Engine {
     /// active admin, each once), remembering who has it so a mailer failure never emails anyone twice.
     async fn send_notifications(&self) -> Result<usize, EngineError> {
         let now = self.now();
-        let claim = Claim {
-            now,
-            limit: self.inner.batch_size,
-            lease_until: now + chrono_duration(self.inner.lease),
-            token: ClaimToken::new(),
-        };
+        let claim = self.claim(now);
         let mut emails = 0;
         for notification in self.inner.storage.claim_notifications(&claim).await? {
             let attempts = notification.attempts.saturating_add(1);
