@@ -36,7 +36,8 @@ fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("run_due_100");
-    let stores: Vec<(&str, Box<dyn Fn() -> Arc<dyn Storage>>)> = vec![
+    type MakeStorage<'a> = Box<dyn Fn() -> Arc<dyn Storage> + 'a>;
+    let stores: Vec<(&str, MakeStorage<'_>)> = vec![
         ("memory", Box::new(|| Arc::new(MemoryStorage::new()))),
         ("sqlite", Box::new(|| Arc::new(SqliteStorage::open(dir.path().join(uuid_name())).unwrap()))),
     ];
