@@ -1,7 +1,4 @@
-//! Webhook actions for CRM workflows.
-//!
-//! When a CRM record is saved and a workflow's trigger and entry criteria match, each of the workflow's webhook
-//! actions (at most three) sends the record's data to a third-party URL as XML, JSON, JSONARRAY or FORM.
+#![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
@@ -64,7 +61,3 @@ pub use workflow::{
     Condition, Criteria, Operator, Schedule, TimeOfDay, Trigger, Workflow, WorkflowSet, MAX_WEBHOOKS_PER_WORKFLOW,
 };
 pub mod testing;
-
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
