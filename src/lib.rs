@@ -35,6 +35,8 @@ pub use adapters::smtp::{SmtpError, SmtpMailer, SmtpMailerBuilder, SmtpTls};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use adapters::sqlite::SqliteStorage;
+/// The attribute for implementing the host ports (`#[async_trait]` on your `impl Storage for ...`).
+pub use async_trait::async_trait;
 pub use delivery::{
     Delivery, DeliveryId, DeliveryStatus, InvalidDeliveryId, InvalidStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX,
 };

@@ -54,6 +54,10 @@ use crate::action::{ContentType, Method};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
 
+/// The sqlx this adapter is built with: build the pool you pass to [`PostgresStorage::from_pool`] with it, so the
+/// versions match.
+pub use sqlx;
+
 /// The schema used unless [`PostgresStorage::schema`] names another.
 pub const DEFAULT_SCHEMA: &str = "crm_webhooks";
 
