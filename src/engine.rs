@@ -464,71 +464,48 @@ impl Engine {
     /// Evaluates an event against its tenant's workflows of its module and queues one delivery per webhook of
     /// each matching workflow, body rendered now. Returns the new deliveries' ids (empty when nothing matched).
     pub async fn on_event(&self, event: &RecordEvent) -> Result<Vec<DeliveryId>, EngineError> {
-        for (name, value) in [("tenant", &event.tenant), ("module", &event.module), ("record_id", &event.record_id)] {
-            if value.trim().is_empty() {
-                return Err(EngineError::InvalidEvent(format!("\"{name}\" is empty")));
-            }
-        }
-        let Some(workflows) = self.workflows(&event.tenant) else { return Ok(Vec::new()) };
-        let now = self.now();
-        let tenant = self.inner.directory.tenant(&event.tenant).await?;
-        let local_now = now.with_timezone(&tenant.time_zone);
-        let mut selected: Vec<&Workflow> = Vec::new();
-        for workflow in workflows.matching(event, local_now) {
-            if event.workflow.as_deref().is_some_and(|only| only != workflow.id()) {
-                continue;
-            }
-            if workflow.trigger() == &Trigger::Once
-                && !self.inner.storage.mark_fired(&event.tenant, workflow.id(), &event.record_id).await?
-            {
-                continue;
-            }
-            selected.push(workflow);
-        }
-        self.enqueue(event, &selected, now).await
+        self.on_events(std::slice::from_ref(event)).await
     }
 
-    async fn enqueue(
-        &self,
-        event: &RecordEvent,
-        workflows: &[&Workflow],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<DeliveryId>, EngineError> {
+    /// Like [`Engine::on_event`] for many events (a bulk import, the records of a due schedule), stored in one
+    /// storage call: all of them are queued, or none. Events are checked first; an invalid one fails the call
+    /// before anything is stored.
+    pub async fn on_events(&self, events: &[RecordEvent]) -> Result<Vec<DeliveryId>, EngineError> {
+        for event in events {
+            for (name, value) in [("tenant", &event.tenant), ("module", &event.module), ("record_id", &event.record_id)]
+            {
+                if value.trim().is_empty() {
+                    return Err(EngineError::InvalidEvent(format!(
+                        "\"{name}\" is empty (record \"{}\" of tenant \"{}\")",
+                        event.record_id, event.tenant
+                    )));
+                }
+            }
+        }
+        let now = self.now();
+        let mut zones = HashMap::new();
         let mut deliveries = Vec::new();
         let mut entries = Vec::new();
-        for workflow in workflows {
-            for action in workflow.actions() {
-                let payload = action.render(&event.fields);
-                let delivery = Delivery {
-                    id: DeliveryId::new(),
-                    tenant: event.tenant.clone(),
-                    workflow: workflow.id().to_owned(),
-                    action: action.title().to_owned(),
-                    module: event.module.clone(),
-                    record_id: event.record_id.clone(),
-                    owner: event.owner.clone(),
-                    method: action.method(),
-                    url: action.url().to_owned(),
-                    content_type: action.content_type(),
-                    body: payload.into_body(),
-                    status: DeliveryStatus::Queued,
-                    attempts: 0,
-                    next_attempt_at: Some(now),
-                    lease_expires_at: None,
-                    created_at: now,
-                    updated_at: now,
-                    redelivery_of: None,
-                };
-                let change = match event.change {
-                    Change::Created => "creation",
-                    Change::Updated => "update",
-                    Change::Scheduled => "scheduled run",
-                    Change::Manual => "manual run",
-                };
-                let mut entry = LogEntry::about(&delivery, DeliveryStatus::Queued, now, format!("queued by {change}"));
-                entry.next_attempt_at = Some(now);
-                entries.push(entry);
-                deliveries.push(delivery);
+        for event in events {
+            let Some(workflows) = self.workflows(&event.tenant) else { continue };
+            let tz = match zones.get(&event.tenant) {
+                Some(tz) => *tz,
+                None => {
+                    let tz = self.inner.directory.tenant(&event.tenant).await?.time_zone;
+                    zones.insert(event.tenant.clone(), tz);
+                    tz
+                }
+            };
+            for workflow in workflows.matching(event, now.with_timezone(&tz)) {
+                if event.workflow.as_deref().is_some_and(|only| only != workflow.id()) {
+                    continue;
+                }
+                if workflow.trigger() == &Trigger::Once
+                    && !self.inner.storage.mark_fired(&event.tenant, workflow.id(), &event.record_id).await?
+                {
+                    continue;
+                }
+                render(event, workflow, now, &mut deliveries, &mut entries);
             }
         }
         let ids = deliveries.iter().map(|d| d.id).collect();
@@ -1019,6 +996,49 @@ impl Engine {
     /// When the next delivery is due (or the next lease runs out), for a worker deciding how long to sleep.
     pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
         Ok(self.inner.storage.next_due_at().await?)
+    }
+}
+
+/// Renders each webhook of a matching workflow for an event, as queued deliveries with their log entries.
+fn render(
+    event: &RecordEvent,
+    workflow: &Workflow,
+    now: DateTime<Utc>,
+    deliveries: &mut Vec<Delivery>,
+    entries: &mut Vec<LogEntry>,
+) {
+    for action in workflow.actions() {
+        let payload = action.render(&event.fields);
+        let delivery = Delivery {
+            id: DeliveryId::new(),
+            tenant: event.tenant.clone(),
+            workflow: workflow.id().to_owned(),
+            action: action.title().to_owned(),
+            module: event.module.clone(),
+            record_id: event.record_id.clone(),
+            owner: event.owner.clone(),
+            method: action.method(),
+            url: action.url().to_owned(),
+            content_type: action.content_type(),
+            body: payload.into_body(),
+            status: DeliveryStatus::Queued,
+            attempts: 0,
+            next_attempt_at: Some(now),
+            lease_expires_at: None,
+            created_at: now,
+            updated_at: now,
+            redelivery_of: None,
+        };
+        let change = match event.change {
+            Change::Created => "creation",
+            Change::Updated => "update",
+            Change::Scheduled => "scheduled run",
+            Change::Manual => "manual run",
+        };
+        let mut entry = LogEntry::about(&delivery, DeliveryStatus::Queued, now, format!("queued by {change}"));
+        entry.next_attempt_at = Some(now);
+        entries.push(entry);
+        deliveries.push(delivery);
     }
 }
 

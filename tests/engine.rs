@@ -575,3 +575,24 @@ fn building_without_a_part_says_which() {
     let err = Engine::builder().storage(Arc::new(MemoryStorage::new())).build().unwrap_err();
     assert!(err.to_string().contains("HTTP client is missing"), "{err}");
 }
+
+#[tokio::test]
+async fn many_events_are_queued_together_or_not_at_all() {
+    let h = harness(MockHttp::new_ok());
+    let mut events: Vec<RecordEvent> = (0..5)
+        .map(|i| {
+            let mut e = won_deal();
+            e.record_id = format!("13x{i}");
+            e
+        })
+        .collect();
+    events[2].fields.insert("sales_stage".into(), "Closed Lost".into());
+    let ids = h.engine.on_events(&events).await.unwrap();
+    assert_eq!(ids.len(), 4, "the lost deal does not match");
+    assert_eq!(h.storage.len(), 4);
+    events[4].tenant = String::new();
+    let err = h.engine.on_events(&events).await.unwrap_err();
+    assert!(matches!(err, EngineError::InvalidEvent(_)), "{err}");
+    assert_eq!(h.storage.len(), 4, "an invalid event stores nothing of the batch");
+    assert_eq!(h.engine.run_until_idle(10).await.unwrap().succeeded, 4);
+}
