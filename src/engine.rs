@@ -538,8 +538,11 @@ impl Engine {
     pub async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<DueSchedule>, EngineError> {
         let mut due = Vec::new();
         for (tenant, workflows) in self.tenants() {
-            let scheduled: Vec<&Workflow> =
-                workflows.workflows().iter().filter(|w| matches!(w.trigger(), Trigger::Schedule(_))).collect();
+            let scheduled: Vec<&Workflow> = workflows
+                .workflows()
+                .iter()
+                .filter(|w| w.is_active() && matches!(w.trigger(), Trigger::Schedule(_)))
+                .collect();
             if scheduled.is_empty() {
                 continue;
             }

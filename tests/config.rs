@@ -155,3 +155,22 @@ fn json_syntax_errors_are_reported_with_their_position() {
     let err = WorkflowSet::from_json("{\"flows\": []}").unwrap_err();
     assert!(err.to_string().contains("{\"workflows\": [...]}"), "{err}");
 }
+
+#[test]
+fn inactive_workflows_never_match_and_descriptions_are_kept() {
+    let doc = README.replace(
+        r#""name": "Closed deal to accounting","#,
+        r#""name": "Closed deal to accounting", "description": "Invoices won deals", "active": false,"#,
+    );
+    let set = WorkflowSet::from_json(&doc).unwrap();
+    let workflow = set.get("deal-won-invoice").unwrap();
+    assert_eq!((workflow.description(), workflow.is_active()), ("Invoices won deals", false));
+    let event: crm_webhooks::RecordEvent = serde_json::from_str(include_str!("../examples/data/event.json")).unwrap();
+    let now = chrono::DateTime::UNIX_EPOCH.with_timezone(&chrono_tz::Tz::UTC);
+    assert_eq!(set.matching(&event, now).count(), 0, "an inactive workflow does not run");
+    let mut on = workflow.clone();
+    on.set_active(true);
+    assert!(on.matches(&event, now), "the same workflow, active, matches");
+    let round = WorkflowSet::from_json(&serde_json::to_string(&set).unwrap()).unwrap();
+    assert_eq!(round, set);
+}

@@ -71,6 +71,8 @@ impl Trigger {
 pub struct Workflow {
     id: String,
     name: String,
+    description: String,
+    active: bool,
     module: String,
     trigger: Trigger,
     criteria: Criteria,
@@ -83,12 +85,24 @@ struct RawWorkflow {
     id: String,
     #[serde(default)]
     name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    description: String,
+    #[serde(default = "active_by_default", skip_serializing_if = "is_true")]
+    active: bool,
     module: String,
     trigger: Trigger,
     #[serde(default)]
     criteria: Criteria,
     #[serde(default)]
     actions: Vec<RawAction>,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl Workflow {
@@ -101,7 +115,16 @@ impl Workflow {
         criteria: Criteria,
         actions: Vec<WebhookAction>,
     ) -> Result<Self, ConfigError> {
-        let workflow = Workflow { id: id.into(), name: name.into(), module: module.into(), trigger, criteria, actions };
+        let workflow = Workflow {
+            id: id.into(),
+            name: name.into(),
+            description: String::new(),
+            active: true,
+            module: module.into(),
+            trigger,
+            criteria,
+            actions,
+        };
         let at = Location::workflow(&workflow.id);
         let mut errors = workflow.check_own(&at);
         if workflow.actions.len() > MAX_WEBHOOKS_PER_WORKFLOW {
@@ -141,6 +164,8 @@ impl Workflow {
         let workflow = Workflow {
             id: raw.id,
             name: raw.name,
+            description: raw.description,
+            active: raw.active,
             module: raw.module,
             trigger: raw.trigger,
             criteria: raw.criteria,
@@ -180,6 +205,18 @@ impl Workflow {
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The free-text description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+    /// Whether the workflow runs at all (`"active": false` in JSON switches it off; default on).
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+    /// Switches the workflow on or off.
+    pub fn set_active(&mut self, active: bool) {
+        self.active = active;
+    }
     /// The CRM module whose records it watches.
     pub fn module(&self) -> &str {
         &self.module
@@ -206,7 +243,8 @@ impl Workflow {
     /// `now` is the current time in the tenant's time zone (date conditions such as `is_today` use it). The
     /// `once` trigger's "already fired for this record" fact lives in storage; the engine checks it.
     pub fn matches(&self, event: &RecordEvent, now: DateTime<Tz>) -> bool {
-        self.module.eq_ignore_ascii_case(&event.module)
+        self.active
+            && self.module.eq_ignore_ascii_case(&event.module)
             && self.trigger.fires_on(event.change)
             && self.criteria.matches(event, now)
     }
@@ -233,6 +271,8 @@ impl Serialize for Workflow {
         RawWorkflow {
             id: self.id.clone(),
             name: self.name.clone(),
+            description: self.description.clone(),
+            active: self.active,
             module: self.module.clone(),
             trigger: self.trigger.clone(),
             criteria: self.criteria.clone(),
