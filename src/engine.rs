@@ -990,8 +990,14 @@ impl Engine {
 
     /// A tenant's usage today (its calendar day): calls counted and the daily allowance.
     pub async fn usage(&self, tenant: &str) -> Result<Usage, EngineError> {
+        self.usage_on(tenant, None).await
+    }
+
+    /// A tenant's usage on one of its calendar days (`None`: today in the tenant's time zone). The allowance is
+    /// today's (the directory knows the current licence, not past ones).
+    pub async fn usage_on(&self, tenant: &str, day: Option<chrono::NaiveDate>) -> Result<Usage, EngineError> {
         let info = self.inner.directory.tenant(tenant).await?;
-        let day = quota_day(self.now(), info.time_zone);
+        let day = day.unwrap_or_else(|| quota_day(self.now(), info.time_zone));
         let used = self.inner.storage.quota_used(tenant, day).await?;
         Ok(Usage { day, used, allowed: self.allowance(&info) })
     }

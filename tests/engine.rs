@@ -345,6 +345,9 @@ async fn the_daily_quota_defers_until_the_tenant_day_ends_and_counts_retries() {
     let usage = h.engine.usage("acme").await.unwrap();
     assert_eq!(usage.day.to_string(), "2026-11-30");
     assert_eq!(usage.used, 2);
+    let yesterday =
+        h.engine.usage_on("acme", Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap())).await.unwrap();
+    assert_eq!((yesterday.used, yesterday.allowed), (2, Some(2)), "each day keeps its own count");
 }
 
 #[tokio::test]
