@@ -232,3 +232,77 @@ async fn two_handles_on_one_file_never_claim_the_same_delivery() {
     }
     assert_eq!(seen.len(), 200);
 }
+
+#[tokio::test]
+async fn a_claim_returns_the_rows_as_stored() {
+    let storage = FileStore::new();
+    let deliveries: Vec<_> = (0..3).map(|i| sample_delivery("acme", "w1", t0() + Duration::seconds(i))).collect();
+    storage.enqueue(deliveries.clone(), vec![]).await.unwrap();
+    // Sub-microsecond parts are not stored: what a claim hands out must equal what reads back.
+    let now = t0() + Duration::seconds(5) + Duration::nanoseconds(1_234_567);
+    let c =
+        Claim { now, limit: 10, lease_until: now + Duration::nanoseconds(30_000_000_999), token: ClaimToken::new() };
+    let claimed = storage.claim_due(&c).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), deliveries.iter().map(|d| d.id).collect::<Vec<_>>());
+    for d in &claimed {
+        assert_eq!(d.status, DeliveryStatus::Dispatched);
+        assert_eq!(storage.delivery("acme", d.id).await.unwrap().as_ref(), Some(d));
+    }
+    assert_eq!(claimed[0].lease_expires_at.unwrap().timestamp_subsec_nanos() % 1000, 0);
+}
+
+#[tokio::test]
+async fn a_large_finish_keeps_the_log_in_write_order() {
+    let storage = FileStore::new();
+    // 100 completions, 200 entries: the entries go in several multi-row statements.
+    let deliveries: Vec<_> = (0..100).map(|_| sample_delivery("acme", "w1", t0())).collect();
+    storage.enqueue(deliveries.clone(), vec![]).await.unwrap();
+    let c = claim(t0(), 100);
+    assert_eq!(storage.claim_due(&c).await.unwrap().len(), 100);
+    let mut written = Vec::new();
+    let mut expected_lost = Vec::new();
+    let completions = deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut done = success(d, c.token, t0());
+            // Every entry at the same instant: only the order they were written in tells them apart.
+            done.entries = ["a", "b"]
+                .into_iter()
+                .map(|part| LogEntry::about(d, DeliveryStatus::Success, t0(), format!("{i}{part}")))
+                .collect();
+            if i % 7 == 3 {
+                done.token = ClaimToken::new();
+                expected_lost.push(d.id);
+            } else {
+                written.extend(done.entries.iter().map(|e| e.message.clone()));
+            }
+            done
+        })
+        .collect();
+    assert_eq!(storage.finish(completions).await.unwrap(), expected_lost, "a claim not held is lost, in order");
+    let log = storage.log(&LogQuery::tenant("acme").limit(1000)).await.unwrap();
+    let messages: Vec<_> = log.into_iter().map(|e| e.message).collect();
+    written.reverse();
+    assert_eq!(messages, written, "last written first, nothing of a lost completion");
+    let one = storage.log(&LogQuery::tenant("acme").delivery(deliveries[98].id)).await.unwrap();
+    assert_eq!(one.into_iter().map(|e| e.message).collect::<Vec<_>>(), ["98b", "98a"]);
+}
+
+#[tokio::test]
+async fn a_delivery_twice_in_one_finish_settles_once() {
+    let storage = FileStore::new();
+    let d = sample_delivery("acme", "w1", t0());
+    storage.enqueue(vec![d.clone()], vec![]).await.unwrap();
+    let c = claim(t0(), 1);
+    storage.claim_due(&c).await.unwrap();
+    let mut stale = success(&d, ClaimToken::new(), t0());
+    stale.entries[0].message = "stale".into();
+    let first = success(&d, c.token, t0());
+    let mut again = success(&d, c.token, t0() + Duration::seconds(1));
+    again.entries[0].message = "again".into();
+    let lost = storage.finish(vec![stale, first, again]).await.unwrap();
+    assert_eq!(lost, [d.id, d.id], "the stale claim and the second finish are both lost");
+    let log = storage.log(&LogQuery::tenant("acme")).await.unwrap();
+    assert_eq!(log.into_iter().map(|e| e.message).collect::<Vec<_>>(), ["delivered"]);
+}

@@ -30,7 +30,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
 
 use codec::{micros, opt_micros, sql_count, DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFICATION_COLUMNS};
@@ -160,31 +160,66 @@ fn collect<T>(
     Ok(out)
 }
 
-fn insert_entries(tx: &Transaction<'_>, entries: &[LogEntry]) -> Result<(), rusqlite::Error> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO log_entries (delivery_id, tenant, workflow, action, record_id, status, attempt, at, \
-         http_status, response_snippet, error, next_attempt_at, message) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?;
-    for e in entries {
-        insert.execute(params![
-            &e.delivery_id.as_bytes()[..],
-            e.tenant,
-            e.workflow,
-            e.action,
-            e.record_id,
-            e.status.as_str(),
-            e.attempt,
-            micros(e.at),
-            e.http_status,
-            e.response_snippet,
-            e.error,
-            opt_micros(e.next_attempt_at),
-            e.message,
-        ])?;
+/// The most log entries one `INSERT` writes. Longer runs go in chunks of 64, then 32, 16, ... 1, so seven
+/// statements (one per size) cover every count and stay in the statement cache.
+const ENTRIES_PER_INSERT: usize = 64;
+
+/// Splits `entries` into the chunks described at [`ENTRIES_PER_INSERT`].
+fn chunks<T>(mut entries: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if entries.is_empty() {
+            return None;
+        }
+        let (chunk, rest) = entries.split_at(1 << entries.len().min(ENTRIES_PER_INSERT).ilog2());
+        entries = rest;
+        Some(chunk)
+    })
+}
+
+/// `INSERT INTO log_entries ...` of `rows` entries, a chunk size.
+fn insert_entries_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let row = format!("({})", ["?"; 13].join(", "));
+        (0..=ENTRIES_PER_INSERT.ilog2())
+            .map(|k| {
+                // OR FAIL, as in `claim_take_sql`: no statement journal for a statement of many rows.
+                format!(
+                    "INSERT OR FAIL INTO log_entries (delivery_id, tenant, workflow, action, record_id, status, \
+                     attempt, at, http_status, response_snippet, error, next_attempt_at, message) VALUES {}",
+                    vec![row.as_str(); 1 << k].join(", ")
+                )
+            })
+            .collect()
+    });
+    &all[rows.ilog2() as usize]
+}
+
+/// Appends log entries with a few multi-row `INSERT`s: a statement costs far more than a row.
+fn insert_entries(tx: &Transaction<'_>, entries: &[&LogEntry]) -> Result<(), rusqlite::Error> {
+    for chunk in chunks(entries) {
+        let mut insert = tx.prepare_cached(insert_entries_sql(chunk.len()))?;
+        let mut index = 0;
+        let mut bind = |value: &dyn rusqlite::ToSql| {
+            index += 1;
+            insert.raw_bind_parameter(index, value)
+        };
+        for e in chunk {
+            bind(&&e.delivery_id.as_bytes()[..])?;
+            bind(&e.tenant)?;
+            bind(&e.workflow)?;
+            bind(&e.action)?;
+            bind(&e.record_id)?;
+            bind(&e.status.as_str())?;
+            bind(&e.attempt)?;
+            bind(&micros(e.at))?;
+            bind(&e.http_status)?;
+            bind(&e.response_snippet)?;
+            bind(&e.error)?;
+            bind(&opt_micros(e.next_attempt_at))?;
+            bind(&e.message)?;
+        }
+        insert.raw_execute()?;
     }
     Ok(())
 }
@@ -242,9 +277,40 @@ fn insert_notification(tx: &Transaction<'_>, n: &Notification) -> Result<(), Sto
     Ok(())
 }
 
+/// Deliveries due at `?1`, earliest first, at most `?2`. `LIMIT +?2` rather than `LIMIT ?2`: SQLite plans a
+/// statement again whenever the value bound to a bare LIMIT parameter changes.
+const DUE_DELIVERIES: &str = "FROM deliveries WHERE due_at <= ?1 ORDER BY due_at, created_at, id LIMIT +?2";
+
+/// Notifications due at `?1`, earliest first, at most `?2`.
+const DUE_NOTIFICATIONS: &str = "FROM notifications WHERE due_at <= ?1 ORDER BY due_at, delivery_id LIMIT +?2";
+
+/// Reads the deliveries a claim takes (`?1` now, `?2` the limit).
+fn claim_pick_sql() -> String {
+    format!("SELECT {DELIVERY_COLUMNS} {DUE_DELIVERIES}")
+}
+
+/// Takes the deliveries [`claim_pick_sql`] read (`?3` the lease, `?4` the claim token).
+///
+/// OR FAIL: a row failing a constraint would fail the statement without SQLite undoing the rows before it. That
+/// spares it the statement journal it otherwise keeps for a statement of many rows (a copy of every page the
+/// statement changes, spilled to a temporary file past 64 KiB); any error rolls the whole transaction back anyway.
+fn claim_take_sql() -> String {
+    format!(
+        "UPDATE OR FAIL deliveries SET status = 'Dispatched', lease_expires_at = ?3, claim_token = ?4, \
+         updated_at = ?1 WHERE rowid IN (SELECT rowid {DUE_DELIVERIES})"
+    )
+}
+
+/// A log query with the `WHERE` clause of [`log_filter`], then the limit and offset.
+fn log_sql(filter: &str) -> String {
+    format!("SELECT {LOG_COLUMNS} FROM log_entries WHERE {filter} ORDER BY at DESC, seq DESC LIMIT ? OFFSET ?")
+}
+
 /// The `WHERE` clause and parameters of a log query: every filter runs in SQL.
 fn log_filter(query: &LogQuery) -> (String, Vec<Value>) {
-    let mut clause = String::from("tenant = ?");
+    // One delivery's few entries are found through `log_by_delivery`; `+tenant` (no index may use that term)
+    // keeps the planner from walking the tenant's whole log in time order instead.
+    let mut clause = String::from(if query.delivery_id.is_some() { "+tenant = ?" } else { "tenant = ?" });
     let mut values = vec![Value::Text(query.tenant.clone())];
     let mut add = |sql: &str, value: Value| {
         clause.push_str(" AND ");
@@ -288,6 +354,7 @@ impl Storage for SqliteStorage {
                     }
                 })?;
             }
+            let entries: Vec<&LogEntry> = entries.iter().collect();
             insert_entries(tx, &entries).map_err(|e| codec::error("enqueue (appending log entries)", e))
         })
         .await
@@ -298,25 +365,31 @@ impl Storage for SqliteStorage {
         self.write_checked("claim_due", move |tx| {
             const OP: &str = "claim_due";
             let now = micros(claim.now);
-            // RETURNING yields rows in no particular order, so pick the ids in due order first; the write lock
-            // held since BEGIN IMMEDIATE keeps them due until the update below.
-            let mut pick = tx
-                .prepare_cached("SELECT id FROM deliveries WHERE due_at <= ?1 ORDER BY due_at, created_at, id LIMIT ?2")
+            let lease_until = micros(claim.lease_until);
+            // The batch is read in due order, then taken by one UPDATE of the same rows: the write lock held since
+            // BEGIN IMMEDIATE keeps them due until then. A statement costs far more than a row, so not one each.
+            let mut pick = tx.prepare_cached(&claim_pick_sql()).map_err(|e| codec::error(OP, e))?;
+            let mut claimed = collect(pick.query(params![now, sql_count(claim.limit)]), OP, codec::delivery)?;
+            if claimed.is_empty() {
+                return Ok(claimed);
+            }
+            let mut take = tx.prepare_cached(&claim_take_sql()).map_err(|e| codec::error(OP, e))?;
+            let taken = take
+                .execute(params![now, sql_count(claim.limit), lease_until, &claim.token.as_bytes()[..]])
                 .map_err(|e| codec::error(OP, e))?;
-            let ids: Vec<Vec<u8>> = pick
-                .query_map(params![now, sql_count(claim.limit)], |row| row.get(0))
-                .and_then(Iterator::collect)
-                .map_err(|e| codec::error(OP, e))?;
-            let mut take = tx
-                .prepare_cached(&format!(
-                    "UPDATE deliveries SET status = 'Dispatched', lease_expires_at = ?2, claim_token = ?3, \
-                     updated_at = ?4 WHERE id = ?1 AND due_at <= ?4 RETURNING {DELIVERY_COLUMNS}"
-                ))
-                .map_err(|e| codec::error(OP, e))?;
-            let mut claimed = Vec::with_capacity(ids.len());
-            for id in ids {
-                let params = params![id, micros(claim.lease_until), &claim.token.as_bytes()[..], now];
-                claimed.extend(collect(take.query(params), OP, codec::delivery)?);
+            if taken != claimed.len() {
+                // Cannot happen under the write lock; refuse (and roll back) rather than hand out a row not taken.
+                return Err(StorageError::new(
+                    StorageErrorKind::Other,
+                    format!("SQLite {OP} read {} due deliveries but took {taken}", claimed.len()),
+                ));
+            }
+            // What the UPDATE wrote, as it reads back (to the microsecond).
+            let (lease_until, now) = (codec::time(lease_until), codec::time(now));
+            for d in &mut claimed {
+                d.status = DeliveryStatus::Dispatched;
+                d.lease_expires_at = Some(lease_until);
+                d.updated_at = now;
             }
             Ok(claimed)
         })
@@ -326,6 +399,7 @@ impl Storage for SqliteStorage {
     async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
         self.write_checked("finish", move |tx| {
             const OP: &str = "finish";
+            // One statement a completion: a multi-row UPDATE ... FROM costs more a row than this does.
             let mut settle = tx
                 .prepare_cached(
                     "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease_expires_at = NULL, \
@@ -334,7 +408,8 @@ impl Storage for SqliteStorage {
                 )
                 .map_err(|e| codec::error(OP, e))?;
             let mut lost = Vec::new();
-            for c in completions {
+            let mut entries = Vec::new();
+            for c in &completions {
                 let changed = settle
                     .execute(params![
                         &c.id.as_bytes()[..],
@@ -349,11 +424,13 @@ impl Storage for SqliteStorage {
                     lost.push(c.id);
                     continue;
                 }
-                insert_entries(tx, &c.entries).map_err(|e| codec::error("finish (appending log entries)", e))?;
+                entries.extend(&c.entries);
                 if let Some(notification) = &c.notification {
                     insert_notification(tx, notification)?;
                 }
             }
+            // The batch's entries together, in the order given (the log's order for entries of one instant).
+            insert_entries(tx, &entries).map_err(|e| codec::error("finish (appending log entries)", e))?;
             Ok(lost)
         })
         .await
@@ -387,11 +464,7 @@ impl Storage for SqliteStorage {
         values.push(Value::Integer(sql_count(query.limit)));
         values.push(Value::Integer(sql_count(query.offset)));
         self.run("log", move |connection| {
-            let mut statement = connection
-                .prepare_cached(&format!(
-                    "SELECT {LOG_COLUMNS} FROM log_entries WHERE {filter} ORDER BY at DESC, seq DESC LIMIT ? OFFSET ?"
-                ))
-                .map_err(|e| codec::error("log", e))?;
+            let mut statement = connection.prepare_cached(&log_sql(&filter)).map_err(|e| codec::error("log", e))?;
             collect(statement.query(params_from_iter(values)), "log", codec::log_entry)
         })
         .await
@@ -519,25 +592,27 @@ impl Storage for SqliteStorage {
         self.write_checked("claim_notifications", move |tx| {
             const OP: &str = "claim_notifications";
             let now = micros(claim.now);
+            // As in `claim_due`: the batch is read in due order, then the same rows are taken by one UPDATE.
             let mut pick = tx
-                .prepare_cached(
-                    "SELECT delivery_id FROM notifications WHERE due_at <= ?1 ORDER BY due_at, delivery_id LIMIT ?2",
-                )
+                .prepare_cached(&format!("SELECT {NOTIFICATION_COLUMNS} {DUE_NOTIFICATIONS}"))
                 .map_err(|e| codec::error(OP, e))?;
-            let ids: Vec<Vec<u8>> = pick
-                .query_map(params![now, sql_count(claim.limit)], |row| row.get(0))
-                .and_then(Iterator::collect)
-                .map_err(|e| codec::error(OP, e))?;
+            let claimed = collect(pick.query(params![now, sql_count(claim.limit)]), OP, codec::notification)?;
+            if claimed.is_empty() {
+                return Ok(claimed);
+            }
             let mut take = tx
                 .prepare_cached(&format!(
-                    "UPDATE notifications SET claim_token = ?2, lease_until = ?3 \
-                     WHERE delivery_id = ?1 AND due_at <= ?4 RETURNING {NOTIFICATION_COLUMNS}"
+                    "UPDATE notifications SET claim_token = ?3, lease_until = ?4 \
+                     WHERE delivery_id IN (SELECT delivery_id {DUE_NOTIFICATIONS})"
                 ))
                 .map_err(|e| codec::error(OP, e))?;
-            let mut claimed = Vec::with_capacity(ids.len());
-            for id in ids {
-                let params = params![id, &claim.token.as_bytes()[..], micros(claim.lease_until), now];
-                claimed.extend(collect(take.query(params), OP, codec::notification)?);
+            let params = params![now, sql_count(claim.limit), &claim.token.as_bytes()[..], micros(claim.lease_until)];
+            let taken = take.execute(params).map_err(|e| codec::error(OP, e))?;
+            if taken != claimed.len() {
+                return Err(StorageError::new(
+                    StorageErrorKind::Other,
+                    format!("SQLite {OP} read {} due notifications but took {taken}", claimed.len()),
+                ));
             }
             Ok(claimed)
         })
@@ -650,16 +725,37 @@ mod tests {
         let plan = |sql: &str| -> String {
             let connection = raw(&storage);
             let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let rows = statement.query_map([], |row| row.get::<_, String>(3)).unwrap();
-            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+            // Unbound parameters are NULL, which the plan does not depend on.
+            let mut rows = statement.raw_query();
+            let mut steps = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                steps.push(row.get::<_, String>(3).unwrap());
+            }
+            steps.join("; ")
         };
-        let claim = plan("SELECT id FROM deliveries WHERE due_at <= 5 ORDER BY due_at, created_at, id LIMIT 10");
+        let claim = plan(&claim_pick_sql());
         assert!(claim.contains("deliveries_due") && !claim.contains("TEMP B-TREE"), "{claim}");
-        let log = plan("SELECT seq FROM log_entries WHERE tenant = 'a' ORDER BY at DESC, seq DESC LIMIT 10");
-        assert!(log.contains("log_by_tenant") && !log.contains("TEMP B-TREE"), "{log}");
+        let take = plan(&claim_take_sql());
+        assert!(take.contains("deliveries_due") && !take.contains("SCAN"), "{take}");
+        let id = DeliveryId::new();
+        let logs = [
+            (LogQuery::tenant("a"), "log_by_tenant"),
+            (LogQuery::tenant("a").status(DeliveryStatus::Failed).action("x"), "log_by_tenant"),
+            (LogQuery::tenant("a").between(t0(), t0()), "log_by_tenant"),
+            (LogQuery::tenant("a").workflow("w"), "log_by_workflow"),
+            (LogQuery::tenant("a").record("r").workflow("w"), "log_by_record"),
+            (LogQuery::tenant("a").delivery(id), "log_by_delivery"),
+            (LogQuery::tenant("a").delivery(id).workflow("w").between(t0(), t0()), "log_by_delivery"),
+        ];
+        for (query, index) in logs {
+            let log = plan(&log_sql(&log_filter(&query).0));
+            assert!(log.contains(index) && !log.contains("TEMP B-TREE"), "{query:?}: {log}");
+        }
         let prune = plan("SELECT id FROM deliveries WHERE status IN ('Success', 'Failed') AND updated_at < 5");
         assert!(prune.contains("deliveries_settled"), "{prune}");
-        let outbox = plan("SELECT delivery_id FROM notifications WHERE due_at <= 5 ORDER BY due_at, delivery_id");
+        let log_prune = plan("DELETE FROM log_entries WHERE delivery_id IN (SELECT id FROM deliveries)");
+        assert!(log_prune.contains("log_by_delivery"), "{log_prune}");
+        let outbox = plan(&format!("SELECT delivery_id {DUE_NOTIFICATIONS}"));
         assert!(outbox.contains("notifications_due") && !outbox.contains("TEMP B-TREE"), "{outbox}");
     }
 

@@ -57,6 +57,11 @@ pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
+/// An instant as read back: `at` truncated to the microsecond. `micros` of a `DateTime` is always in range.
+pub(super) fn time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
 /// An optional instant as stored.
 pub(super) fn opt_micros(at: Option<DateTime<Utc>>) -> Option<i64> {
     at.map(micros)

@@ -26,6 +26,12 @@ const MIGRATIONS: [&str; 1] = [MIGRATION_1];
 /// partial index serves both the claim (`due_at <= now ORDER BY due_at`) and `next_due_at` (`MIN(due_at)`).
 /// A `Dispatched` delivery without a claim token (never claimed, or finished as `Dispatched`) is not due,
 /// as in `MemoryStorage`, where only a lease taken by a claim runs out.
+///
+/// Written for the cost of a row: `status` is checked by a chain of `=` (SQLite builds a temporary table for
+/// each row checked against an `IN` list of more than two values), and `log_entries.seq` is a plain rowid (the
+/// largest plus one, so still in write order among the entries stored) rather than AUTOINCREMENT, which would
+/// update `sqlite_sequence` with every entry. Every index is one more B-tree page written by a commit that
+/// touches it; the log keeps one per filter that needs it to stay fast.
 const MIGRATION_1: &str = "
 CREATE TABLE deliveries (
     id               BLOB PRIMARY KEY NOT NULL,
@@ -39,7 +45,8 @@ CREATE TABLE deliveries (
     url              TEXT NOT NULL,
     content_type     TEXT NOT NULL,
     body             BLOB NOT NULL,
-    status           TEXT NOT NULL CHECK (status IN ('Queued', 'Dispatched', 'Success', 'Failed')),
+    status           TEXT NOT NULL
+                     CHECK (status = 'Queued' OR status = 'Dispatched' OR status = 'Success' OR status = 'Failed'),
     attempts         INTEGER NOT NULL,
     next_attempt_at  INTEGER,
     lease_expires_at INTEGER,
@@ -58,7 +65,7 @@ CREATE INDEX deliveries_due ON deliveries (due_at, created_at, id) WHERE due_at 
 CREATE INDEX deliveries_settled ON deliveries (updated_at) WHERE status IN ('Success', 'Failed');
 
 CREATE TABLE log_entries (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq              INTEGER PRIMARY KEY,
     delivery_id      BLOB NOT NULL,
     tenant           TEXT NOT NULL,
     workflow         TEXT NOT NULL,
@@ -76,7 +83,7 @@ CREATE TABLE log_entries (
 CREATE INDEX log_by_tenant ON log_entries (tenant, at);
 CREATE INDEX log_by_workflow ON log_entries (tenant, workflow, at);
 CREATE INDEX log_by_record ON log_entries (tenant, record_id, at);
-CREATE INDEX log_by_delivery ON log_entries (delivery_id);
+CREATE INDEX log_by_delivery ON log_entries (delivery_id, at);
 
 CREATE TABLE quota_usage (
     tenant TEXT NOT NULL,
