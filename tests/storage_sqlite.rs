@@ -306,3 +306,24 @@ async fn a_delivery_twice_in_one_finish_settles_once() {
     let log = storage.log(&LogQuery::tenant("acme")).await.unwrap();
     assert_eq!(log.into_iter().map(|e| e.message).collect::<Vec<_>>(), ["delivered"]);
 }
+
+#[tokio::test]
+async fn commits_reach_the_database_file_without_waiting_for_a_thousand_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    let storage = SqliteStorage::open(&path).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let deliveries: Vec<_> = (0..50).map(|_| sample_delivery("acme", "w1", t0())).collect();
+    storage.enqueue(deliveries.clone(), vec![]).await.unwrap();
+    // Far below SQLite's automatic checkpoint: only the background checkpointer copies the pages back (and so
+    // syncs the WAL) while the store is open.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() <= before {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    let stored: i64 = reader.query_row("SELECT count(*) FROM deliveries", [], |row| row.get(0)).unwrap();
+    assert_eq!(stored, 50);
+    drop(storage);
+}

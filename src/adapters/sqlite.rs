@@ -18,6 +18,7 @@
 //! select-then-update cannot interleave with another claim (SQLite has no `SKIP LOCKED`; it does not need it).
 //! Several processes may open the same file; SQLite's write lock and the busy timeout serialise them.
 
+mod checkpoint;
 mod codec;
 mod schema;
 
@@ -40,7 +41,8 @@ use codec::{micros, opt_micros, sql_count, DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFI
 ///
 /// Clones share one connection. Calls run on tokio's blocking pool (`spawn_blocking`) when made inside a tokio
 /// runtime, and on the calling thread otherwise. A call whose future is dropped still completes; a claim made
-/// that way is simply reclaimed when its lease runs out.
+/// that way is simply reclaimed when its lease runs out. A file's checkpoints run on a thread of their own, with
+/// a second connection, which dropping the last clone stops.
 ///
 /// Times are stored to the microsecond (as in Postgres); sub-microsecond parts are dropped.
 #[derive(Clone)]
@@ -51,6 +53,8 @@ pub struct SqliteStorage {
 struct Inner {
     connection: Mutex<Connection>,
     path: Option<PathBuf>,
+    /// For a file: checkpoints off the calls' path.
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl fmt::Debug for SqliteStorage {
@@ -90,7 +94,11 @@ impl SqliteStorage {
     fn start(mut connection: Connection, path: Option<PathBuf>, location: &str) -> Result<Self, StorageError> {
         schema::configure(&connection, path.is_some())?;
         schema::migrate(&mut connection, location)?;
-        Ok(SqliteStorage { inner: Arc::new(Inner { connection: Mutex::new(connection), path }) })
+        let checkpointer = match &path {
+            Some(path) => Some(checkpoint::Checkpointer::start(&connection, path, location)?),
+            None => None,
+        };
+        Ok(SqliteStorage { inner: Arc::new(Inner { connection: Mutex::new(connection), path, checkpointer }) })
     }
 
     /// The database file, or `None` for an in-memory database.
@@ -134,12 +142,17 @@ impl SqliteStorage {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StorageError> + Send + 'static,
     {
+        let inner = Arc::clone(&self.inner);
         self.run(operation, move |connection| {
+            let changes = connection.total_changes();
             let tx = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| codec::error(operation, e))?;
             let value = work(&tx)?;
             tx.commit().map_err(|e| codec::error(operation, e))?;
+            if let Some(checkpointer) = inner.checkpointer.as_ref().filter(|_| connection.total_changes() != changes) {
+                checkpointer.committed();
+            }
             Ok(value)
         })
         .await
