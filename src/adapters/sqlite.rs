@@ -150,6 +150,7 @@ impl SqliteStorage {
                 .map_err(|e| codec::error(operation, e))?;
             let value = work(&tx)?;
             tx.commit().map_err(|e| codec::error(operation, e))?;
+            // A transaction that changed no row wrote nothing to checkpoint.
             if let Some(checkpointer) = inner.checkpointer.as_ref().filter(|_| connection.total_changes() != changes) {
                 checkpointer.committed();
             }
