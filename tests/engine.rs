@@ -61,6 +61,24 @@ fn harness_with(http: MockHttp, edition: Option<Edition>, licensed: u32) -> Harn
     Harness { engine, storage, http, mailer, directory, clock }
 }
 
+impl Harness {
+    /// Another engine on the same parts (another server, or other settings), holding the README workflow.
+    fn engine_with(
+        &self,
+        configure: impl FnOnce(crm_webhooks::EngineBuilder) -> crm_webhooks::EngineBuilder,
+    ) -> Engine {
+        let builder = Engine::builder()
+            .storage(self.storage.clone())
+            .http(self.http.clone())
+            .mailer(self.mailer.clone())
+            .directory(self.directory.clone())
+            .clock(Arc::new(self.clock.clone()));
+        let engine = configure(builder).build().unwrap();
+        engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+        engine
+    }
+}
+
 fn harness(http: MockHttp) -> Harness {
     harness_with(http, None, 10)
 }
@@ -222,17 +240,7 @@ async fn the_whole_schedule_one_two_four_hours_then_failed_and_one_email_each() 
 #[tokio::test]
 async fn a_mailer_failure_keeps_the_notification_and_emails_nobody_twice() {
     let h = harness(MockHttp::new_status(404));
-    let engine = {
-        let mut builder = Engine::builder()
-            .storage(h.storage.clone())
-            .http(h.http.clone())
-            .mailer(h.mailer.clone())
-            .directory(h.directory.clone())
-            .clock(Arc::new(h.clock.clone()));
-        builder = builder.retry_schedule(RetrySchedule::new(vec![]).unwrap());
-        builder.build().unwrap()
-    };
-    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+    let engine = h.engine_with(|b| b.retry_schedule(RetrySchedule::new(vec![]).unwrap()));
     engine.on_event(&won_deal()).await.unwrap();
     // First recipient works, the second fails transiently.
     h.mailer.fail_next(MailError::transient("451 try later"));
@@ -256,17 +264,8 @@ async fn a_mailer_failure_keeps_the_notification_and_emails_nobody_twice() {
 #[tokio::test]
 async fn an_unavailable_directory_delays_the_notification_without_losing_it() {
     let h = harness(MockHttp::new_status(500));
-    let engine = Engine::builder()
-        .storage(h.storage.clone())
-        .http(h.http.clone())
-        .mailer(h.mailer.clone())
-        .directory(h.directory.clone())
-        .clock(Arc::new(h.clock.clone()))
-        .retry_schedule(RetrySchedule::new(vec![]).unwrap())
-        .quota_policy(QuotaPolicy::Unlimited)
-        .build()
-        .unwrap();
-    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+    let engine =
+        h.engine_with(|b| b.retry_schedule(RetrySchedule::new(vec![]).unwrap()).quota_policy(QuotaPolicy::Unlimited));
     engine.on_event(&won_deal()).await.unwrap();
     h.directory.set_unavailable(true);
     let report = engine.run_due().await.unwrap();
@@ -397,14 +396,7 @@ async fn scheduled_workflows_are_handed_out_once_per_run() {
     let scheduled = WORKFLOWS.replace(r#""every_save""#, r#"{"schedule": {"every": "daily", "at": "10:00"}}"#);
     h.engine.set_workflows("acme", WorkflowSet::from_json(&scheduled).unwrap());
     // A second engine on the same storage, as on another server.
-    let other = Engine::builder()
-        .storage(h.storage.clone())
-        .http(h.http.clone())
-        .mailer(h.mailer.clone())
-        .directory(h.directory.clone())
-        .clock(Arc::new(h.clock.clone()))
-        .build()
-        .unwrap();
+    let other = h.engine_with(|b| b);
     other.set_workflows("acme", WorkflowSet::from_json(&scheduled).unwrap());
     assert!(h.engine.due_schedules(h.clock.now()).await.unwrap().is_empty(), "first sight: the next run is stored");
     // 10:00 Berlin is 09:00 UTC, which is now: the first run is tomorrow.
@@ -426,16 +418,7 @@ async fn scheduled_workflows_are_handed_out_once_per_run() {
 #[tokio::test]
 async fn redelivery_starts_a_new_chain_and_is_logged_on_both() {
     let h = harness(MockHttp::new_ok().then(MockReply::status(400)));
-    let engine = Engine::builder()
-        .storage(h.storage.clone())
-        .http(h.http.clone())
-        .mailer(h.mailer.clone())
-        .directory(h.directory.clone())
-        .clock(Arc::new(h.clock.clone()))
-        .retry_schedule(RetrySchedule::new(vec![]).unwrap())
-        .build()
-        .unwrap();
-    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+    let engine = h.engine_with(|b| b.retry_schedule(RetrySchedule::new(vec![]).unwrap()));
     let id = engine.on_event(&won_deal()).await.unwrap()[0];
     assert!(matches!(engine.redeliver("acme", id).await, Err(EngineError::NotSettled { .. })), "not while queued");
     engine.run_due().await.unwrap();
@@ -514,21 +497,7 @@ async fn concurrent_engines_share_one_store_without_sending_twice() {
         event.record_id = format!("13x{i}");
         h.engine.on_event(&event).await.unwrap();
     }
-    let engines: Vec<Engine> = (0..4)
-        .map(|_| {
-            let e = Engine::builder()
-                .storage(h.storage.clone())
-                .http(h.http.clone())
-                .mailer(h.mailer.clone())
-                .directory(h.directory.clone())
-                .clock(Arc::new(h.clock.clone()))
-                .batch_size(7)
-                .build()
-                .unwrap();
-            e.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
-            e
-        })
-        .collect();
+    let engines: Vec<Engine> = (0..4).map(|_| h.engine_with(|b| b.batch_size(7))).collect();
     let passes = engines.iter().map(|e| async move {
         let mut sent = 0;
         loop {
