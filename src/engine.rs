@@ -662,10 +662,6 @@ impl Engine {
         self.inner.quota.edition(info.edition).map(|edition| edition.daily_allowance(info.licensed_users))
     }
 
-    fn action_for(&self, delivery: &Delivery) -> Option<WebhookAction> {
-        self.workflows(&delivery.tenant)?.get(&delivery.workflow)?.action(&delivery.action).cloned()
-    }
-
     #[cfg(feature = "tokio")]
     async fn traced_attempt(&self, delivery: Delivery, token: ClaimToken) -> Completion {
         use tracing::Instrument as _;
@@ -689,40 +685,40 @@ impl Engine {
     async fn attempt(&self, delivery: Delivery, token: ClaimToken) -> Completion {
         let attempt = delivery.attempts.saturating_add(1);
         let sent_at = self.now();
-        let outcome = match self.action_for(&delivery) {
-            None => AttemptOutcome::Error(HttpError::new(
-                HttpErrorKind::InvalidRequest,
-                format!(
-                    "workflow \"{}\" has no action \"{}\" any more; the delivery was not sent",
-                    delivery.workflow, delivery.action
-                ),
-            )),
-            Some(action) => match self.request(&delivery, &action, sent_at) {
-                Err(e) => AttemptOutcome::Error(e),
-                Ok(request) => match self.inner.http.send(request).await {
-                    Err(e) => AttemptOutcome::Error(e),
-                    Ok(response) => {
-                        let status = response.status().as_u16();
-                        let retry_after = response
-                            .headers()
-                            .get(http::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .filter(|_| status == 429 || status == 503)
-                            .and_then(|v| retry::parse_retry_after(v, self.now()));
-                        let body = snippet(response.body());
-                        return self.complete(
-                            delivery,
-                            token,
-                            attempt,
-                            sent_at,
-                            AttemptOutcome::Response { status, retry_after },
-                            body,
-                        );
-                    }
-                },
+        // The action is borrowed from the registered workflows (never cloned): only its credentials and signing
+        // secret are read, and the request is built before anything is awaited.
+        let request = self
+            .workflows(&delivery.tenant)
+            .as_deref()
+            .and_then(|set| set.get(&delivery.workflow))
+            .and_then(|workflow| workflow.action(&delivery.action))
+            .ok_or_else(|| {
+                HttpError::new(
+                    HttpErrorKind::InvalidRequest,
+                    format!(
+                        "workflow \"{}\" has no action \"{}\" any more; the delivery was not sent",
+                        delivery.workflow, delivery.action
+                    ),
+                )
+            })
+            .and_then(|action| self.request(&delivery, action, sent_at));
+        let (outcome, body) = match request {
+            Err(e) => (AttemptOutcome::Error(e), None),
+            Ok(request) => match self.inner.http.send(request).await {
+                Err(e) => (AttemptOutcome::Error(e), None),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let retry_after = response
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .filter(|_| status == 429 || status == 503)
+                        .and_then(|v| retry::parse_retry_after(v, self.now()));
+                    (AttemptOutcome::Response { status, retry_after }, snippet(response.body()))
+                }
             },
         };
-        self.complete(delivery, token, attempt, sent_at, outcome, None)
+        self.complete(delivery, token, attempt, sent_at, outcome, body)
     }
 
     fn complete(
