@@ -132,6 +132,21 @@ impl PostgresStorage {
         &self.pool
     }
 
+    /// Runs one of the claim statements (`$1` now, `$2` limit, `$3` token, `$4` lease end) and returns its rows.
+    async fn claim_rows(&self, sql: &SqlStr, claim: &Claim, what: &str) -> Result<Vec<PgRow>, StorageError> {
+        if claim.limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.query(sql)
+            .bind(claim.now)
+            .bind(to_i64(claim.limit))
+            .bind(claim.token.as_bytes().as_slice())
+            .bind(claim.lease_until)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(what, e))
+    }
+
     /// Creates the schema if needed and applies the migrations it lacks, in one transaction under an advisory lock
     /// (so concurrent calls from several servers take turns and the later ones find nothing to do). Safe to call
     /// at every start.
@@ -371,18 +386,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
-        if claim.limit == 0 {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .query(&self.sql.claim_deliveries)
-            .bind(claim.now)
-            .bind(to_i64(claim.limit))
-            .bind(claim.token.as_bytes().as_slice())
-            .bind(claim.lease_until)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("claiming due deliveries", e))?;
+        let rows = self.claim_rows(&self.sql.claim_deliveries, claim, "claiming due deliveries").await?;
         rows.iter().map(delivery_from_row).collect()
     }
 
@@ -605,18 +609,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
-        if claim.limit == 0 {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .query(&self.sql.claim_notifications)
-            .bind(claim.now)
-            .bind(to_i64(claim.limit))
-            .bind(claim.token.as_bytes().as_slice())
-            .bind(claim.lease_until)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("claiming due notifications", e))?;
+        let rows = self.claim_rows(&self.sql.claim_notifications, claim, "claiming due notifications").await?;
         rows.iter().map(notification_from_row).collect()
     }
 
