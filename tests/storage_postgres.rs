@@ -452,3 +452,122 @@ async fn several_engines_and_workers_send_each_delivery_once_within_quota() {
     assert_eq!(deferred.len(), 30, "the other 30 wait for the next day, logged");
     db.drop_schema().await;
 }
+
+/// Storage calls dropped at random poll points (a host's timeout, an aborted task) never leave a pooled connection
+/// inside a transaction, and every write a call acknowledged stays written: claims stay claimed, granted quota
+/// stays counted, a `once` mark is granted once. Two connections only, so a spoiled one is reused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_calls_leave_no_connection_in_a_transaction_and_keep_acknowledged_writes() {
+    use crm_webhooks::testing::{poll_at_most, SeededRng};
+    let Some(db) = TestDb::new().await else { return };
+    let app = format!("cancel_{}", &db.schema[db.schema.len() - 12..]);
+    let options: sqlx::postgres::PgConnectOptions = db.url.parse().unwrap();
+    let pool = PgPoolOptions::new().max_connections(2).connect_lazy_with(options.application_name(&app));
+    let storage = PostgresStorage::from_pool(pool.clone()).schema(&db.schema).unwrap();
+    let seed = std::env::var("CANCEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let mut rng = SeededRng::new(seed);
+    let day = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let now = t0() + Duration::minutes(1);
+
+    let mut enqueued = Vec::new();
+    let mut claimed: HashMap<crm_webhooks::DeliveryId, ClaimToken> = HashMap::new();
+    let mut claimed_twice = Vec::new();
+    let mut finished = HashSet::new();
+    let mut finish_tried = HashSet::new();
+    let mut granted = 0u64;
+    let mut fired: HashMap<u64, u32> = HashMap::new();
+    let (mut acknowledged, mut dropped) = (0, 0);
+    // Before calls were detached, a spoiled connection held row locks that stalled the rest for minutes.
+    let started = std::time::Instant::now();
+    for _ in 0..400 {
+        assert!(started.elapsed() < StdDuration::from_secs(120), "seed {seed}: storage calls stalled");
+        let polls = 1 + rng.below(6) as usize;
+        let done = match rng.below(5) {
+            0 => {
+                let d = sample_delivery("acme", "w1", t0());
+                let id = d.id;
+                poll_at_most(storage.enqueue(vec![d], vec![]), polls).await.map(|r| {
+                    r.unwrap();
+                    enqueued.push(id);
+                })
+            }
+            1 => {
+                let claim = Claim { now, limit: 3, lease_until: now + Duration::hours(1), token: ClaimToken::new() };
+                poll_at_most(storage.claim_due(&claim), polls).await.map(|r| {
+                    for d in r.unwrap() {
+                        if claimed.insert(d.id, claim.token).is_some() {
+                            claimed_twice.push(d.id);
+                        }
+                    }
+                })
+            }
+            2 => poll_at_most(storage.acquire_quota("acme", day, 1_000_000, 1), polls).await.map(|r| {
+                granted += r.unwrap();
+            }),
+            3 => {
+                let record = rng.below(40);
+                poll_at_most(storage.mark_fired("acme", "w1", &record.to_string()), polls).await.map(|r| {
+                    if r.unwrap() {
+                        *fired.entry(record).or_default() += 1;
+                    }
+                })
+            }
+            _ => {
+                let Some((&id, &token)) = claimed.iter().find(|(id, _)| !finish_tried.contains(*id)) else { continue };
+                finish_tried.insert(id);
+                let completion = Completion {
+                    id,
+                    token,
+                    status: DeliveryStatus::Success,
+                    attempts: 1,
+                    next_attempt_at: None,
+                    at: now,
+                    entries: vec![],
+                    notification: None,
+                };
+                poll_at_most(storage.finish(vec![completion]), polls).await.map(|r| {
+                    if r.unwrap().is_empty() {
+                        finished.insert(id);
+                    }
+                })
+            }
+        };
+        match done {
+            Some(()) => acknowledged += 1,
+            None => dropped += 1,
+        }
+    }
+    assert!(acknowledged > 50 && dropped > 50, "the seed exercises both: {acknowledged} acknowledged, {dropped} dropped");
+
+    // Calls given up on may still be running; let them end, then look from another pool.
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    let observer = db.another_server().await;
+    let stuck: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+    )
+    .bind(&app)
+    .fetch_one(observer.pool())
+    .await
+    .unwrap();
+    assert_eq!(stuck, 0, "seed {seed}: a connection went back to the pool inside a transaction");
+    assert!(claimed_twice.is_empty(), "seed {seed}: claimed twice within one lease: {claimed_twice:?}");
+    for id in &enqueued {
+        assert!(observer.delivery("acme", *id).await.unwrap().is_some(), "seed {seed}: acknowledged enqueue {id} lost");
+    }
+    for (id, _) in &claimed {
+        let status = observer.delivery("acme", *id).await.unwrap().unwrap().status;
+        // A finish given up on may have taken effect; one acknowledged must have, and a claim must hold otherwise.
+        let expected: &[DeliveryStatus] = match (finished.contains(id), finish_tried.contains(id)) {
+            (true, _) => &[DeliveryStatus::Success],
+            (false, true) => &[DeliveryStatus::Success, DeliveryStatus::Dispatched],
+            (false, false) => &[DeliveryStatus::Dispatched],
+        };
+        assert!(expected.contains(&status), "seed {seed}: acknowledged write to {id} undone: {status}");
+    }
+    let used = observer.quota_used("acme", day).await.unwrap();
+    assert!(used >= granted, "seed {seed}: {granted} granted calls acknowledged but only {used} counted");
+    assert!(fired.values().all(|n| *n == 1), "seed {seed}: a once-trigger fired twice: {fired:?}");
+    pool.close().await;
+    observer.pool().close().await;
+    db.drop_schema().await;
+}

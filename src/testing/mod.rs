@@ -5,11 +5,15 @@
 //! - [`RecordingMailer`]: records every email; can be told to fail.
 //! - [`StaticDirectory`]: users and tenants from a fixed list.
 //! - [`ManualClock`]: time that moves only when told to.
+//! - [`FaultyStorage`], [`poll_at_most`], [`SeededRng`]: storage faults, cancellation at a chosen poll, and
+//!   seeded randomness, for tests that must replay exactly.
 //! - [`storage_contract`]: the conformance suite every [`Storage`](crate::Storage) must pass.
 
+mod faults;
 mod memory;
 pub mod storage_contract;
 
+pub use faults::{poll_at_most, FaultCounts, FaultyStorage, SeededRng};
 pub use memory::MemoryStorage;
 
 use std::collections::{HashMap, VecDeque};

@@ -1,0 +1,350 @@
+//! The storage's statements, run on the caller's task. [`PostgresStorage`](super::PostgresStorage) never runs
+//! these on the caller's task directly: it hands each call to a task of its own (see `detached` there), so a
+//! caller that drops its future cannot leave a connection halfway through a transaction.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::AssertSqlSafe;
+
+use super::{
+    corrupt, db_error, delivery_from_row, entry_from_row, id_from_row, notification_from_row, status_text, to_i64,
+    without_nul, PostgresStorage,
+};
+use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
+use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError};
+
+/// A [`PostgresStorage`] whose calls run where they are awaited: only ever awaited on a task that nothing
+/// cancels.
+#[derive(Debug, Clone)]
+pub(super) struct Attached(pub(super) PostgresStorage);
+
+impl std::ops::Deref for Attached {
+    type Target = PostgresStorage;
+    fn deref(&self) -> &PostgresStorage {
+        &self.0
+    }
+}
+
+#[async_trait]
+impl Storage for Attached {
+    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        if deliveries.is_empty() && entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| db_error("starting an enqueue", e))?;
+        if !deliveries.is_empty() {
+            let n = deliveries.len();
+            let mut id = Vec::with_capacity(n);
+            let mut tenant = Vec::with_capacity(n);
+            let mut workflow = Vec::with_capacity(n);
+            let mut action = Vec::with_capacity(n);
+            let mut module = Vec::with_capacity(n);
+            let mut record_id = Vec::with_capacity(n);
+            let mut owner = Vec::with_capacity(n);
+            let mut method = Vec::with_capacity(n);
+            let mut url = Vec::with_capacity(n);
+            let mut content_type = Vec::with_capacity(n);
+            let mut body = Vec::with_capacity(n);
+            let mut status = Vec::with_capacity(n);
+            let mut attempts = Vec::with_capacity(n);
+            let mut next_attempt_at = Vec::with_capacity(n);
+            let mut lease_expires_at = Vec::with_capacity(n);
+            let mut created_at = Vec::with_capacity(n);
+            let mut updated_at = Vec::with_capacity(n);
+            let mut redelivery_of = Vec::with_capacity(n);
+            for d in &deliveries {
+                id.push(d.id.as_bytes().as_slice());
+                tenant.push(d.tenant.as_str());
+                workflow.push(d.workflow.as_str());
+                action.push(d.action.as_str());
+                module.push(d.module.as_str());
+                record_id.push(d.record_id.as_str());
+                owner.push(d.owner.as_str());
+                method.push(d.method.as_str());
+                url.push(d.url.as_str());
+                content_type.push(d.content_type.as_str());
+                body.push(d.body.as_ref());
+                status.push(status_text(d.status));
+                attempts.push(i64::from(d.attempts));
+                next_attempt_at.push(d.next_attempt_at);
+                lease_expires_at.push(d.lease_expires_at);
+                created_at.push(d.created_at);
+                updated_at.push(d.updated_at);
+                redelivery_of.push(d.redelivery_of.as_ref().map(|r| r.as_bytes().as_slice()));
+            }
+            self.query(&self.sql.insert_deliveries)
+                .bind(id)
+                .bind(tenant)
+                .bind(workflow)
+                .bind(action)
+                .bind(module)
+                .bind(record_id)
+                .bind(owner)
+                .bind(method)
+                .bind(url)
+                .bind(content_type)
+                .bind(body)
+                .bind(status)
+                .bind(attempts)
+                .bind(next_attempt_at)
+                .bind(lease_expires_at)
+                .bind(created_at)
+                .bind(updated_at)
+                .bind(redelivery_of)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error("storing deliveries", e))?;
+        }
+        self.insert_entries(&mut tx, entries.iter()).await?;
+        tx.commit().await.map_err(|e| db_error("committing an enqueue", e))
+    }
+
+    async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
+        let rows = self.claim_rows(&self.sql.claim_deliveries, claim, "claiming due deliveries").await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A second completion of one delivery in the same batch finds it no longer held, as it would one call
+        // later: only the first is sent to the database.
+        let mut seen = HashSet::with_capacity(completions.len());
+        let first: Vec<&Completion> = completions.iter().filter(|c| seen.insert(c.id)).collect();
+        let n = first.len();
+        let mut id = Vec::with_capacity(n);
+        let mut token = Vec::with_capacity(n);
+        let mut status = Vec::with_capacity(n);
+        let mut attempts = Vec::with_capacity(n);
+        let mut next_attempt_at = Vec::with_capacity(n);
+        let mut at = Vec::with_capacity(n);
+        for c in &first {
+            id.push(c.id.as_bytes().as_slice());
+            token.push(c.token.as_bytes().as_slice());
+            status.push(status_text(c.status));
+            attempts.push(i64::from(c.attempts));
+            next_attempt_at.push(c.next_attempt_at);
+            at.push(c.at);
+        }
+
+        let mut tx = self.pool.begin().await.map_err(|e| db_error("starting a finish", e))?;
+        let applied_rows = self
+            .query(&self.sql.finish_deliveries)
+            .bind(id)
+            .bind(token)
+            .bind(status)
+            .bind(attempts)
+            .bind(next_attempt_at)
+            .bind(at)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_error("finishing deliveries", e))?;
+        let mut applied = HashSet::with_capacity(applied_rows.len());
+        for row in &applied_rows {
+            applied.insert(id_from_row(row, "id")?);
+        }
+
+        let entries: Vec<&LogEntry> =
+            first.iter().filter(|c| applied.contains(&c.id)).flat_map(|c| c.entries.iter()).collect();
+        self.insert_entries(&mut tx, entries.into_iter()).await?;
+
+        // Failure notifications are rare (one per failed delivery), so one statement each is fine.
+        for notification in first.iter().filter(|c| applied.contains(&c.id)).filter_map(|c| c.notification.as_ref()) {
+            self.query(&self.sql.insert_notification)
+                .bind(notification.delivery_id.as_bytes().as_slice())
+                .bind(&notification.tenant)
+                .bind(&notification.owner)
+                .bind(notification.created_at)
+                .bind(notification.next_attempt_at)
+                .bind(i64::from(notification.attempts))
+                .bind(&notification.sent_to)
+                .bind(notification.last_error.as_deref().map(without_nul))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error("queueing a failure notification", e))?;
+        }
+        tx.commit().await.map_err(|e| db_error("committing a finish", e))?;
+
+        // Lost, in the order given: every completion not applied, and every repeat of one that was.
+        let mut first_seen = HashSet::with_capacity(completions.len());
+        Ok(completions.iter().filter(|c| !(first_seen.insert(c.id) && applied.contains(&c.id))).map(|c| c.id).collect())
+    }
+
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+        sqlx::query_scalar::<_, Option<DateTime<Utc>>>(self.sql.next_due_at.clone())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("finding the next due time", e))
+    }
+
+    async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
+        let row = self
+            .query(&self.sql.delivery)
+            .bind(id.as_bytes().as_slice())
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading a delivery", e))?;
+        row.as_ref().map(delivery_from_row).transpose()
+    }
+
+    async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
+        // Only fixed fragments go into the text; every value is a bind parameter.
+        let mut sql = String::with_capacity(self.sql.log_prefix.len() + 160);
+        sql.push_str(&self.sql.log_prefix);
+        let mut n = 1; // $1 is the tenant
+        let mut filter = |sql: &mut String, column: &str, op: &str, present: bool| {
+            if present {
+                n += 1;
+                let _ = write!(sql, " AND {column} {op} ${n}");
+            }
+        };
+        filter(&mut sql, "workflow", "=", query.workflow.is_some());
+        filter(&mut sql, "action", "=", query.action.is_some());
+        filter(&mut sql, "status", "=", query.status.is_some());
+        filter(&mut sql, "record_id", "=", query.record_id.is_some());
+        filter(&mut sql, "delivery_id", "=", query.delivery_id.is_some());
+        filter(&mut sql, "at", ">=", query.since.is_some());
+        filter(&mut sql, "at", "<", query.until.is_some());
+        let _ = write!(sql, " ORDER BY at DESC, seq DESC LIMIT ${} OFFSET ${}", n + 1, n + 2);
+
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&query.tenant);
+        if let Some(workflow) = &query.workflow {
+            q = q.bind(workflow);
+        }
+        if let Some(action) = &query.action {
+            q = q.bind(action);
+        }
+        if let Some(status) = query.status {
+            q = q.bind(status_text(status));
+        }
+        if let Some(record_id) = &query.record_id {
+            q = q.bind(record_id);
+        }
+        if let Some(delivery_id) = &query.delivery_id {
+            q = q.bind(delivery_id.as_bytes().as_slice());
+        }
+        if let Some(since) = query.since {
+            q = q.bind(since);
+        }
+        if let Some(until) = query.until {
+            q = q.bind(until);
+        }
+        let rows = q
+            .bind(to_i64(query.limit))
+            .bind(to_i64(query.offset))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("reading the delivery log", e))?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let removed: i64 = sqlx::query_scalar(self.sql.prune.clone())
+            .bind(before)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("pruning settled deliveries", e))?;
+        Ok(u64::try_from(removed).unwrap_or(0))
+    }
+
+    async fn acquire_quota(
+        &self,
+        tenant: &str,
+        day: NaiveDate,
+        allowance: u64,
+        wanted: u64,
+    ) -> Result<u64, StorageError> {
+        let granted: i64 = sqlx::query_scalar(self.sql.acquire_quota.clone())
+            .bind(tenant)
+            .bind(day)
+            .bind(to_i64(allowance))
+            .bind(to_i64(wanted))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("counting quota", e))?;
+        u64::try_from(granted)
+            .map_err(|_| corrupt(format!("the quota upsert granted a negative count ({granted}) to tenant {tenant}")))
+    }
+
+    async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
+        let used: Option<i64> = sqlx::query_scalar(self.sql.quota_used.clone())
+            .bind(tenant)
+            .bind(day)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading quota", e))?;
+        let used = used.unwrap_or(0);
+        u64::try_from(used)
+            .map_err(|_| corrupt(format!("tenant {tenant} has a negative quota count ({used}) for {day}")))
+    }
+
+    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
+        let result = self
+            .query(&self.sql.mark_fired)
+            .bind(tenant)
+            .bind(workflow)
+            .bind(record_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("marking a once-trigger as fired", e))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let next: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(self.sql.next_run.clone())
+            .bind(tenant)
+            .bind(workflow)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading a schedule", e))?;
+        Ok(next.flatten())
+    }
+
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        workflow: &str,
+        expected: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool, StorageError> {
+        let result = match expected {
+            // No row and a NULL row both mean "none stored"; the upsert covers both without a read.
+            None => self.query(&self.sql.set_next_run_from_none).bind(tenant).bind(workflow).bind(next),
+            Some(expected) => {
+                self.query(&self.sql.set_next_run_from_some).bind(tenant).bind(workflow).bind(expected).bind(next)
+            }
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("advancing a schedule", e))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
+        let rows = self.claim_rows(&self.sql.claim_notifications, claim, "claiming due notifications").await?;
+        rows.iter().map(notification_from_row).collect()
+    }
+
+    async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError> {
+        let id = update.delivery_id.as_bytes().as_slice();
+        let token = update.token.as_bytes().as_slice();
+        let query = if update.done {
+            self.query(&self.sql.delete_notification).bind(id).bind(token)
+        } else {
+            self.query(&self.sql.update_notification)
+                .bind(id)
+                .bind(token)
+                .bind(&update.sent_to)
+                .bind(i64::from(update.attempts))
+                .bind(update.next_attempt_at)
+                .bind(update.last_error.as_deref().map(without_nul))
+        };
+        let result = query.execute(&self.pool).await.map_err(|e| db_error("updating a notification", e))?;
+        Ok(result.rows_affected() == 1)
+    }
+}
