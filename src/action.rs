@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::encode::{self, Shape};
-use crate::error::{Location, ValidationError};
+use crate::error::{shown, Location, ValidationError};
 use crate::record::Fields;
 use crate::secret::Secret;
 
@@ -182,12 +182,13 @@ impl<'de> Deserialize<'de> for Parameter {
             (Some(value), None, None) => ValueSource::Value(value),
             (None, Some(field), None) => ValueSource::Field(field),
             (None, None, Some(template)) => ValueSource::Template(
-                Template::parse(&template).map_err(|e| D::Error::custom(format!("parameter \"{}\": {e}", raw.name)))?,
+                Template::parse(&template)
+                    .map_err(|e| D::Error::custom(format!("parameter \"{}\": {e}", shown(&raw.name))))?,
             ),
             _ => {
                 return Err(D::Error::custom(format!(
                     "parameter \"{}\" must have exactly one of \"value\", \"field\" or \"template\"",
-                    raw.name
+                    shown(&raw.name)
                 )))
             }
         };
@@ -501,15 +502,20 @@ impl WebhookAction {
         let mut errors = Vec::new();
         let at = at.with_action(&raw.title);
         if raw.kind != "webhook" {
-            errors.push(ValidationError::UnsupportedActionKind { at: at.clone(), kind: raw.kind.clone() });
+            errors.push(ValidationError::UnsupportedActionKind { at: at.clone(), kind: shown(&raw.kind) });
         }
         if raw.title.trim().is_empty() {
             errors.push(ValidationError::Empty { at: at.clone(), field: "title" });
         }
         let uri = match check_url(&raw.url) {
             Ok(uri) => Some(uri),
-            Err(reason) => {
-                errors.push(ValidationError::InvalidUrl { at: at.clone(), url: redact_url(&raw.url), reason });
+            Err(UrlProblem::TooLong) => {
+                let (url, bytes) = (shown_url(&raw.url), raw.url.len());
+                errors.push(ValidationError::UrlTooLong { at: at.clone(), url, bytes });
+                None
+            }
+            Err(UrlProblem::Invalid(reason)) => {
+                errors.push(ValidationError::InvalidUrl { at: at.clone(), url: shown_url(&raw.url), reason });
                 None
             }
         };
@@ -531,7 +537,7 @@ impl WebhookAction {
             if parameter.name.is_empty() {
                 errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].name" });
             } else if !seen.insert(parameter.name.as_str()) {
-                errors.push(ValidationError::DuplicateParameter { at: at.clone(), name: parameter.name.clone() });
+                errors.push(ValidationError::DuplicateParameter { at: at.clone(), name: shown(&parameter.name) });
             }
             if let ValueSource::Field(field) = &parameter.source {
                 if field.is_empty() {
@@ -539,11 +545,16 @@ impl WebhookAction {
                 }
             }
         }
+        // The first parameter of each name, looked up once per required name rather than searched for.
+        let mut by_name = std::collections::HashMap::with_capacity(raw.parameters.len());
+        for parameter in &raw.parameters {
+            by_name.entry(parameter.name.as_str()).or_insert(parameter);
+        }
         for name in &raw.required {
-            match raw.parameters.iter().find(|p| &p.name == name) {
-                None => errors.push(ValidationError::MissingRequiredParameter { at: at.clone(), name: name.clone() }),
+            match by_name.get(name.as_str()) {
+                None => errors.push(ValidationError::MissingRequiredParameter { at: at.clone(), name: shown(name) }),
                 Some(parameter) if source_is_empty(&parameter.source) => {
-                    errors.push(ValidationError::EmptyRequiredParameter { at: at.clone(), name: name.clone() })
+                    errors.push(ValidationError::EmptyRequiredParameter { at: at.clone(), name: shown(name) })
                 }
                 Some(_) => {}
             }
@@ -553,7 +564,7 @@ impl WebhookAction {
             Err(errs) => {
                 errors.extend(errs.into_iter().map(|e| ValidationError::InvalidParameterName {
                     at: at.clone(),
-                    name: e.name,
+                    name: shown(&e.name),
                     content_type: raw.content_type,
                     reason: e.reason,
                 }));
@@ -604,31 +615,64 @@ fn source_is_empty(source: &ValueSource) -> bool {
     }
 }
 
-/// Checks that a URL is absolute http or https with a host.
-fn check_url(url: &str) -> Result<http::Uri, String> {
-    if url.trim() != url || url.is_empty() {
-        return Err("it is empty or has surrounding white space".to_owned());
+/// The longest URL an action may notify, in bytes: browsers and servers commonly refuse longer ones, and the URL
+/// is stored with every delivery and shown in the log.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// What is wrong with a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UrlProblem {
+    /// Longer than [`MAX_URL_BYTES`].
+    TooLong,
+    /// Not an absolute http(s) URL with a host; the reason follows "is not an absolute http or https URL: ".
+    Invalid(String),
+}
+
+/// Checks that a URL is absolute http or https with a host, and not longer than [`MAX_URL_BYTES`].
+fn check_url(url: &str) -> Result<http::Uri, UrlProblem> {
+    // First, so that a huge URL is not parsed.
+    if url.len() > MAX_URL_BYTES {
+        return Err(UrlProblem::TooLong);
     }
-    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| format!("it does not parse ({e})"))?;
+    let invalid = |reason: String| UrlProblem::Invalid(reason);
+    if url.trim() != url || url.is_empty() {
+        return Err(invalid("it is empty or has surrounding white space".to_owned()));
+    }
+    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(format!("it does not parse ({e})")))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        Some(other) => return Err(format!("scheme \"{other}\" is not http or https")),
-        None => return Err("it is not absolute: start it with https:// or http://".to_owned()),
+        Some(other) => return Err(invalid(format!("scheme \"{}\" is not http or https", shown(other)))),
+        None => return Err(invalid("it is not absolute: start it with https:// or http://".to_owned())),
     }
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(uri),
-        _ => Err("it has no host".to_owned()),
+        _ => Err(invalid("it has no host".to_owned())),
     }
+}
+
+/// A URL split around its credentials: the text before `user:password@` (`"https://"`), and the text after it,
+/// or `None` when it has none.
+fn credentials_split(url: &str) -> Option<(&str, &str)> {
+    let scheme_end = url.find("://")?.checked_add(3)?;
+    let (scheme, rest) = url.split_at_checked(scheme_end)?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest.get(..authority_end)?.rfind('@')?;
+    Some((scheme, rest.get(at + 1..)?))
 }
 
 /// A URL with any `user:password@` part removed, for messages and the log.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}://[redacted]@{}", &url[..scheme_end], &rest[at + 1..]),
+    match credentials_split(url) {
+        Some((scheme, rest)) => format!("{scheme}[redacted]@{rest}"),
         None => url.to_owned(),
+    }
+}
+
+/// A URL as a message shows it: credentials removed, then [`shown`] (without copying a huge URL first).
+fn shown_url(url: &str) -> String {
+    match credentials_split(url) {
+        Some((scheme, rest)) => format!("{}[redacted]@{}", shown(scheme), shown(rest)),
+        None => shown(url),
     }
 }
 
@@ -722,5 +766,17 @@ mod tests {
     fn credentials_in_urls_are_redacted() {
         assert_eq!(redact_url("https://user:pw@host.com/a@b"), "https://[redacted]@host.com/a@b");
         assert_eq!(redact_url("https://host.com/a@b"), "https://host.com/a@b");
+        assert_eq!(redact_url("no scheme@all"), "no scheme@all");
+        assert_eq!(shown_url("https://user:pw@host.com/\r\n"), r"https://[redacted]@host.com/\r\n");
+        let long_password = format!("https://u:{}@host.com/", "p".repeat(5000));
+        assert_eq!(shown_url(&long_password), "https://[redacted]@host.com/");
+    }
+
+    #[test]
+    fn long_urls_are_refused_before_parsing() {
+        let at_limit = format!("https://x.example/{}", "a".repeat(MAX_URL_BYTES - 18));
+        assert_eq!(at_limit.len(), MAX_URL_BYTES);
+        assert!(check_url(&at_limit).is_ok());
+        assert_eq!(check_url(&format!("{at_limit}a")).unwrap_err(), UrlProblem::TooLong);
     }
 }

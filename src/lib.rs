@@ -22,6 +22,7 @@ mod workflow;
 
 pub use action::{
     Auth, ContentType, Method, Parameter, Template, TemplateError, ValueSource, WebhookAction, WebhookActionBuilder,
+    MAX_URL_BYTES,
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::action::{ContentType, Parameter};
 
 use super::{form, json, NameError};
+use crate::error::shown;
 
 /// The compiled parameter names of one action, for the content type they were compiled for.
 #[derive(Debug, Clone)]
@@ -196,20 +197,23 @@ fn check_xml_name(key: &str) -> Result<(), String> {
     let Some(first) = chars.next() else { return Err("an element name is empty".to_owned()) };
     if key.contains(':') {
         return Err(format!(
-            "the key \"{key}\" contains ':', which XML reads as a namespace prefix: use '_' or '-' instead"
+            "the key \"{}\" contains ':', which XML reads as a namespace prefix: use '_' or '-' instead",
+            shown(key)
         ));
     }
     if !is_name_start_char(first) {
         return Err(format!(
-            "the key \"{key}\" is not an XML element name: it must start with a letter or '_', not {first:?} \
+            "the key \"{}\" is not an XML element name: it must start with a letter or '_', not {first:?} \
              (U+{:04X})",
+            shown(key),
             u32::from(first)
         ));
     }
     if let Some(bad) = chars.find(|c| !is_name_char(*c)) {
         return Err(format!(
-            "the key \"{key}\" is not an XML element name: it contains {bad:?} (U+{:04X}); use letters, digits, \
+            "the key \"{}\" is not an XML element name: it contains {bad:?} (U+{:04X}); use letters, digits, \
              '_' or '-' instead",
+            shown(key),
             u32::from(bad)
         ));
     }
@@ -282,12 +286,15 @@ impl Draft {
 
     /// Finds the structural problems: value and parent at once, keys mixed with indexes, gaps in indexes.
     fn check(&self, parameters: &[Parameter], path: &str, found: &mut Vec<(usize, NameError)>) {
-        let name = |index: usize| parameters.get(index).map_or("", |p| p.name.as_str());
+        // Names and paths as messages show them: these sentences end up in `ValidationError`s.
+        let raw = |index: usize| parameters.get(index).map_or("", |p| p.name.as_str());
+        let name = |index: usize| shown(raw(index));
+        let shown_path = shown(path);
         if let (Some(leaf), Some(below)) = (self.leaf, self.first_below) {
             found.push((
                 leaf,
                 NameError::new(
-                    name(leaf),
+                    raw(leaf),
                     format!(
                         "it is a value, but \"{}\" also puts values inside it: a name cannot be both a value and a \
                          parent, so rename one of them",
@@ -305,9 +312,9 @@ impl Draft {
             found.push((
                 later,
                 NameError::new(
-                    name(later),
+                    raw(later),
                     format!(
-                        "below \"{path}\" it uses {this} while \"{}\" uses {other}: the parts below one parent must be \
+                        "below \"{shown_path}\" it uses {this} while \"{}\" uses {other}: the parts below one parent must be \
                          all keys or all array indexes",
                         name(earlier)
                     ),
@@ -320,9 +327,9 @@ impl Draft {
                 found.push((
                     child.first,
                     NameError::new(
-                        name(child.first),
+                        raw(child.first),
                         format!(
-                            "it uses array index {used} below \"{path}\", but index {missing} is missing: number the \
+                            "it uses array index {used} below \"{shown_path}\", but index {missing} is missing: number the \
                              items 0, 1, 2 and so on without gaps"
                         ),
                     ),

@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Location, ValidationError};
+use crate::error::{shown, Location, ValidationError};
 use crate::record::{Change, RecordEvent};
 
 /// Entry criteria: every condition of `all` holds, and at least one of `any` when `any` is not empty.
@@ -125,7 +125,7 @@ impl Criteria {
             .filter_map(|c| {
                 c.check().err().map(|reason| ValidationError::InvalidCondition {
                     at: at.clone(),
-                    field: c.field.clone(),
+                    field: shown(&c.field),
                     op: c.op.as_str().to_owned(),
                     reason,
                 })

@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::action::{RawAction, WebhookAction};
-use crate::error::{ConfigError, Location, ValidationError};
+use crate::error::{shown_message, ConfigError, Location, ValidationError};
 use crate::record::{Change, RecordEvent};
 
 /// The most webhook actions one workflow may hold (the product's limit).
@@ -345,7 +345,7 @@ impl WorkflowSet {
         let mut ids = HashSet::new();
         for (index, item) in items.into_iter().enumerate() {
             let id = item.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-            let at = Location::workflow(id.clone().unwrap_or_else(|| format!("#{}", index + 1)));
+            let at = Location::workflow(id.as_deref().unwrap_or(&format!("#{}", index + 1)));
             if let Some(id) = id {
                 if !ids.insert(id) {
                     errors.push(ValidationError::DuplicateWorkflowId { at: at.clone() });
@@ -356,7 +356,7 @@ impl WorkflowSet {
                     Ok(workflow) => workflows.push(workflow),
                     Err(errs) => errors.extend(errs),
                 },
-                Err(e) => errors.push(ValidationError::Malformed { at, message: e.to_string() }),
+                Err(e) => errors.push(ValidationError::Malformed { at, message: shown_message(&e.to_string()) }),
             }
         }
         if errors.is_empty() {

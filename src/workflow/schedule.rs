@@ -6,6 +6,8 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, 
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::shown;
+
 /// When a scheduled workflow runs, in the tenant's time zone.
 ///
 /// JSON (the `every` key selects the kind; `at` is `HH:MM` local time):
@@ -94,7 +96,7 @@ impl<'de> Deserialize<'de> for TimeOfDay {
         NaiveTime::parse_from_str(&text, "%H:%M")
             .or_else(|_| NaiveTime::parse_from_str(&text, "%H:%M:%S"))
             .map(TimeOfDay)
-            .map_err(|_| serde::de::Error::custom(format!("time \"{text}\" is not HH:MM or HH:MM:SS")))
+            .map_err(|_| serde::de::Error::custom(format!("time \"{}\" is not HH:MM or HH:MM:SS", shown(&text))))
     }
 }
 
