@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::encode::{self, Shape};
+use crate::encode::{self, NameLimit, Shape};
 use crate::error::{shown, Location, ValidationError};
 use crate::record::Fields;
 use crate::secret::Secret;
@@ -117,6 +117,13 @@ pub enum ValueSource {
     /// Text with `${field}` or `$field` placeholders.
     Template(Template),
 }
+
+/// The longest parameter name, in bytes (for every content type).
+pub const MAX_PARAMETER_NAME_BYTES: usize = 256;
+
+/// The most dotted segments of a JSON, JSONARRAY or XML parameter name (`a.b.c` has 3): the deepest a body nests.
+/// Encoding walks the nesting by recursion, and this is what bounds it. FORM names do not nest and are not counted.
+pub const MAX_PARAMETER_NAME_SEGMENTS: usize = 32;
 
 /// One name → value pair sent to the receiver.
 ///
@@ -562,11 +569,15 @@ impl WebhookAction {
         let shape = match encode::compile(raw.content_type, &raw.parameters) {
             Ok(shape) => Some(shape),
             Err(errs) => {
-                errors.extend(errs.into_iter().map(|e| ValidationError::InvalidParameterName {
-                    at: at.clone(),
-                    name: shown(&e.name),
-                    content_type: raw.content_type,
-                    reason: e.reason,
+                errors.extend(errs.into_iter().map(|e| {
+                    let (at, name, content_type) = (at.clone(), shown(&e.name), raw.content_type);
+                    match e.limit {
+                        Some(NameLimit::Bytes(bytes)) => ValidationError::ParameterNameTooLong { at, name, bytes },
+                        Some(NameLimit::Segments(segments)) => {
+                            ValidationError::ParameterNameTooDeep { at, name, content_type, segments }
+                        }
+                        None => ValidationError::InvalidParameterName { at, name, content_type, reason: e.reason },
+                    }
                 }));
                 None
             }

@@ -182,6 +182,36 @@ pub enum ValidationError {
         /// Why it cannot.
         reason: String,
     },
+    /// A parameter name longer than [`MAX_PARAMETER_NAME_BYTES`](crate::MAX_PARAMETER_NAME_BYTES).
+    #[error(
+        "{at}: parameter name \"{name}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
+        max = crate::MAX_PARAMETER_NAME_BYTES
+    )]
+    ParameterNameTooLong {
+        /// Where.
+        at: Location,
+        /// The start of the parameter name.
+        name: String,
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// A dotted parameter name of more segments than
+    /// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::MAX_PARAMETER_NAME_SEGMENTS) (JSON, JSONARRAY and XML only).
+    #[error(
+        "{at}: parameter name \"{name}\" has {segments} dotted parts, but {content_type} bodies nest at most {max} \
+         deep; use fewer dots",
+        max = crate::MAX_PARAMETER_NAME_SEGMENTS
+    )]
+    ParameterNameTooDeep {
+        /// Where.
+        at: Location,
+        /// The parameter name.
+        name: String,
+        /// The action's content type.
+        content_type: ContentType,
+        /// How many dotted segments it has.
+        segments: usize,
+    },
     /// A required parameter is not configured.
     #[error("{at}: required parameter \"{name}\" is missing; add a parameter with that name")]
     MissingRequiredParameter {

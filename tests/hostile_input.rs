@@ -1,11 +1,134 @@
 //! Hostile configuration and records through the public API: every bad input is a typed error, never a panic
 //! or an abort, on a 2 MiB thread (the smallest stack a host is likely to run the engine on).
 
-use crm_webhooks::{ConfigError, ContentType, WebhookAction, WorkflowSet};
-use serde_json::json;
+use crm_webhooks::{ConfigError, ContentType, Fields, Parameter, ValidationError, WebhookAction, WorkflowSet};
+use serde_json::{json, Value};
+
+const TREES: [ContentType; 3] = [ContentType::Json, ContentType::JsonArray, ContentType::Xml];
+const ALL: [ContentType; 4] = [ContentType::Json, ContentType::JsonArray, ContentType::Xml, ContentType::Form];
+
+/// Runs `f` on a thread with a 2 MiB stack; a panic there fails the test (a stack overflow aborts the binary).
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let thread = std::thread::Builder::new().stack_size(2 * 1024 * 1024).spawn(f).expect("spawn a thread");
+    match thread.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn action_json(content_type: ContentType, url: &str, parameters: Value) -> Value {
+    json!({"title": "T", "url": url, "content_type": content_type.as_str(), "parameters": parameters})
+}
+
+fn set_of(action: Value) -> String {
+    json!({"workflows": [{"id": "w1", "module": "Leads", "trigger": "every_save", "actions": [action]}]}).to_string()
+}
 
 fn messages(error: &ConfigError) -> Vec<String> {
     error.problems().iter().map(ToString::to_string).collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parameter names of many dotted segments.
+
+fn dotted(segments: usize) -> String {
+    vec!["a"; segments].join(".")
+}
+
+#[test]
+fn a_name_of_a_thousand_segments_is_refused_on_a_small_stack() {
+    on_small_stack(|| {
+        let name = dotted(1000);
+        for content_type in ALL {
+            let parameters = json!([{"name": name, "value": 1}]);
+            let document = set_of(action_json(content_type, "https://x.example", parameters.clone()));
+            let error = WorkflowSet::from_json(&document).unwrap_err();
+            assert!(
+                matches!(error.problems(), [ValidationError::ParameterNameTooLong { bytes: 1999, .. }]),
+                "{content_type}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(message.starts_with("workflow \"w1\", action \"T\": parameter name \"a.a.a"), "{message}");
+            assert!(message.contains("… (1999 bytes)\" is 1999 bytes long, but at most 256"), "{message}");
+            assert!(message.len() < 400, "the name is truncated: {message}");
+
+            let direct =
+                serde_json::from_value::<WebhookAction>(action_json(content_type, "https://x.example", parameters));
+            let message = direct.unwrap_err().to_string();
+            assert!(message.contains("is 1999 bytes long"), "{content_type}: {message}");
+
+            let built = WebhookAction::builder("T", "https://x.example", content_type)
+                .parameter(Parameter::value(name.clone(), 1))
+                .build()
+                .unwrap_err();
+            assert!(matches!(built.problems(), [ValidationError::ParameterNameTooLong { .. }]), "{built:?}");
+        }
+    });
+}
+
+#[test]
+fn names_nest_at_most_thirty_two_deep() {
+    on_small_stack(|| {
+        // 128 segments in 255 bytes: short enough, too deep.
+        let deep = dotted(128);
+        for content_type in TREES {
+            let error = WebhookAction::builder("T", "https://x.example", content_type)
+                .parameter(Parameter::value(deep.clone(), 1))
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(error.problems(), [ValidationError::ParameterNameTooDeep { segments: 128, content_type: ct, .. }] if *ct == content_type),
+                "{error:?}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("has 128 dotted parts, but {content_type} bodies nest at most 32 deep")),
+                "{error}"
+            );
+        }
+        // FORM sends names verbatim: the dots do not nest.
+        assert!(WebhookAction::builder("T", "https://x.example", ContentType::Form)
+            .parameter(Parameter::value(deep, 1))
+            .build()
+            .is_ok());
+    });
+}
+
+#[test]
+fn the_deepest_names_render_on_a_small_stack() {
+    on_small_stack(|| {
+        // 32 segments of 7 bytes and 31 dots: 255 bytes, both limits nearly reached, a hundred times over.
+        let names: Vec<String> =
+            (0..100).map(|i| (0..32).map(|s| format!("k{i:03}s{s:02}")).collect::<Vec<_>>().join(".")).collect();
+        assert!(names.iter().all(|n| n.len() == 255));
+        for content_type in ALL {
+            let action = names
+                .iter()
+                .fold(WebhookAction::builder("T", "https://x.example", content_type), |b, n| {
+                    b.parameter(Parameter::value(n.as_str(), "v"))
+                })
+                .build()
+                .unwrap();
+            let body = action.render(&Fields::new());
+            let text = body.body_text();
+            match content_type {
+                ContentType::Json | ContentType::JsonArray => {
+                    let parsed: Value = serde_json::from_str(text).unwrap();
+                    let mut node = if content_type == ContentType::Json { &parsed } else { &parsed[0] };
+                    for s in 0..32 {
+                        node = &node[format!("k042s{s:02}")];
+                    }
+                    assert_eq!(node, "v");
+                }
+                ContentType::Xml => {
+                    let close = (0..32).rev().map(|s| format!("</k099s{s:02}>")).collect::<String>();
+                    assert!(text.ends_with(&format!("v{close}</record>")), "{}", &text[text.len() - 400..]);
+                }
+                ContentType::Form => assert_eq!(text.matches("=v").count(), 100),
+            }
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -97,11 +97,22 @@ pub(crate) struct NameError {
     pub(crate) name: String,
     /// Why it cannot be sent, and what to do: a sentence that follows "cannot be sent as XML: ".
     pub(crate) reason: String,
+    /// The limit the name passes, if that is the problem (the action reports those with their own variants).
+    pub(crate) limit: Option<NameLimit>,
+}
+
+/// A limit on parameter names that a name passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameLimit {
+    /// Longer than [`MAX_PARAMETER_NAME_BYTES`](crate::MAX_PARAMETER_NAME_BYTES): the length in bytes.
+    Bytes(usize),
+    /// More dotted segments than [`MAX_PARAMETER_NAME_SEGMENTS`](crate::MAX_PARAMETER_NAME_SEGMENTS): how many.
+    Segments(usize),
 }
 
 impl NameError {
     fn new(name: &str, reason: impl Into<String>) -> Self {
-        NameError { name: name.to_owned(), reason: reason.into() }
+        NameError { name: name.to_owned(), reason: reason.into(), limit: None }
     }
 }
 

@@ -12,6 +12,11 @@
 //! - XML only: every key is an XML 1.0 (fifth edition) `Name` without `:` (a colon would declare a namespace
 //!   prefix), and no two indexes follow each other (`a.0.1`), since the item of an item has no element name.
 //!
+//! Before any of that, a name longer than [`MAX_PARAMETER_NAME_BYTES`] (every content type) or, for JSON,
+//! JSONARRAY and XML, of more segments than [`MAX_PARAMETER_NAME_SEGMENTS`] is refused and left out of the tree.
+//! The tree is built, checked and walked by recursion, one level per segment: that limit is what bounds the depth
+//! of every recursion here and in the encoders, whatever the configuration holds.
+//!
 //! Two parameters with exactly the same name are reported by the action's own validation
 //! (`ValidationError::DuplicateParameter`), not here; the tree keeps the first of them.
 //!
@@ -20,9 +25,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::action::{ContentType, Parameter};
+use crate::action::{ContentType, Parameter, MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
 
-use super::{form, json, NameError};
+use super::{form, json, NameError, NameLimit};
 use crate::error::shown;
 
 /// The compiled parameter names of one action, for the content type they were compiled for.
@@ -80,9 +85,16 @@ impl Shape {
 pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Result<Shape, Vec<NameError>> {
     // (parameter index, problem), so that the problems come out in parameter order.
     let mut found: Vec<(usize, NameError)> = Vec::new();
+    let tree = content_type != ContentType::Form;
+    // Whether each name may enter the tree: not empty and within the limits.
+    let mut fits = Vec::with_capacity(parameters.len());
     for (index, parameter) in parameters.iter().enumerate() {
-        if parameter.name.is_empty() {
-            found.push((index, NameError::new("", "the name is empty: give the parameter a name")));
+        match check_limits(&parameter.name, tree) {
+            Some(problem) => {
+                found.push((index, problem));
+                fits.push(false);
+            }
+            None => fits.push(true),
         }
     }
     let layout = match content_type {
@@ -90,8 +102,8 @@ pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Re
         ContentType::Json | ContentType::JsonArray | ContentType::Xml => {
             let xml = content_type == ContentType::Xml;
             let mut root = Draft::new(0);
-            for (index, parameter) in parameters.iter().enumerate() {
-                if parameter.name.is_empty() {
+            for ((index, parameter), fits) in parameters.iter().enumerate().zip(fits) {
+                if !fits {
                     continue;
                 }
                 match segments(&parameter.name, xml) {
@@ -109,6 +121,25 @@ pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Re
         found.sort_by_key(|(index, _)| *index);
         Err(found.into_iter().map(|(_, problem)| problem).collect())
     }
+}
+
+/// The problem of a name that is empty or passes a limit (the segment limit only for `tree` content types).
+fn check_limits(name: &str, tree: bool) -> Option<NameError> {
+    if name.is_empty() {
+        return Some(NameError::new("", "the name is empty: give the parameter a name"));
+    }
+    if name.len() > MAX_PARAMETER_NAME_BYTES {
+        let reason = format!("it is {} bytes long, but at most {MAX_PARAMETER_NAME_BYTES} are allowed", name.len());
+        return Some(NameError { limit: Some(NameLimit::Bytes(name.len())), ..NameError::new(name, reason) });
+    }
+    // At most 256 dots: this cannot overflow.
+    let segments = name.bytes().filter(|b| *b == b'.').count().saturating_add(1);
+    if tree && segments > MAX_PARAMETER_NAME_SEGMENTS {
+        let reason =
+            format!("it has {segments} dotted parts, but names nest at most {MAX_PARAMETER_NAME_SEGMENTS} deep");
+        return Some(NameError { limit: Some(NameLimit::Segments(segments)), ..NameError::new(name, reason) });
+    }
+    None
 }
 
 /// A segment of a parameter name.
@@ -452,6 +483,37 @@ mod tests {
             assert!(found[3].1.starts_with("it has two dots in a row"));
         }
         assert_eq!(errors(ContentType::Form, &["", "x"]).len(), 1);
+    }
+
+    #[test]
+    fn long_and_deep_names_are_refused_and_left_out_of_the_tree() {
+        let deepest = vec!["a"; MAX_PARAMETER_NAME_SEGMENTS].join(".");
+        let too_deep = format!("{deepest}.a");
+        let longest = "a".repeat(MAX_PARAMETER_NAME_BYTES);
+        let too_long = format!("{longest}a");
+        for ct in TREES {
+            assert!(errors(ct, &[&deepest, &longest]).is_empty(), "{ct}");
+            let found = match compile(ct, &params(&[&too_deep, &too_long, "ok"])) {
+                Ok(shape) => panic!("{ct}: accepted {shape:?}"),
+                Err(found) => found,
+            };
+            let limits: Vec<_> = found.iter().map(|e| e.limit).collect();
+            assert_eq!(
+                limits,
+                [
+                    Some(NameLimit::Segments(MAX_PARAMETER_NAME_SEGMENTS + 1)),
+                    Some(NameLimit::Bytes(MAX_PARAMETER_NAME_BYTES + 1))
+                ],
+                "{ct}"
+            );
+            assert!(found[0].reason.contains("at most 32 deep"), "{}", found[0].reason);
+        }
+        // FORM does not nest, so dots are not counted; the length still is.
+        assert!(errors(ContentType::Form, &[&too_deep]).is_empty());
+        assert_eq!(errors(ContentType::Form, &[&too_long]).len(), 1);
+        // Even a thousand segments are refused before anything recurses over them.
+        let found = errors(ContentType::Json, &[&vec!["a"; 1000].join(".")]);
+        assert!(found[0].1.contains("1999 bytes"), "{found:?}");
     }
 
     #[test]
