@@ -1,11 +1,17 @@
 //! Hostile configuration and records through the public API: every bad input is a typed error, never a panic
 //! or an abort, on a 2 MiB thread (the smallest stack a host is likely to run the engine on).
 
-use crm_webhooks::{ConfigError, ContentType, Fields, Parameter, ValidationError, WebhookAction, WorkflowSet};
+use chrono::{NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use crm_webhooks::{
+    Change, Condition, ConfigError, ContentType, Fields, Operator, Parameter, RecordEvent, ValidationError,
+    WebhookAction, WorkflowSet,
+};
 use serde_json::{json, Value};
 
 const TREES: [ContentType; 3] = [ContentType::Json, ContentType::JsonArray, ContentType::Xml];
 const ALL: [ContentType; 4] = [ContentType::Json, ContentType::JsonArray, ContentType::Xml, ContentType::Form];
+const ZONES: [Tz; 4] = [Tz::UTC, Tz::America__Los_Angeles, Tz::Pacific__Kiritimati, Tz::Pacific__Pago_Pago];
 
 /// Runs `f` on a thread with a 2 MiB stack; a panic there fails the test (a stack overflow aborts the binary).
 fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -127,6 +133,90 @@ fn the_deepest_names_render_on_a_small_stack() {
                 }
                 ContentType::Form => assert_eq!(text.matches("=v").count(), 100),
             }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Extreme dates in records.
+
+fn event(fields: Value) -> RecordEvent {
+    let mut event = RecordEvent::new("t", "Leads", "1", Change::Updated, "u");
+    event.fields = fields.as_object().cloned().unwrap_or_default();
+    event
+}
+
+fn extreme_dates() -> Vec<String> {
+    let max = NaiveDate::MAX;
+    let min = NaiveDate::MIN;
+    vec![
+        max.to_string(),
+        min.to_string(),
+        format!("{max} 23:59:59"),
+        format!("{max}T23:30"),
+        format!("{min} 00:00:00"),
+        format!("{min}T00:30"),
+        "+262000-01-01 12:00:00".to_owned(),
+        "-262000-01-01 12:00:00".to_owned(),
+        "9999-12-31T23:59:59Z".to_owned(),
+        "9999-12-31T23:59:59-23:59".to_owned(),
+        "0000-01-01T00:00:00+23:59".to_owned(),
+    ]
+}
+
+const ALL_OPERATORS: [Operator; 23] = [
+    Operator::Is,
+    Operator::IsNot,
+    Operator::Contains,
+    Operator::DoesNotContain,
+    Operator::StartsWith,
+    Operator::EndsWith,
+    Operator::IsEmpty,
+    Operator::IsNotEmpty,
+    Operator::LessThan,
+    Operator::GreaterThan,
+    Operator::LessOrEqual,
+    Operator::GreaterOrEqual,
+    Operator::HasChanged,
+    Operator::HasChangedTo,
+    Operator::HasChangedFrom,
+    Operator::Before,
+    Operator::After,
+    Operator::Between,
+    Operator::IsToday,
+    Operator::LessThanDaysAgo,
+    Operator::MoreThanDaysAgo,
+    Operator::InLessThanDays,
+    Operator::InMoreThanDays,
+];
+
+#[test]
+fn extreme_record_dates_never_panic_criteria() {
+    on_small_stack(|| {
+        let dates = extreme_dates();
+        for tz in ZONES {
+            let now = Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap().with_timezone(&tz);
+            for date in &dates {
+                let record = event(json!({"d": date}));
+                for op in ALL_OPERATORS {
+                    for operand in [json!("2026-11-29"), json!(date), json!([date, date]), json!(3), Value::Null] {
+                        // Whatever the answer, there is one.
+                        let _ = Condition::new("d", op, operand).matches(&record, now);
+                    }
+                }
+            }
+            // The last day is a day like any other, in every time zone.
+            let last_day = event(json!({"d": NaiveDate::MAX.to_string()}));
+            assert!(Condition::new("d", Operator::After, "2026-11-29").matches(&last_day, now), "{tz}");
+            assert!(Condition::new("d", Operator::InMoreThanDays, 1_000_000).matches(&last_day, now), "{tz}");
+            assert!(!Condition::new("d", Operator::IsToday, Value::Null).matches(&last_day, now), "{tz}");
+            let first_day = event(json!({"d": NaiveDate::MIN.to_string()}));
+            assert!(Condition::new("d", Operator::MoreThanDaysAgo, 1_000_000).matches(&first_day, now), "{tz}");
+            // A local time the time zone cannot place (its UTC reading is past the last instant chrono represents)
+            // is no date: west of UTC for the last evening, east of it for the first morning.
+            let last_evening = event(json!({"d": format!("{} 23:59:59", NaiveDate::MAX)}));
+            let placed = Condition::new("d", Operator::After, "2026-01-01 00:00").matches(&last_evening, now);
+            assert_eq!(placed, tz != Tz::America__Los_Angeles && tz != Tz::Pacific__Pago_Pago, "{tz}");
         }
     });
 }

@@ -143,9 +143,32 @@ pub(crate) fn render(content_type: ContentType, shape: &Shape, parameters: &[Par
     Payload::new(content_type, out)
 }
 
+/// The deepest nesting of arrays and objects a value may have to be written (serde_json's own parser refuses
+/// deeper documents, so a host that parsed its records with it never has deeper values).
+pub(crate) const MAX_VALUE_DEPTH: usize = 128;
+
+/// Whether a value nests arrays and objects more than `limit` deep, found without recursion: writing, comparing,
+/// cloning or dropping a `Value` recurses once per level, so a deeper value is never handed to any of those.
+pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
+    let mut pending: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: &mut dyn Iterator<Item = &Value> = match value {
+            Value::Array(items) => &mut items.iter(),
+            Value::Object(map) => &mut map.values(),
+            _ => continue,
+        };
+        if depth >= limit {
+            return true;
+        }
+        let below = depth.saturating_add(1);
+        pending.extend(children.map(|child| (child, below)));
+    }
+    false
+}
+
 /// Writes a value as text: strings as is, numbers without a trailing `.0` (`1200.0` → `1200`, `1200.5` →
 /// `1200.5`, `1e20` in serde_json's exponent form `1e+20`), booleans as `true`/`false`, null as nothing, arrays and
-/// objects as compact JSON.
+/// objects as compact JSON (as nothing, like null, when they nest deeper than [`MAX_VALUE_DEPTH`]).
 pub(crate) fn push_text(value: &Value, out: &mut String) {
     match value {
         Value::Null => {}
@@ -162,6 +185,7 @@ pub(crate) fn push_text(value: &Value, out: &mut String) {
                 }
             }
         }
+        other if nests_deeper_than(other, MAX_VALUE_DEPTH) => {}
         other => json::push_json(other, out),
     }
 }
@@ -202,6 +226,16 @@ mod tests {
             prop_assert!(!written.ends_with(".0"), "{}", written);
             prop_assert_eq!(written.parse::<f64>().ok(), Some(f));
         }
+    }
+
+    #[test]
+    fn nesting_is_measured_without_recursion() {
+        assert!(!nests_deeper_than(&json!("x"), 0));
+        assert!(nests_deeper_than(&json!([]), 0));
+        assert!(!nests_deeper_than(&json!([[1], {"a": [2]}]), 3));
+        assert!(nests_deeper_than(&json!([[1], {"a": [[2]]}]), 3));
+        assert!(!nests_deeper_than(&json!([[1], {"a": [[2]]}]), 4));
+        assert_eq!(text(json!([[[[1]]]])), "[[[[1]]]]");
     }
 
     #[test]

@@ -8,13 +8,19 @@ pub use schedule::{Schedule, TimeOfDay};
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::action::{RawAction, WebhookAction};
 use crate::error::{shown_message, ConfigError, Location, ValidationError};
 use crate::record::{Change, RecordEvent};
+
+/// The local time of a UTC instant in a time zone, or `None` when it is past the range chrono represents (a year
+/// beyond ±262,142), where chrono's own `naive_local` and `date_naive` would panic.
+fn local_time(utc: NaiveDateTime, tz: Tz) -> Option<NaiveDateTime> {
+    utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix())
+}
 
 /// The most webhook actions one workflow may hold (the product's limit).
 pub const MAX_WEBHOOKS_PER_WORKFLOW: usize = 3;
