@@ -1,10 +1,10 @@
 //! Hostile configuration and records through the public API: every bad input is a typed error, never a panic
 //! or an abort, on a 2 MiB thread (the smallest stack a host is likely to run the engine on).
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use crm_webhooks::{
-    Change, Condition, ConfigError, ContentType, Fields, Operator, Parameter, RecordEvent, ValidationError,
+    Change, Condition, ConfigError, ContentType, Fields, Operator, Parameter, RecordEvent, Schedule, ValidationError,
     WebhookAction, WorkflowSet,
 };
 use serde_json::{json, Value};
@@ -217,6 +217,79 @@ fn extreme_record_dates_never_panic_criteria() {
             let last_evening = event(json!({"d": format!("{} 23:59:59", NaiveDate::MAX)}));
             let placed = Condition::new("d", Operator::After, "2026-01-01 00:00").matches(&last_evening, now);
             assert_eq!(placed, tz != Tz::America__Los_Angeles && tz != Tz::Pacific__Pago_Pago, "{tz}");
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Extreme schedule dates.
+
+fn schedule_doc(date: &str) -> String {
+    json!({"workflows": [{"id": "s", "module": "Leads",
+        "trigger": {"schedule": {"every": "specific_date", "date": date, "at": "23:59"}}}]})
+    .to_string()
+}
+
+#[test]
+fn schedule_dates_are_bounded_at_validation() {
+    for date in
+        [NaiveDate::MAX.to_string(), NaiveDate::MIN.to_string(), "1969-12-31".to_owned(), "+10000-01-01".to_owned()]
+    {
+        let error = WorkflowSet::from_json(&schedule_doc(&date)).unwrap_err();
+        let found = messages(&error);
+        assert_eq!(found.len(), 1, "{date}: {found:?}");
+        assert!(
+            found[0].contains("schedule is invalid") && found[0].contains("1970") && found[0].contains("9999"),
+            "{}",
+            found[0]
+        );
+    }
+    for date in ["1970-01-01", "9999-12-31", "2026-12-24"] {
+        assert!(WorkflowSet::from_json(&schedule_doc(date)).is_ok(), "{date} was refused");
+    }
+}
+
+#[test]
+fn schedules_never_panic_for_any_instant() {
+    on_small_stack(|| {
+        let schedules: Vec<Schedule> = [
+            json!({"every": "specific_date", "date": NaiveDate::MAX.to_string(), "at": "23:59"}),
+            json!({"every": "specific_date", "date": NaiveDate::MIN.to_string(), "at": "00:00"}),
+            json!({"every": "hourly", "minute": 59}),
+            json!({"every": "daily", "at": "23:59"}),
+            json!({"every": "weekly", "days": ["mon"], "at": "00:00"}),
+            json!({"every": "monthly", "days": [31], "at": "12:00"}),
+        ]
+        .into_iter()
+        .map(|v| serde_json::from_value(v).unwrap())
+        .collect();
+        let instants = [
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::<Utc>::MIN_UTC,
+            NaiveDate::MAX.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+            Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap(),
+        ];
+        for schedule in &schedules {
+            for tz in ZONES {
+                for after in instants {
+                    if let Some(next) = schedule.next_after(after, tz) {
+                        assert!(next > after, "{schedule:?} after {after} in {tz}: {next}");
+                    }
+                }
+            }
+        }
+        let last: Schedule = serde_json::from_value(
+            json!({"every": "specific_date", "date": NaiveDate::MAX.to_string(), "at": "23:59"}),
+        )
+        .unwrap();
+        let new_year = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        // West of UTC the last evening has no UTC reading; east of it, it has one.
+        assert_eq!(last.next_after(new_year, Tz::America__Los_Angeles), None);
+        let east = last.next_after(new_year, Tz::Pacific__Kiritimati).unwrap();
+        assert_eq!(east.naive_utc(), NaiveDate::MAX.and_hms_opt(9, 59, 0).unwrap());
+        // Nothing runs after the last instant there is.
+        for schedule in &schedules {
+            assert_eq!(schedule.next_after(DateTime::<Utc>::MAX_UTC, Tz::UTC), None, "{schedule:?}");
         }
     });
 }
