@@ -521,6 +521,10 @@ impl WebhookAction {
                 errors.push(ValidationError::UrlTooLong { at: at.clone(), url, bytes });
                 None
             }
+            Err(UrlProblem::Credentials) => {
+                errors.push(ValidationError::UrlWithCredentials { at: at.clone(), url: shown_url(&raw.url) });
+                None
+            }
             Err(UrlProblem::Invalid(reason)) => {
                 errors.push(ValidationError::InvalidUrl { at: at.clone(), url: shown_url(&raw.url), reason });
                 None
@@ -635,11 +639,14 @@ pub const MAX_URL_BYTES: usize = 2048;
 enum UrlProblem {
     /// Longer than [`MAX_URL_BYTES`].
     TooLong,
+    /// It has a `user:password@` part: http clients do not send it, and the URL is stored and logged as written.
+    Credentials,
     /// Not an absolute http(s) URL with a host; the reason follows "is not an absolute http or https URL: ".
     Invalid(String),
 }
 
-/// Checks that a URL is absolute http or https with a host, and not longer than [`MAX_URL_BYTES`].
+/// Checks that a URL is absolute http or https with a host and without credentials, and not longer than
+/// [`MAX_URL_BYTES`].
 fn check_url(url: &str) -> Result<http::Uri, UrlProblem> {
     // First, so that a huge URL is not parsed.
     if url.len() > MAX_URL_BYTES {
@@ -648,6 +655,10 @@ fn check_url(url: &str) -> Result<http::Uri, UrlProblem> {
     let invalid = |reason: String| UrlProblem::Invalid(reason);
     if url.trim() != url || url.is_empty() {
         return Err(invalid("it is empty or has surrounding white space".to_owned()));
+    }
+    // Found the way `redact_url` finds it, so whatever is refused here is also what the log would redact.
+    if credentials_split(url).is_some() {
+        return Err(UrlProblem::Credentials);
     }
     let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(format!("it does not parse ({e})")))?;
     match uri.scheme_str() {
@@ -789,5 +800,16 @@ mod tests {
         assert_eq!(at_limit.len(), MAX_URL_BYTES);
         assert!(check_url(&at_limit).is_ok());
         assert_eq!(check_url(&format!("{at_limit}a")).unwrap_err(), UrlProblem::TooLong);
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused() {
+        for url in ["https://u:p@host.com/", "https://u@host.com", "http://:p@host.com:8080/x", "https://a@b@host.com"]
+        {
+            assert_eq!(check_url(url).unwrap_err(), UrlProblem::Credentials, "{url}");
+        }
+        for url in ["https://host.com/a@b", "https://host.com?to=a@b", "https://host.com#a@b", "https://host.com/@"] {
+            assert!(check_url(url).is_ok(), "{url}");
+        }
     }
 }

@@ -148,6 +148,18 @@ pub enum ValidationError {
         /// Its length in bytes.
         bytes: usize,
     },
+    /// The URL to notify has a `user:password@` part, which HTTP clients do not send and which would be stored and
+    /// shown as written.
+    #[error(
+        "{at}: url \"{url}\" contains a user name or password, which is never sent; remove it from the url and put \
+         the credentials in \"auth\": {{\"type\": \"basic\", \"username\": \"...\", \"password\": \"...\"}}"
+    )]
+    UrlWithCredentials {
+        /// Where.
+        at: Location,
+        /// The URL, its credentials replaced with `[redacted]`.
+        url: String,
+    },
     /// A Basic user name containing `:`, which Basic authentication cannot carry.
     #[error("{at}: auth.username contains ':', which HTTP Basic authentication cannot carry")]
     InvalidUsername {

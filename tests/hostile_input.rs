@@ -295,6 +295,24 @@ fn schedules_never_panic_for_any_instant() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Credentials in URLs.
+
+#[test]
+fn credentials_in_urls_are_refused_without_echoing_them() {
+    for url in ["https://user:hunter2@x.example/hook", "https://user@x.example/", "http://:hunter2@x.example"] {
+        let error = WorkflowSet::from_json(&set_of(action_json(ContentType::Json, url, json!([])))).unwrap_err();
+        let found = messages(&error);
+        assert!(matches!(error.problems(), [ValidationError::UrlWithCredentials { .. }]), "{url}: {found:?}");
+        assert!(!found[0].contains("hunter2"), "the password is echoed: {}", found[0]);
+        assert!(found[0].contains(r#""auth": {"type": "basic""#), "{}", found[0]);
+        let built = WebhookAction::builder("T", url, ContentType::Json).build();
+        assert!(built.is_err(), "{url} was accepted by the builder");
+    }
+    // An `@` in the path or the query is not userinfo.
+    assert!(WebhookAction::builder("T", "https://x.example/a@b?c=d@e", ContentType::Json).build().is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // User text in messages: truncated, control characters escaped.
 
 fn assert_safe(message: &str) {
