@@ -125,6 +125,16 @@ pub const MAX_PARAMETER_NAME_BYTES: usize = 256;
 /// Encoding walks the nesting by recursion, and this is what bounds it. FORM names do not nest and are not counted.
 pub const MAX_PARAMETER_NAME_SEGMENTS: usize = 32;
 
+/// The most parameters an action may have (and the most names its `required` list may hold).
+pub const MAX_PARAMETERS_PER_ACTION: usize = 100;
+
+/// The longest template, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
+
+/// The most placeholders (`${field}` or `$field`) one template may hold. With the other limits this bounds what a
+/// configuration can multiply a record's text by; [`WebhookAction::try_render`] bounds the body itself.
+pub const MAX_TEMPLATE_PLACEHOLDERS: usize = 64;
+
 /// One name → value pair sent to the receiver.
 ///
 /// JSON: `{"name": "public_id", "value": "ACME-42"}`, `{"name": "amount", "field": "amount"}` or
@@ -543,49 +553,7 @@ impl WebhookAction {
                 errors.push(ValidationError::InvalidSigningSecret { at: at.clone(), reason });
             }
         }
-        let mut seen = std::collections::HashSet::new();
-        for parameter in &raw.parameters {
-            if parameter.name.is_empty() {
-                errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].name" });
-            } else if !seen.insert(parameter.name.as_str()) {
-                errors.push(ValidationError::DuplicateParameter { at: at.clone(), name: shown(&parameter.name) });
-            }
-            if let ValueSource::Field(field) = &parameter.source {
-                if field.is_empty() {
-                    errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].field" });
-                }
-            }
-        }
-        // The first parameter of each name, looked up once per required name rather than searched for.
-        let mut by_name = std::collections::HashMap::with_capacity(raw.parameters.len());
-        for parameter in &raw.parameters {
-            by_name.entry(parameter.name.as_str()).or_insert(parameter);
-        }
-        for name in &raw.required {
-            match by_name.get(name.as_str()) {
-                None => errors.push(ValidationError::MissingRequiredParameter { at: at.clone(), name: shown(name) }),
-                Some(parameter) if source_is_empty(&parameter.source) => {
-                    errors.push(ValidationError::EmptyRequiredParameter { at: at.clone(), name: shown(name) })
-                }
-                Some(_) => {}
-            }
-        }
-        let shape = match encode::compile(raw.content_type, &raw.parameters) {
-            Ok(shape) => Some(shape),
-            Err(errs) => {
-                errors.extend(errs.into_iter().map(|e| {
-                    let (at, name, content_type) = (at.clone(), shown(&e.name), raw.content_type);
-                    match e.limit {
-                        Some(NameLimit::Bytes(bytes)) => ValidationError::ParameterNameTooLong { at, name, bytes },
-                        Some(NameLimit::Segments(segments)) => {
-                            ValidationError::ParameterNameTooDeep { at, name, content_type, segments }
-                        }
-                        None => ValidationError::InvalidParameterName { at, name, content_type, reason: e.reason },
-                    }
-                }));
-                None
-            }
-        };
+        let shape = check_parameters(&raw, &at, &mut errors);
         match (uri, shape) {
             (Some(uri), Some(shape)) if errors.is_empty() => Ok(WebhookAction {
                 title: raw.title,
@@ -616,6 +584,74 @@ impl WebhookAction {
             parameters: self.parameters.clone(),
             required: self.required.clone(),
             signing_secret: self.signing_secret.clone(),
+        }
+    }
+}
+
+/// Checks the parameters and the required names, and compiles the parameter names; `None` when they do not fit.
+fn check_parameters(raw: &RawAction, at: &Location, errors: &mut Vec<ValidationError>) -> Option<Shape> {
+    // Past the limit only the count is reported: the other problems of a million parameters would make a million
+    // problems, and removing parameters is the fix anyway.
+    let mut within = true;
+    for (list, count) in [("parameters", raw.parameters.len()), ("required", raw.required.len())] {
+        if count > MAX_PARAMETERS_PER_ACTION {
+            errors.push(ValidationError::TooManyParameters { at: at.clone(), list, count });
+            within = false;
+        }
+    }
+    if !within {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for parameter in &raw.parameters {
+        if parameter.name.is_empty() {
+            errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].name" });
+        } else if !seen.insert(parameter.name.as_str()) {
+            errors.push(ValidationError::DuplicateParameter { at: at.clone(), name: shown(&parameter.name) });
+        }
+        match &parameter.source {
+            ValueSource::Field(field) if field.is_empty() => {
+                errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].field" });
+            }
+            ValueSource::Template(template) if template.source().len() > MAX_TEMPLATE_BYTES => {
+                let (name, bytes) = (shown(&parameter.name), template.source().len());
+                errors.push(ValidationError::TemplateTooLong { at: at.clone(), name, bytes });
+            }
+            ValueSource::Template(template) if template.fields().count() > MAX_TEMPLATE_PLACEHOLDERS => {
+                let (name, count) = (shown(&parameter.name), template.fields().count());
+                errors.push(ValidationError::TooManyPlaceholders { at: at.clone(), name, count });
+            }
+            ValueSource::Value(_) | ValueSource::Field(_) | ValueSource::Template(_) => {}
+        }
+    }
+    // The first parameter of each name, looked up once per required name rather than searched for.
+    let mut by_name = std::collections::HashMap::with_capacity(raw.parameters.len());
+    for parameter in &raw.parameters {
+        by_name.entry(parameter.name.as_str()).or_insert(parameter);
+    }
+    for name in &raw.required {
+        match by_name.get(name.as_str()) {
+            None => errors.push(ValidationError::MissingRequiredParameter { at: at.clone(), name: shown(name) }),
+            Some(parameter) if source_is_empty(&parameter.source) => {
+                errors.push(ValidationError::EmptyRequiredParameter { at: at.clone(), name: shown(name) })
+            }
+            Some(_) => {}
+        }
+    }
+    match encode::compile(raw.content_type, &raw.parameters) {
+        Ok(shape) => Some(shape),
+        Err(errs) => {
+            errors.extend(errs.into_iter().map(|e| {
+                let (at, name, content_type) = (at.clone(), shown(&e.name), raw.content_type);
+                match e.limit {
+                    Some(NameLimit::Bytes(bytes)) => ValidationError::ParameterNameTooLong { at, name, bytes },
+                    Some(NameLimit::Segments(segments)) => {
+                        ValidationError::ParameterNameTooDeep { at, name, content_type, segments }
+                    }
+                    None => ValidationError::InvalidParameterName { at, name, content_type, reason: e.reason },
+                }
+            }));
+            None
         }
     }
 }

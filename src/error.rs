@@ -194,6 +194,47 @@ pub enum ValidationError {
         /// Why it cannot.
         reason: String,
     },
+    /// An action with more than [`MAX_PARAMETERS_PER_ACTION`](crate::MAX_PARAMETERS_PER_ACTION) parameters or
+    /// required names. The parameters themselves are not checked further.
+    #[error(
+        "{at}: \"{list}\" lists {count} parameters, but an action has at most {max}; move some to another action",
+        max = crate::MAX_PARAMETERS_PER_ACTION
+    )]
+    TooManyParameters {
+        /// Where.
+        at: Location,
+        /// The JSON field: `parameters` or `required`.
+        list: &'static str,
+        /// How many it lists.
+        count: usize,
+    },
+    /// A template longer than [`MAX_TEMPLATE_BYTES`](crate::MAX_TEMPLATE_BYTES).
+    #[error(
+        "{at}: the template of parameter \"{name}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
+        max = crate::MAX_TEMPLATE_BYTES
+    )]
+    TemplateTooLong {
+        /// Where.
+        at: Location,
+        /// The parameter name.
+        name: String,
+        /// The template's length in bytes.
+        bytes: usize,
+    },
+    /// A template with more than [`MAX_TEMPLATE_PLACEHOLDERS`](crate::MAX_TEMPLATE_PLACEHOLDERS) placeholders.
+    #[error(
+        "{at}: the template of parameter \"{name}\" has {count} placeholders, but at most {max} are allowed; split \
+         it into several parameters",
+        max = crate::MAX_TEMPLATE_PLACEHOLDERS
+    )]
+    TooManyPlaceholders {
+        /// Where.
+        at: Location,
+        /// The parameter name.
+        name: String,
+        /// How many placeholders it has.
+        count: usize,
+    },
     /// A parameter name longer than [`MAX_PARAMETER_NAME_BYTES`](crate::MAX_PARAMETER_NAME_BYTES).
     #[error(
         "{at}: parameter name \"{name}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",

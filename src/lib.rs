@@ -22,7 +22,8 @@ mod workflow;
 
 pub use action::{
     Auth, ContentType, Method, Parameter, Template, TemplateError, ValueSource, WebhookAction, WebhookActionBuilder,
-    MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS, MAX_URL_BYTES,
+    MAX_PARAMETERS_PER_ACTION, MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS, MAX_TEMPLATE_BYTES,
+    MAX_TEMPLATE_PLACEHOLDERS, MAX_URL_BYTES,
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -295,6 +295,71 @@ fn schedules_never_panic_for_any_instant() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Limits on what an action may hold.
+
+fn action_problems(content_type: ContentType, parameters: Value) -> Vec<String> {
+    match WorkflowSet::from_json(&set_of(action_json(content_type, "https://x.example", parameters))) {
+        Ok(_) => Vec::new(),
+        Err(error) => messages(&error),
+    }
+}
+
+#[test]
+fn an_action_holds_at_most_a_hundred_parameters() {
+    let parameters =
+        |n: usize| Value::from((0..n).map(|i| json!({"name": format!("p{i}"), "value": i})).collect::<Vec<_>>());
+    assert!(action_problems(ContentType::Json, parameters(100)).is_empty());
+    let found = action_problems(ContentType::Json, parameters(101));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("\"parameters\" lists 101 parameters, but an action has at most 100"), "{}", found[0]);
+    // A hundred thousand bad parameters are one problem, not a hundred thousand.
+    let bad = Value::from(vec![json!({"name": "", "value": 1}); 100_000]);
+    let error = WorkflowSet::from_json(&set_of(action_json(ContentType::Xml, "https://x.example", bad))).unwrap_err();
+    assert!(
+        matches!(error.problems(), [ValidationError::TooManyParameters { list: "parameters", count: 100_000, .. }]),
+        "{error}"
+    );
+    let required: Vec<String> = (0..101).map(|i| format!("p{i}")).collect();
+    let error = required
+        .iter()
+        .fold(WebhookAction::builder("T", "https://x.example", ContentType::Json), |b, name| b.require(name))
+        .parameter(Parameter::value("p0", 1))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(error.problems(), [ValidationError::TooManyParameters { list: "required", count: 101, .. }]),
+        "{error}"
+    );
+}
+
+#[test]
+fn templates_are_bounded_in_length_and_placeholders() {
+    let long = "x".repeat(16 * 1024 + 1);
+    let error = WebhookAction::builder("T", "https://x.example", ContentType::Form)
+        .parameter(Parameter::template("t", &long).unwrap())
+        .build()
+        .unwrap_err();
+    assert!(matches!(error.problems(), [ValidationError::TemplateTooLong { bytes: 16385, .. }]), "{error}");
+    let found = action_problems(ContentType::Json, json!([{"name": "t", "template": long}]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("16385 bytes") && found[0].contains("16384"), "{}", found[0]);
+    assert!(found[0].len() < 400, "{}", found[0]);
+    assert!(action_problems(ContentType::Json, json!([{"name": "t", "template": "x".repeat(16 * 1024)}])).is_empty());
+
+    // `$$` is a literal dollar, not a placeholder.
+    let placeholders = |n: usize| (0..n).map(|i| format!("${{f{i}}}$$")).collect::<String>();
+    assert!(action_problems(ContentType::Json, json!([{"name": "t", "template": placeholders(64)}])).is_empty());
+    let found = action_problems(ContentType::Json, json!([{"name": "t", "template": placeholders(65)}]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("65 placeholders") && found[0].contains("at most 64"), "{}", found[0]);
+    let error = WebhookAction::builder("T", "https://x.example", ContentType::Xml)
+        .parameter(Parameter::template("t", &"$f ".repeat(65)).unwrap())
+        .build()
+        .unwrap_err();
+    assert!(matches!(error.problems(), [ValidationError::TooManyPlaceholders { count: 65, .. }]), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Credentials in URLs.
 
 #[test]
