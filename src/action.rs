@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::encode::{self, NameLimit, Shape};
+use crate::encode::{self, Body, Full, NameLimit, Payload, Shape};
 use crate::error::{shown, Location, ValidationError};
 use crate::record::Fields;
 use crate::secret::Secret;
@@ -227,6 +227,26 @@ impl Serialize for Parameter {
     }
 }
 
+/// The body limit an engine uses unless told otherwise: 1 MiB (see [`WebhookAction::try_render`]).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why [`WebhookAction::try_render`] wrote no body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// The body would be longer than the limit; rendering stopped as soon as it passed it.
+    #[error(
+        "the body of \"{action}\" would exceed {limit} bytes; shorten the template or raise \
+         EngineBuilder::max_body_bytes"
+    )]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+        /// The action's title (as messages show it: see [`ValidationError`](crate::ValidationError)).
+        action: String,
+    },
+}
+
 /// A parameter template, compiled once: `${field}` and `$field` insert a record field, `$$` writes `$`.
 ///
 /// A `$` not followed by `{`, `$` or a letter, digit or `_` is written as is. Field values are written as text:
@@ -329,17 +349,24 @@ impl Template {
     /// Renders the template for a record.
     pub fn render(&self, fields: &Fields) -> String {
         let mut out = String::with_capacity(self.source.len());
+        // Without a limit nothing is full.
+        let _ = self.render_into(fields, &mut Body::unlimited(&mut out));
+        out
+    }
+
+    /// Renders the template for a record into a body, stopping as soon as it is full.
+    pub(crate) fn render_into(&self, fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
         for part in &self.parts {
             match part {
-                TemplatePart::Literal(text) => out.push_str(text),
+                TemplatePart::Literal(text) => out.push_str(text)?,
                 TemplatePart::Field(name) => {
                     if let Some(value) = fields.get(name) {
-                        encode::push_text(value, &mut out);
+                        encode::push_text(value, out)?;
                     }
                 }
             }
         }
-        out
+        Ok(())
     }
 }
 
@@ -511,8 +538,33 @@ impl WebhookAction {
     }
 
     /// Encodes the action's parameters for a record: the body that is sent, byte for byte, on every attempt.
-    pub fn render(&self, fields: &Fields) -> encode::Payload {
-        encode::render(self.content_type, &self.shape, &self.parameters, fields)
+    ///
+    /// The body has no size limit; [`WebhookAction::try_render`] has one.
+    pub fn render(&self, fields: &Fields) -> Payload {
+        // Without a limit nothing is full (no `String` reaches `usize::MAX` bytes): the empty body is never used.
+        self.try_render(fields, usize::MAX).unwrap_or_else(|_| Payload::new(self.content_type, String::new()))
+    }
+
+    /// Like [`WebhookAction::render`], but a body longer than `max_body` bytes is an error, found as it is being
+    /// written: rendering stops at the first write that would pass the limit, so an oversized body is never built
+    /// (at most about twice `max_body` is ever held, while a template is being rendered).
+    /// [`DEFAULT_MAX_BODY_BYTES`] is a sensible limit.
+    ///
+    /// ```
+    /// use crm_webhooks::{ContentType, Parameter, RenderError, WebhookAction};
+    /// let action = WebhookAction::builder("Notes", "https://example.com/hook", ContentType::Json)
+    ///     .parameter(Parameter::template("text", "${notes} ${notes}").unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// let fields = serde_json::json!({"notes": "x".repeat(600)});
+    /// let fields = fields.as_object().unwrap();
+    /// assert!(action.try_render(fields, 2000).is_ok());
+    /// let error = action.try_render(fields, 1000).unwrap_err();
+    /// assert_eq!(error, RenderError::BodyTooLarge { limit: 1000, action: "Notes".into() });
+    /// ```
+    pub fn try_render(&self, fields: &Fields, max_body: usize) -> Result<Payload, RenderError> {
+        encode::render(self.content_type, &self.shape, &self.parameters, fields, max_body)
+            .map_err(|Full| RenderError::BodyTooLarge { limit: max_body, action: shown(&self.title) })
     }
 
     pub(crate) fn from_raw(raw: RawAction, at: &Location) -> Result<Self, Vec<ValidationError>> {

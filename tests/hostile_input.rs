@@ -1,11 +1,15 @@
 //! Hostile configuration and records through the public API: every bad input is a typed error, never a panic
 //! or an abort, on a 2 MiB thread (the smallest stack a host is likely to run the engine on).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use crm_webhooks::{
-    Change, Condition, ConfigError, ContentType, Fields, Operator, Parameter, RecordEvent, Schedule, ValidationError,
-    WebhookAction, WorkflowSet,
+    Change, Condition, ConfigError, ContentType, Fields, Operator, Parameter, RecordEvent, RenderError, Schedule,
+    ValidationError, WebhookAction, WorkflowSet, DEFAULT_MAX_BODY_BYTES, MAX_PARAMETERS_PER_ACTION,
+    MAX_TEMPLATE_PLACEHOLDERS,
 };
 use serde_json::{json, Value};
 
@@ -357,6 +361,140 @@ fn templates_are_bounded_in_length_and_placeholders() {
         .build()
         .unwrap_err();
     assert!(matches!(error.problems(), [ValidationError::TooManyPlaceholders { count: 65, .. }]), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The size of a body.
+
+/// Counts the bytes each thread holds and the most it has held, so that a test can tell how much memory a call
+/// needed. Frees of another thread's memory only lower the count, so the peak is never overstated.
+struct Counting;
+
+thread_local! {
+    static HELD: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn note(delta: isize) {
+    // `try_with`: the allocator also runs while a thread's locals are being torn down.
+    let _ = HELD.try_with(|held| {
+        let now = held.get().saturating_add(delta);
+        held.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+}
+
+fn size(bytes: usize) -> isize {
+    isize::try_from(bytes).unwrap_or(isize::MAX)
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged; the counting only reads sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on.
+        let pointer = unsafe { System.alloc(layout) };
+        if !pointer.is_null() {
+            note(size(layout.size()));
+        }
+        pointer
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.dealloc(pointer, layout) };
+        note(-size(layout.size()));
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on.
+        let moved = unsafe { System.realloc(pointer, layout, new_size) };
+        if !moved.is_null() {
+            note(size(new_size).saturating_sub(size(layout.size())));
+        }
+        moved
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The most memory `f` held at once on this thread, beyond what the thread held before.
+fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let start = HELD.with(Cell::get);
+    PEAK.with(|peak| peak.set(start));
+    let value = f();
+    let peak = PEAK.with(Cell::get).saturating_sub(start);
+    (value, usize::try_from(peak).unwrap_or(0))
+}
+
+/// A hundred parameters, each a template of 64 placeholders of a 32 KiB field: a 200 MiB body, within every
+/// limit on the configuration.
+fn huge(content_type: ContentType) -> (WebhookAction, Fields) {
+    let template = "${notes}".repeat(MAX_TEMPLATE_PLACEHOLDERS);
+    let action = (0..MAX_PARAMETERS_PER_ACTION)
+        .fold(WebhookAction::builder("Big notes", "https://x.example", content_type), |b, i| {
+            b.parameter(Parameter::template(format!("p{i}"), &template).unwrap())
+        })
+        .build()
+        .unwrap();
+    let mut fields = Fields::new();
+    fields.insert("notes".to_owned(), json!("n".repeat(32 * 1024)));
+    (action, fields)
+}
+
+#[test]
+fn a_two_hundred_megabyte_body_is_never_built() {
+    for content_type in ALL {
+        let (action, fields) = huge(content_type);
+        let (rendered, peak) = peak_of(|| action.try_render(&fields, DEFAULT_MAX_BODY_BYTES));
+        let error = rendered.unwrap_err();
+        assert_eq!(error, RenderError::BodyTooLarge { limit: DEFAULT_MAX_BODY_BYTES, action: "Big notes".to_owned() });
+        assert_eq!(
+            error.to_string(),
+            "the body of \"Big notes\" would exceed 1048576 bytes; shorten the template or raise \
+             EngineBuilder::max_body_bytes"
+        );
+        // The body and one template's text, each at most the limit.
+        assert!(peak <= 3 * DEFAULT_MAX_BODY_BYTES, "{content_type}: {peak} bytes held");
+    }
+    // The counting sees a body that is built: the same action with a 1 KiB field makes a 6.4 MiB body.
+    let (action, mut fields) = huge(ContentType::Json);
+    fields.insert("notes".to_owned(), json!("n".repeat(1024)));
+    let (payload, peak) = peak_of(|| action.render(&fields));
+    assert!(payload.body().len() > 100 * 64 * 1024);
+    assert!(peak > payload.body().len(), "{peak} bytes held for a body of {}", payload.body().len());
+}
+
+#[test]
+fn a_body_at_its_limit_is_rendered_and_one_byte_more_is_not() {
+    let parameters = vec![
+        Parameter::value("lines.0.sku", "A&B <c>"),
+        Parameter::field("lines.0.qty", "qty"),
+        Parameter::field("customer.name", "name"),
+        Parameter::field("customer.tags", "tags"),
+        Parameter::template("summary", "Deal ${name} for $qty").unwrap(),
+    ];
+    let mut fields = Fields::new();
+    fields.insert("qty".to_owned(), json!(2.0));
+    fields.insert("name".to_owned(), json!("Globex \"é\" \r\n"));
+    fields.insert("tags".to_owned(), json!(["a", {"b": null}]));
+    for content_type in ALL {
+        let action = parameters
+            .iter()
+            .fold(WebhookAction::builder("T", "https://x.example", content_type), |b, p| b.parameter(p.clone()))
+            .build()
+            .unwrap();
+        let full = action.render(&fields);
+        let length = full.body().len();
+        assert_eq!(action.try_render(&fields, length).unwrap(), full, "{content_type}");
+        assert_eq!(action.try_render(&fields, usize::MAX).unwrap(), full, "{content_type}");
+        for limit in [0, 1, length / 2, length - 1] {
+            assert!(
+                matches!(action.try_render(&fields, limit), Err(RenderError::BodyTooLarge { .. })),
+                "{content_type} {limit}"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::action::{ContentType, Parameter, MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
 
-use super::{form, json, NameError, NameLimit};
+use super::{form, json, Body, NameError, NameLimit};
 use crate::error::shown;
 
 /// The compiled parameter names of one action, for the content type they were compiled for.
@@ -385,7 +385,8 @@ impl Draft {
                     ContentType::Xml => (format!("<{key}>"), format!("</{key}>")),
                     ContentType::Json | ContentType::JsonArray | ContentType::Form => {
                         let mut open = String::with_capacity(key.len() + 3);
-                        json::push_json(key.as_str(), &mut open);
+                        // Without a limit nothing is full.
+                        let _ = json::push_json(key.as_str(), &mut Body::unlimited(&mut open));
                         open.push(':');
                         (open, String::new())
                     }

@@ -270,9 +270,7 @@ fn changed(event: &RecordEvent, field: &str) -> bool {
 }
 
 fn text(value: &Value) -> String {
-    let mut out = String::new();
-    crate::encode::push_text(value, &mut out);
-    out
+    crate::encode::text_of(value)
 }
 
 fn lower_text(value: &Value) -> String {
