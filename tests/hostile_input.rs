@@ -4,13 +4,14 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use crm_webhooks::{
-    Change, Condition, ConfigError, ContentType, Fields, Operator, Parameter, RecordEvent, RenderError, Schedule,
-    ValidationError, WebhookAction, WorkflowSet, DEFAULT_MAX_BODY_BYTES, MAX_PARAMETERS_PER_ACTION,
-    MAX_TEMPLATE_PLACEHOLDERS,
+    Change, Condition, ConfigError, ContentType, Criteria, Fields, Operator, Parameter, RecordEvent, RenderError,
+    Schedule, TimeOfDay, ValidationError, WebhookAction, WorkflowSet, DEFAULT_MAX_BODY_BYTES,
+    MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_PLACEHOLDERS,
 };
+use proptest::prelude::*;
 use serde_json::{json, Value};
 
 const TREES: [ContentType; 3] = [ContentType::Json, ContentType::JsonArray, ContentType::Xml];
@@ -223,6 +224,148 @@ fn extreme_record_dates_never_panic_criteria() {
             assert_eq!(placed, tz != Tz::America__Los_Angeles && tz != Tz::Pacific__Pago_Pago, "{tz}");
         }
     });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Any value, any date, any operator, any time zone: criteria always answer.
+
+/// A year as chrono writes one (`0042`, `-0001`, `+10000`), from the whole range chrono parses and beyond it.
+fn year_text(year: i32) -> String {
+    match year {
+        0..=9999 => format!("{year:04}"),
+        10000.. => format!("+{year}"),
+        _ => format!("-{:04}", year.unsigned_abs()),
+    }
+}
+
+fn date_text() -> impl Strategy<Value = String> {
+    let year = prop_oneof![
+        4 => 1900i32..2100,
+        2 => -262_144i32..=262_143,
+        1 => prop::sample::select(vec![-262_144, -262_143, -1, 0, 9999, 10000, 262_142, 262_143, 300_000, i32::MAX]),
+    ];
+    let clock = (0u32..24, 0u32..60, 0u32..61);
+    let offset = prop::sample::select(vec!["Z", "+00:00", "+14:00", "-12:00", "+23:59", "-23:59", "+05:30"]);
+    (year, 1u32..=12, 1u32..=31, clock, offset, 0usize..6).prop_map(|(year, month, day, (h, m, s), offset, form)| {
+        let date = format!("{}-{month:02}-{day:02}", year_text(year));
+        match form {
+            0 => date,
+            1 => format!("{date} {h:02}:{m:02}:{s:02}"),
+            2 => format!("{date}T{h:02}:{m:02}"),
+            3 => format!("{date} {h:02}:{m:02}"),
+            4 => format!("{date}T{h:02}:{m:02}:{s:02}{offset}"),
+            _ => format!("  {date}T{h:02}:{m:02}:{s:02}  "),
+        }
+    })
+}
+
+/// Dates chrono itself writes, anywhere in its range, and its first and last day and instant.
+fn chrono_date_text() -> impl Strategy<Value = String> {
+    let (first, last) = (NaiveDate::MIN.num_days_from_ce(), NaiveDate::MAX.num_days_from_ce());
+    let day = move |days: i32| NaiveDate::from_num_days_from_ce_opt(days).unwrap_or_default();
+    let at = |day: NaiveDate, seconds: u32| day.and_hms_opt(seconds / 3600, seconds / 60 % 60, seconds % 60);
+    prop_oneof![
+        1 => (first..=last).prop_map(move |days| day(days).to_string()),
+        1 => (first..=last, 0u32..86_400).prop_map(move |(days, seconds)| {
+            at(day(days), seconds).map(|t| t.to_string()).unwrap_or_default()
+        }),
+        // Any time of the first and the last day (their first and last hours most often), in the forms a record
+        // may write it: the local times a time zone may not be able to place.
+        3 => (
+            prop::sample::select(vec![NaiveDate::MIN, NaiveDate::MAX]),
+            prop_oneof![0u32..86_400, 0u32..3600, 82_800u32..86_400],
+            prop::bool::ANY,
+        )
+            .prop_map(move |(day, seconds, t)| {
+                let format = if t { "%Y-%m-%dT%H:%M" } else { "%Y-%m-%d %H:%M:%S" };
+                at(day, seconds).map(|time| time.format(format).to_string()).unwrap_or_default()
+            }),
+        1 => prop::sample::select(vec![
+            NaiveDate::MAX.to_string(),
+            NaiveDate::MIN.to_string(),
+            DateTime::<Utc>::MAX_UTC.naive_utc().to_string(),
+            DateTime::<Utc>::MIN_UTC.naive_utc().to_string(),
+            DateTime::<Utc>::MAX_UTC.to_rfc3339(),
+            DateTime::<Utc>::MIN_UTC.to_rfc3339(),
+        ]),
+    ]
+}
+
+fn json_scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => date_text().prop_map(Value::from),
+        3 => chrono_date_text().prop_map(Value::from),
+        2 => any::<String>().prop_map(Value::from),
+        1 => prop::sample::select(vec!["", " ", "1e400", "-0", "NaN", "inf", "yes", "OFF", "1200.50", "1"]).prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => any::<u64>().prop_map(Value::from),
+        1 => any::<f64>().prop_map(Value::from),
+        1 => prop::sample::select(vec![0.0, -0.0, 1.0e9, 999_999_999.0, 1.0e300, f64::MAX, f64::MIN_POSITIVE]).prop_map(Value::from),
+        1 => any::<bool>().prop_map(Value::from),
+        1 => Just(Value::Null),
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    json_scalar().prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map("[a-c]{1,2}", inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Mostly a scalar (what a field holds), sometimes lists and objects of anything.
+fn field_value() -> impl Strategy<Value = Value> {
+    prop_oneof![3 => json_scalar(), 1 => json_value()]
+}
+
+fn zone() -> impl Strategy<Value = Tz> {
+    prop::sample::select(vec![
+        Tz::UTC,
+        Tz::America__Los_Angeles,
+        Tz::Pacific__Kiritimati,
+        Tz::Pacific__Pago_Pago,
+        Tz::Asia__Kolkata,
+        Tz::Europe__Berlin,
+    ])
+}
+
+fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+    let (first, last) = (DateTime::<Utc>::MIN_UTC.timestamp(), DateTime::<Utc>::MAX_UTC.timestamp());
+    prop_oneof![
+        4 => (0i64..4_102_444_800).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap_or_default()),
+        1 => (first..=last).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap_or_default()),
+        1 => prop::sample::select(vec![DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn criteria_always_answer(
+        op in prop::sample::select(ALL_OPERATORS.to_vec()),
+        current in field_value(),
+        before in prop::option::of(field_value()),
+        operand in field_value(),
+        change in prop::sample::select(vec![Change::Created, Change::Updated, Change::Scheduled, Change::Manual]),
+        tz in zone(),
+        now in instant(),
+    ) {
+        let mut record = RecordEvent::new("t", "Leads", "1", change, "u");
+        record.fields.insert("f".to_owned(), current);
+        if let Some(before) = before {
+            record.previous.insert("f".to_owned(), before);
+        }
+        let now = now.with_timezone(&tz);
+        let condition = Condition::new("f", op, operand);
+        // An answer, whatever it is; and the same one twice (evaluation reads no clock and keeps no state).
+        let answer = condition.matches(&record, now);
+        prop_assert_eq!(condition.matches(&record, now), answer);
+        let criteria = Criteria { all: vec![condition.clone()], any: vec![condition] };
+        prop_assert_eq!(criteria.matches(&record, now), answer);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -513,6 +656,39 @@ fn credentials_in_urls_are_refused_without_echoing_them() {
     }
     // An `@` in the path or the query is not userinfo.
     assert!(WebhookAction::builder("T", "https://x.example/a@b?c=d@e", ContentType::Json).build().is_ok());
+}
+
+fn any_day() -> impl Strategy<Value = NaiveDate> {
+    let (first, last) = (NaiveDate::MIN.num_days_from_ce(), NaiveDate::MAX.num_days_from_ce());
+    prop_oneof![
+        2 => (first..=last).prop_map(|days| NaiveDate::from_num_days_from_ce_opt(days).unwrap_or_default()),
+        1 => prop::sample::select(vec![NaiveDate::MIN, NaiveDate::MAX]),
+    ]
+}
+
+fn any_schedule() -> impl Strategy<Value = Schedule> {
+    let at =
+        (0u32..86_400).prop_map(|s| TimeOfDay(NaiveTime::from_num_seconds_from_midnight_opt(s, 0).unwrap_or_default()));
+    let weekday = prop::sample::select(vec![Weekday::Mon, Weekday::Wed, Weekday::Sun]);
+    prop_oneof![
+        any::<u32>().prop_map(|minute| Schedule::Hourly { minute }),
+        at.clone().prop_map(|at| Schedule::Daily { at }),
+        (prop::collection::vec(weekday, 0..3), at.clone()).prop_map(|(days, at)| Schedule::Weekly { days, at }),
+        (prop::collection::vec(0u32..40, 0..3), at.clone()).prop_map(|(days, at)| Schedule::Monthly { days, at }),
+        (any_day(), at).prop_map(|(date, at)| Schedule::SpecificDate { date, at }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Validated or not, a schedule's next run is after `after`, or there is none; never a panic.
+    #[test]
+    fn schedules_always_answer(schedule in any_schedule(), tz in zone(), after in instant()) {
+        if let Some(next) = schedule.next_after(after, tz) {
+            prop_assert!(next > after, "{:?} after {} in {}: {}", schedule, after, tz, next);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
