@@ -383,8 +383,11 @@ impl fmt::Debug for Template {
     }
 }
 
-/// A webhook action, validated: its URL is absolute http(s), its parameter names fit its content type, its
-/// required parameters are present and not empty.
+/// A webhook action, validated: its URL is absolute http(s), without credentials and at most [`MAX_URL_BYTES`]
+/// long, its parameter names fit its content type, its required parameters are present and not empty, and it keeps
+/// to the limits on size ([`MAX_PARAMETERS_PER_ACTION`], [`MAX_PARAMETER_NAME_BYTES`],
+/// [`MAX_PARAMETER_NAME_SEGMENTS`], [`MAX_TEMPLATE_BYTES`], [`MAX_TEMPLATE_PLACEHOLDERS`]). Every way of making one
+/// (the builder, deserializing it, loading a [`WorkflowSet`](crate::WorkflowSet)) checks all of that.
 ///
 /// Build one with [`WebhookAction::builder`] or deserialize it from its JSON form (`kind` is optional and must be
 /// `"webhook"`):

@@ -139,7 +139,10 @@ pub enum ValidationError {
         reason: String,
     },
     /// The URL to notify is longer than [`MAX_URL_BYTES`](crate::MAX_URL_BYTES).
-    #[error("{at}: url \"{url}\" is {bytes} bytes long, but at most {max} are allowed; shorten it", max = crate::MAX_URL_BYTES)]
+    #[error(
+        "{at}: url \"{url}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
+        max = crate::MAX_URL_BYTES
+    )]
     UrlTooLong {
         /// Where.
         at: Location,

@@ -552,13 +552,14 @@ proptest! {
                         }
                         ContentType::Xml => check_xml(body, &resolved).map_err(TestCaseError::fail)?,
                         ContentType::Form => {
-                            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                            let pairs: Vec<(String, String)> =
+                                serde_urlencoded::from_str(body).map_err(|e| TestCaseError::fail(e.to_string()))?;
                             prop_assert_eq!(pairs.len(), resolved.len());
                         }
                     }
                 }
                 Err(error) => {
-                    prop_assert!(length > limit, "a {}-byte body refused under a limit of {}: {}", length, limit, error);
+                    prop_assert!(length > limit, "{} bytes refused under a limit of {}: {}", length, limit, error);
                     prop_assert_eq!(error, RenderError::BodyTooLarge { limit, action: "test".to_owned() });
                 }
             }

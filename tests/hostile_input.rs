@@ -88,7 +88,10 @@ fn names_nest_at_most_thirty_two_deep() {
                 .build()
                 .unwrap_err();
             assert!(
-                matches!(error.problems(), [ValidationError::ParameterNameTooDeep { segments: 128, content_type: ct, .. }] if *ct == content_type),
+                matches!(
+                    error.problems(),
+                    [ValidationError::ParameterNameTooDeep { segments: 128, content_type: ct, .. }] if *ct == content_type
+                ),
                 "{error:?}"
             );
             assert!(
@@ -296,11 +299,13 @@ fn json_scalar() -> impl Strategy<Value = Value> {
         3 => date_text().prop_map(Value::from),
         3 => chrono_date_text().prop_map(Value::from),
         2 => any::<String>().prop_map(Value::from),
-        1 => prop::sample::select(vec!["", " ", "1e400", "-0", "NaN", "inf", "yes", "OFF", "1200.50", "1"]).prop_map(Value::from),
+        1 => prop::sample::select(vec!["", " ", "1e400", "-0", "NaN", "inf", "yes", "OFF", "1200.50", "1"])
+            .prop_map(Value::from),
         1 => any::<i64>().prop_map(Value::from),
         1 => any::<u64>().prop_map(Value::from),
         1 => any::<f64>().prop_map(Value::from),
-        1 => prop::sample::select(vec![0.0, -0.0, 1.0e9, 999_999_999.0, 1.0e300, f64::MAX, f64::MIN_POSITIVE]).prop_map(Value::from),
+        1 => prop::sample::select(vec![0.0, -0.0, 1.0e9, 999_999_999.0, 1.0e300, f64::MAX, f64::MIN_POSITIVE])
+            .prop_map(Value::from),
         1 => any::<bool>().prop_map(Value::from),
         1 => Just(Value::Null),
     ]
@@ -610,7 +615,7 @@ fn a_two_hundred_megabyte_body_is_never_built() {
 
 #[test]
 fn a_body_at_its_limit_is_rendered_and_one_byte_more_is_not() {
-    let parameters = vec![
+    let parameters = [
         Parameter::value("lines.0.sku", "A&B <c>"),
         Parameter::field("lines.0.qty", "qty"),
         Parameter::field("customer.name", "name"),

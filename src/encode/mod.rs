@@ -1,8 +1,9 @@
 //! Payload encoding: one file per content type.
 //!
 //! [`compile`] checks an action's parameter names for its content type and builds, once, the tree of names the
-//! encoder walks ([`shape`]); [`render`] then writes the body of a record without parsing names again, and cannot
-//! fail. The formats:
+//! encoder walks ([`shape`]); [`render`] then writes the body of a record without parsing names again. It fails
+//! only when the body would pass the limit it is given, and then stops at once: every write goes through a
+//! [`Body`] that checks it before copying anything. The formats:
 //! - JSON and JSONARRAY ([`json`]): an object of the parameters (in a one-element array for JSONARRAY), dotted names
 //!   nesting objects and numeric segments building arrays, values keeping their JSON types;
 //! - XML ([`xml`]): the declaration and a `<record>` root element with an element per parameter, nested the same
@@ -226,6 +227,10 @@ pub(crate) const MAX_VALUE_DEPTH: usize = 128;
 /// Whether a value nests arrays and objects more than `limit` deep, found without recursion: writing, comparing,
 /// cloning or dropping a `Value` recurses once per level, so a deeper value is never handed to any of those.
 pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
+    // Most values are scalars: no list to allocate for them.
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return false;
+    }
     let mut pending: Vec<(&Value, usize)> = vec![(value, 0)];
     while let Some((value, depth)) = pending.pop() {
         let children: &mut dyn Iterator<Item = &Value> = match value {

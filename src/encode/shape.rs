@@ -320,7 +320,6 @@ impl Draft {
         // Names and paths as messages show them: these sentences end up in `ValidationError`s.
         let raw = |index: usize| parameters.get(index).map_or("", |p| p.name.as_str());
         let name = |index: usize| shown(raw(index));
-        let shown_path = shown(path);
         if let (Some(leaf), Some(below)) = (self.leaf, self.first_below) {
             found.push((
                 leaf,
@@ -345,8 +344,9 @@ impl Draft {
                 NameError::new(
                     raw(later),
                     format!(
-                        "below \"{shown_path}\" it uses {this} while \"{}\" uses {other}: the parts below one parent must be \
-                         all keys or all array indexes",
+                        "below \"{}\" it uses {this} while \"{}\" uses {other}: the parts below one parent must be all \
+                         keys or all array indexes",
+                        shown(path),
                         name(earlier)
                     ),
                 ),
@@ -360,8 +360,9 @@ impl Draft {
                     NameError::new(
                         raw(child.first),
                         format!(
-                            "it uses array index {used} below \"{shown_path}\", but index {missing} is missing: number the \
-                             items 0, 1, 2 and so on without gaps"
+                            "it uses array index {used} below \"{}\", but index {missing} is missing: number the \
+                             items 0, 1, 2 and so on without gaps",
+                            shown(path)
                         ),
                     ),
                 ));

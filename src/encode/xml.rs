@@ -10,7 +10,8 @@
 //! - a value is the element's text: a string as is, a number without a trailing `.0` (`1200`, `1200.5`), a boolean
 //!   as `true`/`false`, null or a missing field as an empty element (`<a></a>`);
 //! - an array or object *inside a value* is written as its compact JSON text (`[1,2]`, `{"k":"v"}`), escaped like
-//!   any other text, never as nested elements (its keys need not be XML names, and rendering cannot fail).
+//!   any other text, never as nested elements (its keys need not be XML names, so no value can make the body
+//!   ill-formed).
 //!
 //! Text escaping: `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;` (so `]]>` never appears), carriage return →
 //! `&#13;` (a raw one would be turned into a line feed by every parser), tab and line feed as is. Quotes need no
