@@ -5,8 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::encode::{self, Shape};
-use crate::error::{Location, ValidationError};
+use crate::encode::{self, Body, Full, NameLimit, Payload, Shape};
+use crate::error::{shown, Location, ValidationError};
 use crate::record::Fields;
 use crate::secret::Secret;
 
@@ -118,6 +118,23 @@ pub enum ValueSource {
     Template(Template),
 }
 
+/// The longest parameter name, in bytes (for every content type).
+pub const MAX_PARAMETER_NAME_BYTES: usize = 256;
+
+/// The most dotted segments of a JSON, JSONARRAY or XML parameter name (`a.b.c` has 3): the deepest a body nests.
+/// Encoding walks the nesting by recursion, and this is what bounds it. FORM names do not nest and are not counted.
+pub const MAX_PARAMETER_NAME_SEGMENTS: usize = 32;
+
+/// The most parameters an action may have (and the most names its `required` list may hold).
+pub const MAX_PARAMETERS_PER_ACTION: usize = 100;
+
+/// The longest template, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
+
+/// The most placeholders (`${field}` or `$field`) one template may hold. With the other limits this bounds what a
+/// configuration can multiply a record's text by; [`WebhookAction::try_render`] bounds the body itself.
+pub const MAX_TEMPLATE_PLACEHOLDERS: usize = 64;
+
 /// One name → value pair sent to the receiver.
 ///
 /// JSON: `{"name": "public_id", "value": "ACME-42"}`, `{"name": "amount", "field": "amount"}` or
@@ -182,12 +199,13 @@ impl<'de> Deserialize<'de> for Parameter {
             (Some(value), None, None) => ValueSource::Value(value),
             (None, Some(field), None) => ValueSource::Field(field),
             (None, None, Some(template)) => ValueSource::Template(
-                Template::parse(&template).map_err(|e| D::Error::custom(format!("parameter \"{}\": {e}", raw.name)))?,
+                Template::parse(&template)
+                    .map_err(|e| D::Error::custom(format!("parameter \"{}\": {e}", shown(&raw.name))))?,
             ),
             _ => {
                 return Err(D::Error::custom(format!(
                     "parameter \"{}\" must have exactly one of \"value\", \"field\" or \"template\"",
-                    raw.name
+                    shown(&raw.name)
                 )))
             }
         };
@@ -207,6 +225,26 @@ impl Serialize for Parameter {
         }
         map.end()
     }
+}
+
+/// The body limit an engine uses unless told otherwise: 1 MiB (see [`WebhookAction::try_render`]).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why [`WebhookAction::try_render`] wrote no body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// The body would be longer than the limit; rendering stopped as soon as it passed it.
+    #[error(
+        "the body of \"{action}\" would exceed {limit} bytes; shorten the template or raise \
+         EngineBuilder::max_body_bytes"
+    )]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+        /// The action's title (as messages show it: see [`ValidationError`](crate::ValidationError)).
+        action: String,
+    },
 }
 
 /// A parameter template, compiled once: `${field}` and `$field` insert a record field, `$$` writes `$`.
@@ -311,17 +349,24 @@ impl Template {
     /// Renders the template for a record.
     pub fn render(&self, fields: &Fields) -> String {
         let mut out = String::with_capacity(self.source.len());
+        // Without a limit nothing is full.
+        let _ = self.render_into(fields, &mut Body::unlimited(&mut out));
+        out
+    }
+
+    /// Renders the template for a record into a body, stopping as soon as it is full.
+    pub(crate) fn render_into(&self, fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
         for part in &self.parts {
             match part {
-                TemplatePart::Literal(text) => out.push_str(text),
+                TemplatePart::Literal(text) => out.push_str(text)?,
                 TemplatePart::Field(name) => {
                     if let Some(value) = fields.get(name) {
-                        encode::push_text(value, &mut out);
+                        encode::push_text(value, out)?;
                     }
                 }
             }
         }
-        out
+        Ok(())
     }
 }
 
@@ -338,8 +383,11 @@ impl fmt::Debug for Template {
     }
 }
 
-/// A webhook action, validated: its URL is absolute http(s), its parameter names fit its content type, its
-/// required parameters are present and not empty.
+/// A webhook action, validated: its URL is absolute http(s), without credentials and at most [`MAX_URL_BYTES`]
+/// long, its parameter names fit its content type, its required parameters are present and not empty, and it keeps
+/// to the limits on size ([`MAX_PARAMETERS_PER_ACTION`], [`MAX_PARAMETER_NAME_BYTES`],
+/// [`MAX_PARAMETER_NAME_SEGMENTS`], [`MAX_TEMPLATE_BYTES`], [`MAX_TEMPLATE_PLACEHOLDERS`]). Every way of making one
+/// (the builder, deserializing it, loading a [`WorkflowSet`](crate::WorkflowSet)) checks all of that.
 ///
 /// Build one with [`WebhookAction::builder`] or deserialize it from its JSON form (`kind` is optional and must be
 /// `"webhook"`):
@@ -493,23 +541,57 @@ impl WebhookAction {
     }
 
     /// Encodes the action's parameters for a record: the body that is sent, byte for byte, on every attempt.
-    pub fn render(&self, fields: &Fields) -> encode::Payload {
-        encode::render(self.content_type, &self.shape, &self.parameters, fields)
+    ///
+    /// The body has no size limit; [`WebhookAction::try_render`] has one.
+    pub fn render(&self, fields: &Fields) -> Payload {
+        // Without a limit nothing is full (no `String` reaches `usize::MAX` bytes): the empty body is never used.
+        self.try_render(fields, usize::MAX).unwrap_or_else(|_| Payload::new(self.content_type, String::new()))
+    }
+
+    /// Like [`WebhookAction::render`], but a body longer than `max_body` bytes is an error, found as it is being
+    /// written: rendering stops at the first write that would pass the limit, so an oversized body is never built
+    /// (at most about twice `max_body` is ever held, while a template is being rendered).
+    /// [`DEFAULT_MAX_BODY_BYTES`] is a sensible limit.
+    ///
+    /// ```
+    /// use crm_webhooks::{ContentType, Parameter, RenderError, WebhookAction};
+    /// let action = WebhookAction::builder("Notes", "https://example.com/hook", ContentType::Json)
+    ///     .parameter(Parameter::template("text", "${notes} ${notes}").unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// let fields = serde_json::json!({"notes": "x".repeat(600)});
+    /// let fields = fields.as_object().unwrap();
+    /// assert!(action.try_render(fields, 2000).is_ok());
+    /// let error = action.try_render(fields, 1000).unwrap_err();
+    /// assert_eq!(error, RenderError::BodyTooLarge { limit: 1000, action: "Notes".into() });
+    /// ```
+    pub fn try_render(&self, fields: &Fields, max_body: usize) -> Result<Payload, RenderError> {
+        encode::render(self.content_type, &self.shape, &self.parameters, fields, max_body)
+            .map_err(|Full| RenderError::BodyTooLarge { limit: max_body, action: shown(&self.title) })
     }
 
     pub(crate) fn from_raw(raw: RawAction, at: &Location) -> Result<Self, Vec<ValidationError>> {
         let mut errors = Vec::new();
         let at = at.with_action(&raw.title);
         if raw.kind != "webhook" {
-            errors.push(ValidationError::UnsupportedActionKind { at: at.clone(), kind: raw.kind.clone() });
+            errors.push(ValidationError::UnsupportedActionKind { at: at.clone(), kind: shown(&raw.kind) });
         }
         if raw.title.trim().is_empty() {
             errors.push(ValidationError::Empty { at: at.clone(), field: "title" });
         }
         let uri = match check_url(&raw.url) {
             Ok(uri) => Some(uri),
-            Err(reason) => {
-                errors.push(ValidationError::InvalidUrl { at: at.clone(), url: redact_url(&raw.url), reason });
+            Err(UrlProblem::TooLong) => {
+                let (url, bytes) = (shown_url(&raw.url), raw.url.len());
+                errors.push(ValidationError::UrlTooLong { at: at.clone(), url, bytes });
+                None
+            }
+            Err(UrlProblem::Credentials) => {
+                errors.push(ValidationError::UrlWithCredentials { at: at.clone(), url: shown_url(&raw.url) });
+                None
+            }
+            Err(UrlProblem::Invalid(reason)) => {
+                errors.push(ValidationError::InvalidUrl { at: at.clone(), url: shown_url(&raw.url), reason });
                 None
             }
         };
@@ -526,40 +608,7 @@ impl WebhookAction {
                 errors.push(ValidationError::InvalidSigningSecret { at: at.clone(), reason });
             }
         }
-        let mut seen = std::collections::HashSet::new();
-        for parameter in &raw.parameters {
-            if parameter.name.is_empty() {
-                errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].name" });
-            } else if !seen.insert(parameter.name.as_str()) {
-                errors.push(ValidationError::DuplicateParameter { at: at.clone(), name: parameter.name.clone() });
-            }
-            if let ValueSource::Field(field) = &parameter.source {
-                if field.is_empty() {
-                    errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].field" });
-                }
-            }
-        }
-        for name in &raw.required {
-            match raw.parameters.iter().find(|p| &p.name == name) {
-                None => errors.push(ValidationError::MissingRequiredParameter { at: at.clone(), name: name.clone() }),
-                Some(parameter) if source_is_empty(&parameter.source) => {
-                    errors.push(ValidationError::EmptyRequiredParameter { at: at.clone(), name: name.clone() })
-                }
-                Some(_) => {}
-            }
-        }
-        let shape = match encode::compile(raw.content_type, &raw.parameters) {
-            Ok(shape) => Some(shape),
-            Err(errs) => {
-                errors.extend(errs.into_iter().map(|e| ValidationError::InvalidParameterName {
-                    at: at.clone(),
-                    name: e.name,
-                    content_type: raw.content_type,
-                    reason: e.reason,
-                }));
-                None
-            }
-        };
+        let shape = check_parameters(&raw, &at, &mut errors);
         match (uri, shape) {
             (Some(uri), Some(shape)) if errors.is_empty() => Ok(WebhookAction {
                 title: raw.title,
@@ -594,6 +643,74 @@ impl WebhookAction {
     }
 }
 
+/// Checks the parameters and the required names, and compiles the parameter names; `None` when they do not fit.
+fn check_parameters(raw: &RawAction, at: &Location, errors: &mut Vec<ValidationError>) -> Option<Shape> {
+    // Past the limit only the count is reported: the other problems of a million parameters would make a million
+    // problems, and removing parameters is the fix anyway.
+    let mut within = true;
+    for (list, count) in [("parameters", raw.parameters.len()), ("required", raw.required.len())] {
+        if count > MAX_PARAMETERS_PER_ACTION {
+            errors.push(ValidationError::TooManyParameters { at: at.clone(), list, count });
+            within = false;
+        }
+    }
+    if !within {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for parameter in &raw.parameters {
+        if parameter.name.is_empty() {
+            errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].name" });
+        } else if !seen.insert(parameter.name.as_str()) {
+            errors.push(ValidationError::DuplicateParameter { at: at.clone(), name: shown(&parameter.name) });
+        }
+        match &parameter.source {
+            ValueSource::Field(field) if field.is_empty() => {
+                errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].field" });
+            }
+            ValueSource::Template(template) if template.source().len() > MAX_TEMPLATE_BYTES => {
+                let (name, bytes) = (shown(&parameter.name), template.source().len());
+                errors.push(ValidationError::TemplateTooLong { at: at.clone(), name, bytes });
+            }
+            ValueSource::Template(template) if template.fields().count() > MAX_TEMPLATE_PLACEHOLDERS => {
+                let (name, count) = (shown(&parameter.name), template.fields().count());
+                errors.push(ValidationError::TooManyPlaceholders { at: at.clone(), name, count });
+            }
+            ValueSource::Value(_) | ValueSource::Field(_) | ValueSource::Template(_) => {}
+        }
+    }
+    // The first parameter of each name, looked up once per required name rather than searched for.
+    let mut by_name = std::collections::HashMap::with_capacity(raw.parameters.len());
+    for parameter in &raw.parameters {
+        by_name.entry(parameter.name.as_str()).or_insert(parameter);
+    }
+    for name in &raw.required {
+        match by_name.get(name.as_str()) {
+            None => errors.push(ValidationError::MissingRequiredParameter { at: at.clone(), name: shown(name) }),
+            Some(parameter) if source_is_empty(&parameter.source) => {
+                errors.push(ValidationError::EmptyRequiredParameter { at: at.clone(), name: shown(name) })
+            }
+            Some(_) => {}
+        }
+    }
+    match encode::compile(raw.content_type, &raw.parameters) {
+        Ok(shape) => Some(shape),
+        Err(errs) => {
+            errors.extend(errs.into_iter().map(|e| {
+                let (at, name, content_type) = (at.clone(), shown(&e.name), raw.content_type);
+                match e.limit {
+                    Some(NameLimit::Bytes(bytes)) => ValidationError::ParameterNameTooLong { at, name, bytes },
+                    Some(NameLimit::Segments(segments)) => {
+                        ValidationError::ParameterNameTooDeep { at, name, content_type, segments }
+                    }
+                    None => ValidationError::InvalidParameterName { at, name, content_type, reason: e.reason },
+                }
+            }));
+            None
+        }
+    }
+}
+
 fn source_is_empty(source: &ValueSource) -> bool {
     match source {
         ValueSource::Value(Value::Null) => true,
@@ -604,31 +721,71 @@ fn source_is_empty(source: &ValueSource) -> bool {
     }
 }
 
-/// Checks that a URL is absolute http or https with a host.
-fn check_url(url: &str) -> Result<http::Uri, String> {
-    if url.trim() != url || url.is_empty() {
-        return Err("it is empty or has surrounding white space".to_owned());
+/// The longest URL an action may notify, in bytes: browsers and servers commonly refuse longer ones, and the URL
+/// is stored with every delivery and shown in the log.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// What is wrong with a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UrlProblem {
+    /// Longer than [`MAX_URL_BYTES`].
+    TooLong,
+    /// It has a `user:password@` part: http clients do not send it, and the URL is stored and logged as written.
+    Credentials,
+    /// Not an absolute http(s) URL with a host; the reason follows "is not an absolute http or https URL: ".
+    Invalid(String),
+}
+
+/// Checks that a URL is absolute http or https with a host and without credentials, and not longer than
+/// [`MAX_URL_BYTES`].
+fn check_url(url: &str) -> Result<http::Uri, UrlProblem> {
+    // First, so that a huge URL is not parsed.
+    if url.len() > MAX_URL_BYTES {
+        return Err(UrlProblem::TooLong);
     }
-    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| format!("it does not parse ({e})"))?;
+    let invalid = |reason: String| UrlProblem::Invalid(reason);
+    if url.trim() != url || url.is_empty() {
+        return Err(invalid("it is empty or has surrounding white space".to_owned()));
+    }
+    // Found the way `redact_url` finds it, so whatever is refused here is also what the log would redact.
+    if credentials_split(url).is_some() {
+        return Err(UrlProblem::Credentials);
+    }
+    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(format!("it does not parse ({e})")))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        Some(other) => return Err(format!("scheme \"{other}\" is not http or https")),
-        None => return Err("it is not absolute: start it with https:// or http://".to_owned()),
+        Some(other) => return Err(invalid(format!("scheme \"{}\" is not http or https", shown(other)))),
+        None => return Err(invalid("it is not absolute: start it with https:// or http://".to_owned())),
     }
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(uri),
-        _ => Err("it has no host".to_owned()),
+        _ => Err(invalid("it has no host".to_owned())),
     }
+}
+
+/// A URL split around its credentials: the text before `user:password@` (`"https://"`), and the text after it,
+/// or `None` when it has none.
+fn credentials_split(url: &str) -> Option<(&str, &str)> {
+    let scheme_end = url.find("://")?.checked_add(3)?;
+    let (scheme, rest) = url.split_at_checked(scheme_end)?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest.get(..authority_end)?.rfind('@')?;
+    Some((scheme, rest.get(at + 1..)?))
 }
 
 /// A URL with any `user:password@` part removed, for messages and the log.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}://[redacted]@{}", &url[..scheme_end], &rest[at + 1..]),
+    match credentials_split(url) {
+        Some((scheme, rest)) => format!("{scheme}[redacted]@{rest}"),
         None => url.to_owned(),
+    }
+}
+
+/// A URL as a message shows it: credentials removed, then [`shown`] (without copying a huge URL first).
+fn shown_url(url: &str) -> String {
+    match credentials_split(url) {
+        Some((scheme, rest)) => format!("{}[redacted]@{}", shown(scheme), shown(rest)),
+        None => shown(url),
     }
 }
 
@@ -722,5 +879,28 @@ mod tests {
     fn credentials_in_urls_are_redacted() {
         assert_eq!(redact_url("https://user:pw@host.com/a@b"), "https://[redacted]@host.com/a@b");
         assert_eq!(redact_url("https://host.com/a@b"), "https://host.com/a@b");
+        assert_eq!(redact_url("no scheme@all"), "no scheme@all");
+        assert_eq!(shown_url("https://user:pw@host.com/\r\n"), r"https://[redacted]@host.com/\r\n");
+        let long_password = format!("https://u:{}@host.com/", "p".repeat(5000));
+        assert_eq!(shown_url(&long_password), "https://[redacted]@host.com/");
+    }
+
+    #[test]
+    fn long_urls_are_refused_before_parsing() {
+        let at_limit = format!("https://x.example/{}", "a".repeat(MAX_URL_BYTES - 18));
+        assert_eq!(at_limit.len(), MAX_URL_BYTES);
+        assert!(check_url(&at_limit).is_ok());
+        assert_eq!(check_url(&format!("{at_limit}a")).unwrap_err(), UrlProblem::TooLong);
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused() {
+        for url in ["https://u:p@host.com/", "https://u@host.com", "http://:p@host.com:8080/x", "https://a@b@host.com"]
+        {
+            assert_eq!(check_url(url).unwrap_err(), UrlProblem::Credentials, "{url}");
+        }
+        for url in ["https://host.com/a@b", "https://host.com?to=a@b", "https://host.com#a@b", "https://host.com/@"] {
+            assert!(check_url(url).is_ok(), "{url}");
+        }
     }
 }

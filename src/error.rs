@@ -1,10 +1,56 @@
 //! Configuration errors: what is wrong, where, and what to do about it.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use crate::action::ContentType;
 
+/// How many characters of a text from the configuration or a record a message shows.
+pub(crate) const SHOWN_CHARS: usize = 100;
+
+/// How many characters of a parser's message [`ValidationError::Malformed`] shows (it quotes the offending text).
+const SHOWN_MESSAGE_CHARS: usize = 300;
+
+/// How many problems the text of [`ConfigError::Invalid`] lists; [`ConfigError::problems`] has them all.
+pub(crate) const LISTED_PROBLEMS: usize = 20;
+
+/// A text from the configuration as a message shows it: control characters (CR and LF included) and invisible
+/// direction marks escaped as `\n`, `\r`, `\t` or `\u{..}`, so that a message stays one honest line in the host's
+/// log; and at most [`SHOWN_CHARS`] characters of it, followed by `… (N bytes)` when it is longer, so that a
+/// 50 MB URL does not make a 50 MB message.
+pub(crate) fn shown(text: &str) -> String {
+    shown_up_to(text, SHOWN_CHARS)
+}
+
+fn shown_up_to(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars) + 24);
+    // `enumerate` stops at the limit: the rest of a long text is never read.
+    for (count, c) in text.chars().enumerate() {
+        if count == max_chars {
+            let _ = write!(out, "… ({} bytes)", text.len());
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_invisible(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Characters that move or hide the text around them in a terminal or a log viewer: line and paragraph
+/// separators, direction marks, embeddings, overrides and isolates, and the byte order mark.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{61C}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// Where in the configuration a problem is: the workflow and, when it is in one, the action.
+///
+/// The id and the title are held as messages show them (see [`ValidationError`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Location {
     /// The workflow's id (or its position in the document when it has none).
@@ -14,12 +60,14 @@ pub struct Location {
 }
 
 impl Location {
-    pub(crate) fn workflow(id: impl Into<String>) -> Self {
-        Location { workflow: Some(id.into()), action: None }
+    /// The location of a workflow, its id as messages show it (see [`ValidationError`]).
+    pub(crate) fn workflow(id: &str) -> Self {
+        Location { workflow: Some(shown(id)), action: None }
     }
 
+    /// The location of one of this workflow's actions, its title as messages show it.
     pub(crate) fn with_action(&self, title: &str) -> Self {
-        Location { workflow: self.workflow.clone(), action: Some(title.to_owned()) }
+        Location { workflow: self.workflow.clone(), action: Some(shown(title)) }
     }
 }
 
@@ -35,6 +83,10 @@ impl fmt::Display for Location {
 }
 
 /// One problem found while validating a workflow or an action.
+///
+/// Every text taken from the configuration (ids, titles, URLs, names, kinds) is held as the message shows it:
+/// control characters escaped (`\n`, `\r`, `\u{1b}`...), and at most its first 100 characters followed by
+/// `… (N bytes)`. A message is one line of bounded length, whatever the configuration holds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationError {
@@ -86,6 +138,31 @@ pub enum ValidationError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The URL to notify is longer than [`MAX_URL_BYTES`](crate::MAX_URL_BYTES).
+    #[error(
+        "{at}: url \"{url}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
+        max = crate::MAX_URL_BYTES
+    )]
+    UrlTooLong {
+        /// Where.
+        at: Location,
+        /// The start of the URL, with any credentials removed.
+        url: String,
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// The URL to notify has a `user:password@` part, which HTTP clients do not send and which would be stored and
+    /// shown as written.
+    #[error(
+        "{at}: url \"{url}\" contains a user name or password, which is never sent; remove it from the url and put \
+         the credentials in \"auth\": {{\"type\": \"basic\", \"username\": \"...\", \"password\": \"...\"}}"
+    )]
+    UrlWithCredentials {
+        /// Where.
+        at: Location,
+        /// The URL, its credentials replaced with `[redacted]`.
+        url: String,
+    },
     /// A Basic user name containing `:`, which Basic authentication cannot carry.
     #[error("{at}: auth.username contains ':', which HTTP Basic authentication cannot carry")]
     InvalidUsername {
@@ -119,6 +196,77 @@ pub enum ValidationError {
         content_type: ContentType,
         /// Why it cannot.
         reason: String,
+    },
+    /// An action with more than [`MAX_PARAMETERS_PER_ACTION`](crate::MAX_PARAMETERS_PER_ACTION) parameters or
+    /// required names. The parameters themselves are not checked further.
+    #[error(
+        "{at}: \"{list}\" lists {count} parameters, but an action has at most {max}; move some to another action",
+        max = crate::MAX_PARAMETERS_PER_ACTION
+    )]
+    TooManyParameters {
+        /// Where.
+        at: Location,
+        /// The JSON field: `parameters` or `required`.
+        list: &'static str,
+        /// How many it lists.
+        count: usize,
+    },
+    /// A template longer than [`MAX_TEMPLATE_BYTES`](crate::MAX_TEMPLATE_BYTES).
+    #[error(
+        "{at}: the template of parameter \"{name}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
+        max = crate::MAX_TEMPLATE_BYTES
+    )]
+    TemplateTooLong {
+        /// Where.
+        at: Location,
+        /// The parameter name.
+        name: String,
+        /// The template's length in bytes.
+        bytes: usize,
+    },
+    /// A template with more than [`MAX_TEMPLATE_PLACEHOLDERS`](crate::MAX_TEMPLATE_PLACEHOLDERS) placeholders.
+    #[error(
+        "{at}: the template of parameter \"{name}\" has {count} placeholders, but at most {max} are allowed; split \
+         it into several parameters",
+        max = crate::MAX_TEMPLATE_PLACEHOLDERS
+    )]
+    TooManyPlaceholders {
+        /// Where.
+        at: Location,
+        /// The parameter name.
+        name: String,
+        /// How many placeholders it has.
+        count: usize,
+    },
+    /// A parameter name longer than [`MAX_PARAMETER_NAME_BYTES`](crate::MAX_PARAMETER_NAME_BYTES).
+    #[error(
+        "{at}: parameter name \"{name}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
+        max = crate::MAX_PARAMETER_NAME_BYTES
+    )]
+    ParameterNameTooLong {
+        /// Where.
+        at: Location,
+        /// The start of the parameter name.
+        name: String,
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// A dotted parameter name of more segments than
+    /// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::MAX_PARAMETER_NAME_SEGMENTS) (JSON, JSONARRAY and XML only).
+    #[error(
+        "{at}: parameter name \"{name}\" has {segments} dotted parts, but {content_type} bodies nest at most {max} \
+         deep; use fewer dots",
+        max = crate::MAX_PARAMETER_NAME_SEGMENTS
+    )]
+    ParameterNameTooDeep {
+        /// Where.
+        at: Location,
+        /// The parameter name.
+        name: String,
+        /// The action's content type.
+        content_type: ContentType,
+        /// How many dotted segments it has.
+        segments: usize,
     },
     /// A required parameter is not configured.
     #[error("{at}: required parameter \"{name}\" is missing; add a parameter with that name")]
@@ -161,7 +309,7 @@ pub enum ValidationError {
     Malformed {
         /// Where.
         at: Location,
-        /// The parser's message (field names and positions).
+        /// The parser's message (field names and positions), at most its first 300 characters.
         message: String,
     },
 }
@@ -188,18 +336,55 @@ impl ConfigError {
     }
 }
 
+/// A parser's message (which may quote the configuration) as [`ValidationError::Malformed`] holds it.
+pub(crate) fn shown_message(message: &str) -> String {
+    shown_up_to(message, SHOWN_MESSAGE_CHARS)
+}
+
+/// The problems as one text: all of them, or the first [`LISTED_PROBLEMS`] and how many more, so that a document
+/// of a million bad parameters does not make a message of a million sentences.
 pub(crate) fn join(errors: &[ValidationError]) -> String {
     match errors {
         [one] => one.to_string(),
         many => {
             let mut text = format!("{} problems: ", many.len());
-            for (i, e) in many.iter().enumerate() {
+            for (i, e) in many.iter().take(LISTED_PROBLEMS).enumerate() {
                 if i > 0 {
                     text.push_str("; ");
                 }
                 text.push_str(&e.to_string());
             }
+            if let Some(more) = many.len().checked_sub(LISTED_PROBLEMS).filter(|more| *more > 0) {
+                let _ = write!(text, "; and {more} more");
+            }
             text
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_text_is_one_short_line() {
+        assert_eq!(shown("plain é 中"), "plain é 中");
+        assert_eq!(
+            shown("a\r\nb\tc\u{1b}[31m\u{0}\u{85}\u{202E}\u{2028}"),
+            r"a\r\nb\tc\u{1b}[31m\u{0}\u{85}\u{202e}\u{2028}"
+        );
+        let long = "é".repeat(1000);
+        let text = shown(&long);
+        assert_eq!(text, format!("{}… (2000 bytes)", "é".repeat(SHOWN_CHARS)));
+        assert_eq!(shown(&"x".repeat(SHOWN_CHARS)), "x".repeat(SHOWN_CHARS), "a text at the limit is whole");
+    }
+
+    #[test]
+    fn long_lists_of_problems_are_cut() {
+        let problem = ValidationError::Empty { at: Location::workflow("w"), field: "id" };
+        let text = join(&vec![problem; 1000]);
+        assert!(text.starts_with("1000 problems: workflow \"w\": \"id\" is empty"), "{text}");
+        assert!(text.ends_with("; and 980 more"), "{text}");
+        assert_eq!(text.matches("is empty").count(), LISTED_PROBLEMS);
     }
 }

@@ -21,7 +21,9 @@ mod worker;
 mod workflow;
 
 pub use action::{
-    Auth, ContentType, Method, Parameter, Template, TemplateError, ValueSource, WebhookAction, WebhookActionBuilder,
+    Auth, ContentType, Method, Parameter, RenderError, Template, TemplateError, ValueSource, WebhookAction,
+    WebhookActionBuilder, DEFAULT_MAX_BODY_BYTES, MAX_PARAMETERS_PER_ACTION, MAX_PARAMETER_NAME_BYTES,
+    MAX_PARAMETER_NAME_SEGMENTS, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS, MAX_URL_BYTES,
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crm_webhooks::{ConfigError, ContentType, Fields, Parameter, ValidationError, WebhookAction};
+use crm_webhooks::{
+    ConfigError, ContentType, Fields, Parameter, RenderError, ValidationError, WebhookAction, MAX_PARAMETERS_PER_ACTION,
+};
 use proptest::prelude::*;
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -448,15 +450,17 @@ fn flatten(spec: &Spec, name: String, out: &mut Vec<(String, Source)>) {
     }
 }
 
-/// Named sources for a random valid nesting, in a random order.
+/// Named sources for a random valid nesting, in a random order (at most the hundred parameters an action holds).
 fn named_sources(key: BoxedStrategy<String>, xml: bool) -> impl Strategy<Value = Vec<(String, Source)>> {
-    prop::collection::vec((key.clone(), spec(key, xml)), 0..5).prop_flat_map(|members| {
-        let mut named = Vec::new();
-        for (key, spec) in dedup(members) {
-            flatten(&spec, key, &mut named);
-        }
-        Just(named).prop_shuffle()
-    })
+    prop::collection::vec((key.clone(), spec(key, xml)), 0..5)
+        .prop_flat_map(|members| {
+            let mut named = Vec::new();
+            for (key, spec) in dedup(members) {
+                flatten(&spec, key, &mut named);
+            }
+            Just(named).prop_shuffle()
+        })
+        .prop_filter("an action holds at most 100 parameters", |named| named.len() <= MAX_PARAMETERS_PER_ACTION)
 }
 
 fn json_key() -> BoxedStrategy<String> {
@@ -517,6 +521,48 @@ proptest! {
         for ((name, text), (expected_name, value)) in pairs.iter().zip(&resolved) {
             prop_assert_eq!(name, expected_name);
             Expected::of(value, false).check(text).map_err(|e| TestCaseError::fail(format!("{name:?}: {e} in {body}")))?;
+        }
+    }
+
+    /// Under any limit, `try_render` writes exactly what `render` writes when it fits and refuses it when it does
+    /// not; a body that fits reads back through the independent parser.
+    #[test]
+    fn try_render_is_render_within_any_limit(
+        named in named_sources(xml_key(), true),
+        content_type in prop::sample::select(ALL.to_vec()),
+        slack in -3i64..=3,
+        fraction in 0.0f64..1.0,
+    ) {
+        let (parameters, fields, resolved) = setup(&named);
+        let action = build(content_type, parameters).unwrap();
+        let full = action.render(&fields);
+        let length = full.body().len();
+        let near = usize::try_from(i64::try_from(length).unwrap().saturating_add(slack).max(0)).unwrap();
+        // Truncating a fraction of the length: a limit somewhere inside the body.
+        let inside = (length as f64 * fraction) as usize;
+        for limit in [near, inside, length, usize::MAX] {
+            match action.try_render(&fields, limit) {
+                Ok(payload) => {
+                    prop_assert!(length <= limit, "{} bytes rendered under a limit of {}", length, limit);
+                    prop_assert_eq!(&payload, &full);
+                    let body = payload.body_text();
+                    match content_type {
+                        ContentType::Json | ContentType::JsonArray => {
+                            prop_assert!(serde_json::from_str::<Value>(body).is_ok(), "{}", body);
+                        }
+                        ContentType::Xml => check_xml(body, &resolved).map_err(TestCaseError::fail)?,
+                        ContentType::Form => {
+                            let pairs: Vec<(String, String)> =
+                                serde_urlencoded::from_str(body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                            prop_assert_eq!(pairs.len(), resolved.len());
+                        }
+                    }
+                }
+                Err(error) => {
+                    prop_assert!(length > limit, "{} bytes refused under a limit of {}: {}", length, limit, error);
+                    prop_assert_eq!(error, RenderError::BodyTooLarge { limit, action: "test".to_owned() });
+                }
+            }
         }
     }
 

@@ -11,38 +11,48 @@ use serde_json::Value;
 use crate::action::Parameter;
 use crate::record::Fields;
 
+use super::{resolve, Body, Full};
+
 /// A name, form-encoded.
 pub(super) fn encode_name(name: &str) -> Box<str> {
     let mut out = String::with_capacity(name.len());
-    push_encoded(name, &mut out);
+    // Without a limit nothing is full.
+    let _ = push_encoded(name, &mut Body::unlimited(&mut out));
     out.into_boxed_str()
 }
 
 /// Writes the body of a FORM request; `names` are the parameters' encoded names (encoded on the spot if missing).
-pub(super) fn write(names: &[Box<str>], parameters: &[Parameter], fields: &Fields, out: &mut String) {
+pub(super) fn write(
+    names: &[Box<str>],
+    parameters: &[Parameter],
+    fields: &Fields,
+    out: &mut Body<'_>,
+) -> Result<(), Full> {
     let mut text = String::new();
     for (position, parameter) in parameters.iter().enumerate() {
         if position > 0 {
-            out.push('&');
+            out.push('&')?;
         }
         match names.get(position) {
-            Some(name) => out.push_str(name),
-            None => push_encoded(&parameter.name, out),
+            Some(name) => out.push_str(name)?,
+            None => push_encoded(&parameter.name, out)?,
         }
-        out.push('=');
-        match parameter.resolve(fields) {
-            Value::String(value) => push_encoded(&value, out),
+        out.push('=')?;
+        match &*resolve(parameter, fields, out.remaining())? {
+            Value::String(value) => push_encoded(value, out)?,
             value => {
+                // Encoding only adds, so the text may take at most what is left of the body.
                 text.clear();
-                super::push_text(&value, &mut text);
-                push_encoded(&text, out);
+                super::push_text(value, &mut Body::new(&mut text, out.remaining()))?;
+                push_encoded(&text, out)?;
             }
         }
     }
+    Ok(())
 }
 
 /// Appends form-encoded text; see the module documentation.
-fn push_encoded(text: &str, out: &mut String) {
+fn push_encoded(text: &str, out: &mut Body<'_>) -> Result<(), Full> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut start = 0;
     for (at, byte) in text.bytes().enumerate() {
@@ -51,18 +61,18 @@ fn push_encoded(text: &str, out: &mut String) {
         }
         // A non-empty run holds only ASCII bytes, so both of its ends are character boundaries.
         if start < at {
-            out.push_str(text.get(start..at).unwrap_or_default());
+            out.push_str(text.get(start..at).unwrap_or_default())?;
         }
         if byte == b' ' {
-            out.push('+');
+            out.push('+')?;
         } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xF)]));
+            let escape = [b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]];
+            // Three ASCII bytes.
+            out.push_str(std::str::from_utf8(&escape).unwrap_or_default())?;
         }
         start = at + 1;
     }
-    out.push_str(text.get(start..).unwrap_or_default());
+    out.push_str(text.get(start..).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -72,7 +82,7 @@ mod tests {
 
     fn encoded(text: &str) -> String {
         let mut out = String::new();
-        push_encoded(text, &mut out);
+        push_encoded(text, &mut Body::unlimited(&mut out)).unwrap();
         out
     }
 
@@ -93,7 +103,7 @@ mod tests {
                 }
                 ours.push_str(&encode_name(name));
                 ours.push('=');
-                push_encoded(value, &mut ours);
+                push_encoded(value, &mut Body::unlimited(&mut ours)).unwrap();
             }
             prop_assert_eq!(ours, serde_urlencoded::to_string(&pairs).unwrap());
         }

@@ -8,73 +8,108 @@
 use std::io;
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::action::Parameter;
 use crate::record::Fields;
 
 use super::shape::{Entry, Node};
+use super::{nests_deeper_than, resolve, Body, Full, MAX_VALUE_DEPTH};
 
 /// Writes the body of a JSON (`array == false`) or JSONARRAY (`array == true`) request.
-pub(super) fn write(entries: &[Entry], parameters: &[Parameter], fields: &Fields, array: bool, out: &mut String) {
+pub(super) fn write(
+    entries: &[Entry],
+    parameters: &[Parameter],
+    fields: &Fields,
+    array: bool,
+    out: &mut Body<'_>,
+) -> Result<(), Full> {
     if array {
-        out.push('[');
+        out.push('[')?;
     }
-    write_object(entries, parameters, fields, out);
+    write_object(entries, parameters, fields, out)?;
     if array {
-        out.push(']');
+        out.push(']')?;
     }
+    Ok(())
 }
 
-fn write_object(entries: &[Entry], parameters: &[Parameter], fields: &Fields, out: &mut String) {
-    out.push('{');
+// The recursion below goes one level per dotted segment of a name, at most `MAX_PARAMETER_NAME_SEGMENTS` deep.
+
+fn write_object(entries: &[Entry], parameters: &[Parameter], fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
+    out.push('{')?;
     for (position, entry) in entries.iter().enumerate() {
         if position > 0 {
-            out.push(',');
+            out.push(',')?;
         }
-        out.push_str(&entry.open);
-        write_node(&entry.node, parameters, fields, out);
+        out.push_str(&entry.open)?;
+        write_node(&entry.node, parameters, fields, out)?;
     }
-    out.push('}');
+    out.push('}')
 }
 
-fn write_node(node: &Node, parameters: &[Parameter], fields: &Fields, out: &mut String) {
+fn write_node(node: &Node, parameters: &[Parameter], fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
     match node {
         Node::Value(index) => match parameters.get(*index) {
-            Some(parameter) => push_json(&parameter.resolve(fields), out),
+            Some(parameter) => push_value(&*resolve(parameter, fields, out.remaining())?, out),
             None => out.push_str("null"),
         },
         Node::Object(entries) => write_object(entries, parameters, fields, out),
         Node::Array(items) => {
-            out.push('[');
+            out.push('[')?;
             for (position, item) in items.iter().enumerate() {
                 if position > 0 {
-                    out.push(',');
+                    out.push(',')?;
                 }
-                write_node(item, parameters, fields, out);
+                write_node(item, parameters, fields, out)?;
             }
-            out.push(']');
+            out.push(']')
         }
     }
 }
 
-/// Appends the compact JSON text of a value (or a key), as `serde_json` writes it.
-pub(super) fn push_json<T: Serialize + ?Sized>(value: &T, out: &mut String) {
+/// Appends a value as JSON: `null` when it nests deeper than [`MAX_VALUE_DEPTH`] (serde_json's writer recurses
+/// once per level).
+fn push_value(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
+    if nests_deeper_than(value, MAX_VALUE_DEPTH) {
+        return out.push_str("null");
+    }
+    push_json(value, out)
+}
+
+/// Appends the compact JSON text of a value (or a key), as `serde_json` writes it; stops as soon as the body is
+/// full, in the middle of a string if need be.
+pub(super) fn push_json<T: Serialize + ?Sized>(value: &T, out: &mut Body<'_>) -> Result<(), Full> {
     let mark = out.len();
-    // serde_json writes whole UTF-8 fragments (it only splits strings before ASCII escapes), and serializing a
-    // `Value` or a `str` cannot fail otherwise; `null` keeps the document well-formed if that ever changed.
-    if serde_json::to_writer(TextSink(out), value).is_err() {
-        out.truncate(mark);
-        out.push_str("null");
+    let mut sink = TextSink { out: &mut *out, full: false };
+    let written = serde_json::to_writer(&mut sink, value);
+    let full = sink.full;
+    match written {
+        Ok(()) => Ok(()),
+        Err(_) if full => Err(Full),
+        // serde_json writes whole UTF-8 fragments (it only splits strings before ASCII escapes), and serializing
+        // a `Value` or a `str` cannot fail otherwise; `null` keeps the document well-formed if that ever changed.
+        Err(_) => {
+            out.truncate(mark);
+            out.push_str("null")
+        }
     }
 }
 
-/// Lets `serde_json` write into a `String`: each write must be whole UTF-8, which is checked, not assumed.
-struct TextSink<'a>(&'a mut String);
+/// Lets `serde_json` write into a [`Body`]: each write must be whole UTF-8, which is checked, not assumed; a full
+/// body fails the write, which stops serde_json.
+struct TextSink<'a, 'b> {
+    out: &'a mut Body<'b>,
+    full: bool,
+}
 
-impl io::Write for TextSink<'_> {
+impl io::Write for TextSink<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let text = std::str::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        self.0.push_str(text);
+        self.out.push_str(text).map_err(|Full| {
+            self.full = true;
+            io::Error::other("the body is full")
+        })?;
         Ok(buf.len())
     }
 
@@ -87,12 +122,35 @@ impl io::Write for TextSink<'_> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use serde_json::Value;
 
     fn to_text(value: &Value) -> String {
         let mut out = String::new();
-        push_json(value, &mut out);
+        push_json(value, &mut Body::unlimited(&mut out)).unwrap();
         out
+    }
+
+    #[test]
+    fn a_full_body_stops_serde_json_midway() {
+        let mut out = String::new();
+        let value = Value::String("x".repeat(100_000));
+        assert_eq!(push_json(&value, &mut Body::new(&mut out, 1000)), Err(Full));
+        assert!(out.len() <= 1000, "{}", out.len());
+    }
+
+    #[test]
+    fn values_too_deep_to_write_are_null() {
+        let mut deep = Value::Null;
+        for _ in 0..=MAX_VALUE_DEPTH {
+            deep = Value::Array(vec![deep]);
+        }
+        let mut out = String::new();
+        push_value(&deep, &mut Body::unlimited(&mut out)).unwrap();
+        assert_eq!(out, "null");
+        let Value::Array(mut items) = deep else { unreachable!() };
+        let fits = items.pop().unwrap();
+        out.clear();
+        push_value(&fits, &mut Body::unlimited(&mut out)).unwrap();
+        assert_eq!(out.len(), 2 * MAX_VALUE_DEPTH + "null".len());
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //! - XML only: every key is an XML 1.0 (fifth edition) `Name` without `:` (a colon would declare a namespace
 //!   prefix), and no two indexes follow each other (`a.0.1`), since the item of an item has no element name.
 //!
+//! Before any of that, a name longer than [`MAX_PARAMETER_NAME_BYTES`] (every content type) or, for JSON,
+//! JSONARRAY and XML, of more segments than [`MAX_PARAMETER_NAME_SEGMENTS`] is refused and left out of the tree.
+//! The tree is built, checked and walked by recursion, one level per segment: that limit is what bounds the depth
+//! of every recursion here and in the encoders, whatever the configuration holds.
+//!
 //! Two parameters with exactly the same name are reported by the action's own validation
 //! (`ValidationError::DuplicateParameter`), not here; the tree keeps the first of them.
 //!
@@ -20,9 +25,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::action::{ContentType, Parameter};
+use crate::action::{ContentType, Parameter, MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
 
-use super::{form, json, NameError};
+use super::{form, json, Body, NameError, NameLimit};
+use crate::error::shown;
 
 /// The compiled parameter names of one action, for the content type they were compiled for.
 #[derive(Debug, Clone)]
@@ -79,9 +85,16 @@ impl Shape {
 pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Result<Shape, Vec<NameError>> {
     // (parameter index, problem), so that the problems come out in parameter order.
     let mut found: Vec<(usize, NameError)> = Vec::new();
+    let tree = content_type != ContentType::Form;
+    // Whether each name may enter the tree: not empty and within the limits.
+    let mut fits = Vec::with_capacity(parameters.len());
     for (index, parameter) in parameters.iter().enumerate() {
-        if parameter.name.is_empty() {
-            found.push((index, NameError::new("", "the name is empty: give the parameter a name")));
+        match check_limits(&parameter.name, tree) {
+            Some(problem) => {
+                found.push((index, problem));
+                fits.push(false);
+            }
+            None => fits.push(true),
         }
     }
     let layout = match content_type {
@@ -89,8 +102,8 @@ pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Re
         ContentType::Json | ContentType::JsonArray | ContentType::Xml => {
             let xml = content_type == ContentType::Xml;
             let mut root = Draft::new(0);
-            for (index, parameter) in parameters.iter().enumerate() {
-                if parameter.name.is_empty() {
+            for ((index, parameter), fits) in parameters.iter().enumerate().zip(fits) {
+                if !fits {
                     continue;
                 }
                 match segments(&parameter.name, xml) {
@@ -108,6 +121,25 @@ pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Re
         found.sort_by_key(|(index, _)| *index);
         Err(found.into_iter().map(|(_, problem)| problem).collect())
     }
+}
+
+/// The problem of a name that is empty or passes a limit (the segment limit only for `tree` content types).
+fn check_limits(name: &str, tree: bool) -> Option<NameError> {
+    if name.is_empty() {
+        return Some(NameError::new("", "the name is empty: give the parameter a name"));
+    }
+    if name.len() > MAX_PARAMETER_NAME_BYTES {
+        let reason = format!("it is {} bytes long, but at most {MAX_PARAMETER_NAME_BYTES} are allowed", name.len());
+        return Some(NameError { limit: Some(NameLimit::Bytes(name.len())), ..NameError::new(name, reason) });
+    }
+    // At most 256 dots: this cannot overflow.
+    let segments = name.bytes().filter(|b| *b == b'.').count().saturating_add(1);
+    if tree && segments > MAX_PARAMETER_NAME_SEGMENTS {
+        let reason =
+            format!("it has {segments} dotted parts, but names nest at most {MAX_PARAMETER_NAME_SEGMENTS} deep");
+        return Some(NameError { limit: Some(NameLimit::Segments(segments)), ..NameError::new(name, reason) });
+    }
+    None
 }
 
 /// A segment of a parameter name.
@@ -196,20 +228,23 @@ fn check_xml_name(key: &str) -> Result<(), String> {
     let Some(first) = chars.next() else { return Err("an element name is empty".to_owned()) };
     if key.contains(':') {
         return Err(format!(
-            "the key \"{key}\" contains ':', which XML reads as a namespace prefix: use '_' or '-' instead"
+            "the key \"{}\" contains ':', which XML reads as a namespace prefix: use '_' or '-' instead",
+            shown(key)
         ));
     }
     if !is_name_start_char(first) {
         return Err(format!(
-            "the key \"{key}\" is not an XML element name: it must start with a letter or '_', not {first:?} \
+            "the key \"{}\" is not an XML element name: it must start with a letter or '_', not {first:?} \
              (U+{:04X})",
+            shown(key),
             u32::from(first)
         ));
     }
     if let Some(bad) = chars.find(|c| !is_name_char(*c)) {
         return Err(format!(
-            "the key \"{key}\" is not an XML element name: it contains {bad:?} (U+{:04X}); use letters, digits, \
+            "the key \"{}\" is not an XML element name: it contains {bad:?} (U+{:04X}); use letters, digits, \
              '_' or '-' instead",
+            shown(key),
             u32::from(bad)
         ));
     }
@@ -282,12 +317,14 @@ impl Draft {
 
     /// Finds the structural problems: value and parent at once, keys mixed with indexes, gaps in indexes.
     fn check(&self, parameters: &[Parameter], path: &str, found: &mut Vec<(usize, NameError)>) {
-        let name = |index: usize| parameters.get(index).map_or("", |p| p.name.as_str());
+        // Names and paths as messages show them: these sentences end up in `ValidationError`s.
+        let raw = |index: usize| parameters.get(index).map_or("", |p| p.name.as_str());
+        let name = |index: usize| shown(raw(index));
         if let (Some(leaf), Some(below)) = (self.leaf, self.first_below) {
             found.push((
                 leaf,
                 NameError::new(
-                    name(leaf),
+                    raw(leaf),
                     format!(
                         "it is a value, but \"{}\" also puts values inside it: a name cannot be both a value and a \
                          parent, so rename one of them",
@@ -305,10 +342,11 @@ impl Draft {
             found.push((
                 later,
                 NameError::new(
-                    name(later),
+                    raw(later),
                     format!(
-                        "below \"{path}\" it uses {this} while \"{}\" uses {other}: the parts below one parent must be \
-                         all keys or all array indexes",
+                        "below \"{}\" it uses {this} while \"{}\" uses {other}: the parts below one parent must be all \
+                         keys or all array indexes",
+                        shown(path),
                         name(earlier)
                     ),
                 ),
@@ -320,10 +358,11 @@ impl Draft {
                 found.push((
                     child.first,
                     NameError::new(
-                        name(child.first),
+                        raw(child.first),
                         format!(
-                            "it uses array index {used} below \"{path}\", but index {missing} is missing: number the \
-                             items 0, 1, 2 and so on without gaps"
+                            "it uses array index {used} below \"{}\", but index {missing} is missing: number the \
+                             items 0, 1, 2 and so on without gaps",
+                            shown(path)
                         ),
                     ),
                 ));
@@ -347,7 +386,8 @@ impl Draft {
                     ContentType::Xml => (format!("<{key}>"), format!("</{key}>")),
                     ContentType::Json | ContentType::JsonArray | ContentType::Form => {
                         let mut open = String::with_capacity(key.len() + 3);
-                        json::push_json(key.as_str(), &mut open);
+                        // Without a limit nothing is full.
+                        let _ = json::push_json(key.as_str(), &mut Body::unlimited(&mut open));
                         open.push(':');
                         (open, String::new())
                     }
@@ -445,6 +485,37 @@ mod tests {
             assert!(found[3].1.starts_with("it has two dots in a row"));
         }
         assert_eq!(errors(ContentType::Form, &["", "x"]).len(), 1);
+    }
+
+    #[test]
+    fn long_and_deep_names_are_refused_and_left_out_of_the_tree() {
+        let deepest = vec!["a"; MAX_PARAMETER_NAME_SEGMENTS].join(".");
+        let too_deep = format!("{deepest}.a");
+        let longest = "a".repeat(MAX_PARAMETER_NAME_BYTES);
+        let too_long = format!("{longest}a");
+        for ct in TREES {
+            assert!(errors(ct, &[&deepest, &longest]).is_empty(), "{ct}");
+            let found = match compile(ct, &params(&[&too_deep, &too_long, "ok"])) {
+                Ok(shape) => panic!("{ct}: accepted {shape:?}"),
+                Err(found) => found,
+            };
+            let limits: Vec<_> = found.iter().map(|e| e.limit).collect();
+            assert_eq!(
+                limits,
+                [
+                    Some(NameLimit::Segments(MAX_PARAMETER_NAME_SEGMENTS + 1)),
+                    Some(NameLimit::Bytes(MAX_PARAMETER_NAME_BYTES + 1))
+                ],
+                "{ct}"
+            );
+            assert!(found[0].reason.contains("at most 32 deep"), "{}", found[0].reason);
+        }
+        // FORM does not nest, so dots are not counted; the length still is.
+        assert!(errors(ContentType::Form, &[&too_deep]).is_empty());
+        assert_eq!(errors(ContentType::Form, &[&too_long]).len(), 1);
+        // Even a thousand segments are refused before anything recurses over them.
+        let found = errors(ContentType::Json, &[&vec!["a"; 1000].join(".")]);
+        assert!(found[0].1.contains("1999 bytes"), "{found:?}");
     }
 
     #[test]

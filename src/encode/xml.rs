@@ -10,7 +10,8 @@
 //! - a value is the element's text: a string as is, a number without a trailing `.0` (`1200`, `1200.5`), a boolean
 //!   as `true`/`false`, null or a missing field as an empty element (`<a></a>`);
 //! - an array or object *inside a value* is written as its compact JSON text (`[1,2]`, `{"k":"v"}`), escaped like
-//!   any other text, never as nested elements (its keys need not be XML names, and rendering cannot fail).
+//!   any other text, never as nested elements (its keys need not be XML names, so no value can make the body
+//!   ill-formed).
 //!
 //! Text escaping: `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;` (so `]]>` never appears), carriage return →
 //! `&#13;` (a raw one would be turned into a line feed by every parser), tab and line feed as is. Quotes need no
@@ -24,6 +25,7 @@ use crate::action::Parameter;
 use crate::record::Fields;
 
 use super::shape::{Entry, Node};
+use super::{resolve, Body, Full};
 
 /// The XML declaration every body starts with.
 pub(super) const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
@@ -32,63 +34,79 @@ pub(super) const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#
 pub(super) const ROOT: &str = "record";
 
 /// Writes the body of an XML request.
-pub(super) fn write(entries: &[Entry], parameters: &[Parameter], fields: &Fields, out: &mut String) {
-    out.push_str(DECLARATION);
-    out.push('<');
-    out.push_str(ROOT);
-    out.push('>');
-    write_members(entries, parameters, fields, out);
-    out.push_str("</");
-    out.push_str(ROOT);
-    out.push('>');
+pub(super) fn write(
+    entries: &[Entry],
+    parameters: &[Parameter],
+    fields: &Fields,
+    out: &mut Body<'_>,
+) -> Result<(), Full> {
+    out.push_str(DECLARATION)?;
+    out.push('<')?;
+    out.push_str(ROOT)?;
+    out.push('>')?;
+    write_members(entries, parameters, fields, out)?;
+    out.push_str("</")?;
+    out.push_str(ROOT)?;
+    out.push('>')
 }
 
-fn write_members(entries: &[Entry], parameters: &[Parameter], fields: &Fields, out: &mut String) {
+// The recursion below goes one level per dotted segment of a name, at most `MAX_PARAMETER_NAME_SEGMENTS` deep.
+
+fn write_members(entries: &[Entry], parameters: &[Parameter], fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
     for entry in entries {
-        write_element(entry, &entry.node, parameters, fields, out);
+        write_element(entry, &entry.node, parameters, fields, out)?;
     }
+    Ok(())
 }
 
-fn write_element(entry: &Entry, node: &Node, parameters: &[Parameter], fields: &Fields, out: &mut String) {
+fn write_element(
+    entry: &Entry,
+    node: &Node,
+    parameters: &[Parameter],
+    fields: &Fields,
+    out: &mut Body<'_>,
+) -> Result<(), Full> {
     match node {
         // The element repeats once per item.
         Node::Array(items) => {
             for item in items {
-                write_element(entry, item, parameters, fields, out);
+                write_element(entry, item, parameters, fields, out)?;
             }
+            Ok(())
         }
         Node::Value(index) => {
-            out.push_str(&entry.open);
+            out.push_str(&entry.open)?;
             if let Some(parameter) = parameters.get(*index) {
-                push_value(&parameter.resolve(fields), out);
+                push_value(&*resolve(parameter, fields, out.remaining())?, out)?;
             }
-            out.push_str(&entry.close);
+            out.push_str(&entry.close)
         }
         Node::Object(children) => {
-            out.push_str(&entry.open);
-            write_members(children, parameters, fields, out);
-            out.push_str(&entry.close);
+            out.push_str(&entry.open)?;
+            write_members(children, parameters, fields, out)?;
+            out.push_str(&entry.close)
         }
     }
 }
 
 /// Appends a value as escaped element text.
-fn push_value(value: &Value, out: &mut String) {
+fn push_value(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
     match value {
-        Value::Null => {}
+        Value::Null => Ok(()),
         Value::String(text) => push_escaped(text, out),
         // Digits, signs, `.`, `e` or `true`/`false`: nothing to escape.
         Value::Number(_) | Value::Bool(_) => super::push_text(value, out),
         Value::Array(_) | Value::Object(_) => {
+            // Escaping only adds, so the text may take at most what is left of the body.
             let mut text = String::new();
-            super::push_text(value, &mut text);
-            push_escaped(&text, out);
+            super::push_text(value, &mut Body::new(&mut text, out.remaining()))?;
+            push_escaped(&text, out)
         }
     }
 }
 
 /// Appends text escaped for element content; see the module documentation.
-pub(super) fn push_escaped(text: &str, out: &mut String) {
+pub(super) fn push_escaped(text: &str, out: &mut Body<'_>) -> Result<(), Full> {
     let mut start = 0;
     for (at, c) in text.char_indices() {
         let replacement = match c {
@@ -100,11 +118,11 @@ pub(super) fn push_escaped(text: &str, out: &mut String) {
             '\u{0}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}' => "\u{FFFD}",
             _ => continue,
         };
-        out.push_str(&text[start..at]);
-        out.push_str(replacement);
+        out.push_str(text.get(start..at).unwrap_or_default())?;
+        out.push_str(replacement)?;
         start = at + c.len_utf8();
     }
-    out.push_str(&text[start..]);
+    out.push_str(text.get(start..).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -113,13 +131,13 @@ mod tests {
 
     fn escaped(text: &str) -> String {
         let mut out = String::new();
-        push_escaped(text, &mut out);
+        push_escaped(text, &mut Body::unlimited(&mut out)).unwrap();
         out
     }
 
     fn value(value: Value) -> String {
         let mut out = String::new();
-        push_value(&value, &mut out);
+        push_value(&value, &mut Body::unlimited(&mut out)).unwrap();
         out
     }
 

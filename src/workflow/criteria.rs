@@ -7,7 +7,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Location, ValidationError};
+use crate::encode::{nests_deeper_than, MAX_VALUE_DEPTH};
+use crate::error::{shown, Location, ValidationError};
 use crate::record::{Change, RecordEvent};
 
 /// Entry criteria: every condition of `all` holds, and at least one of `any` when `any` is not empty.
@@ -125,7 +126,7 @@ impl Criteria {
             .filter_map(|c| {
                 c.check().err().map(|reason| ValidationError::InvalidCondition {
                     at: at.clone(),
-                    field: c.field.clone(),
+                    field: shown(&c.field),
                     op: c.op.as_str().to_owned(),
                     reason,
                 })
@@ -253,8 +254,11 @@ fn day_count(value: &Value) -> Option<i64> {
 }
 
 fn days_from_today(value: &Value, now: DateTime<Tz>) -> Option<i64> {
-    let date = parse_moment(value, now.timezone())?.local_date(now.timezone());
-    Some((date - now.date_naive()).num_days())
+    let tz = now.timezone();
+    let date = parse_moment(value, tz)?.local_date(tz)?;
+    let today = super::local_time(now.naive_utc(), tz)?.date();
+    // Two dates in chrono's range are at most 191 million days apart: this subtraction cannot overflow.
+    Some((date - today).num_days())
 }
 
 fn changed(event: &RecordEvent, field: &str) -> bool {
@@ -266,9 +270,7 @@ fn changed(event: &RecordEvent, field: &str) -> bool {
 }
 
 fn text(value: &Value) -> String {
-    let mut out = String::new();
-    crate::encode::push_text(value, &mut out);
-    out
+    crate::encode::text_of(value)
 }
 
 fn lower_text(value: &Value) -> String {
@@ -311,24 +313,33 @@ fn as_bool(value: &Value) -> Option<bool> {
 }
 
 /// Equality as a CRM user means it: numbers by value, booleans by truth, text without regard to case, null as
-/// the empty text.
+/// the empty text; a list (a multi-select field) equals a value when one of its items does.
 fn loosely_equal(a: &Value, b: &Value) -> bool {
+    match a {
+        // One level only: a list inside the list compares as its text, so that the depth of a record's value
+        // never becomes the depth of a recursion.
+        // A list is no boolean.
+        Value::Array(items) if !b.is_boolean() => items.iter().any(|item| scalar_equal(item, b)),
+        _ => scalar_equal(a, b),
+    }
+}
+
+fn scalar_equal(a: &Value, b: &Value) -> bool {
     if a.is_boolean() || b.is_boolean() {
         return matches!((as_bool(a), as_bool(b)), (Some(x), Some(y)) if x == y);
     }
     if let (Some(x), Some(y)) = (as_number(a), as_number(b)) {
         return x == y;
     }
-    if let Value::Array(items) = a {
-        return items.iter().any(|item| loosely_equal(item, b));
-    }
     lower_text(a) == lower_text(b)
 }
 
-/// Whether a save changed a value: any difference counts, except a number written differently.
+/// Whether a save changed a value: any difference counts, except a number written differently. Values too deep to
+/// compare (see [`MAX_VALUE_DEPTH`]) count as different.
 fn strictly_equal(a: &Value, b: &Value) -> bool {
     match (as_number(a), as_number(b)) {
         (Some(x), Some(y)) => x == y,
+        _ if nests_deeper_than(a, MAX_VALUE_DEPTH) || nests_deeper_than(b, MAX_VALUE_DEPTH) => false,
         _ => (a.is_null() && text(b).is_empty()) || (b.is_null() && text(a).is_empty()) || a == b,
     }
 }
@@ -351,7 +362,7 @@ fn compare_moments(a: &Value, b: &Value, tz: Tz) -> Option<Ordering> {
     let (a, b) = (parse_moment(a, tz)?, parse_moment(b, tz)?);
     Some(match (a, b) {
         (Moment::Instant(x), Moment::Instant(y)) => x.cmp(&y),
-        (a, b) => a.local_date(tz).cmp(&b.local_date(tz)),
+        (a, b) => a.local_date(tz)?.cmp(&b.local_date(tz)?),
     })
 }
 
@@ -363,10 +374,11 @@ enum Moment {
 }
 
 impl Moment {
-    fn local_date(self, tz: Tz) -> NaiveDate {
+    /// The calendar day in the tenant's time zone (`None` past the range chrono represents).
+    fn local_date(self, tz: Tz) -> Option<NaiveDate> {
         match self {
-            Moment::Day(date) => date,
-            Moment::Instant(instant) => instant.with_timezone(&tz).date_naive(),
+            Moment::Day(date) => Some(date),
+            Moment::Instant(instant) => super::local_time(instant.naive_utc(), tz).map(|local| local.date()),
         }
     }
 }
@@ -378,11 +390,12 @@ fn parse_moment(value: &Value, tz: Tz) -> Option<Moment> {
     }
     for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
         if let Ok(local) = NaiveDateTime::parse_from_str(s, format) {
-            // A local time in a DST gap or overlap takes the earliest valid reading.
-            let instant = tz
-                .from_local_datetime(&local)
-                .earliest()
-                .or_else(|| tz.from_local_datetime(&(local + chrono::Duration::hours(1))).earliest())?;
+            // A local time in a DST gap or overlap takes the earliest valid reading. A local time near the end of
+            // chrono's range has no hour after it (and no UTC reading west of UTC): it is no date.
+            let instant = tz.from_local_datetime(&local).earliest().or_else(|| {
+                let later = local.checked_add_signed(chrono::TimeDelta::hours(1))?;
+                tz.from_local_datetime(&later).earliest()
+            })?;
             return Some(Moment::Instant(instant.with_timezone(&Utc)));
         }
     }
@@ -446,6 +459,65 @@ mod tests {
         assert!(holds("n", Between, json!([9, 9.5]), f.clone()));
         assert!(holds("flag", Is, json!(true), f.clone()));
         assert!(!holds("missing", LessThan, json!(1), f));
+    }
+
+    #[test]
+    fn lists_equal_a_value_one_of_their_items_equals() {
+        use Operator::*;
+        let f = json!({"tags": ["A", 2, [3]], "flags": [true]});
+        assert!(holds("tags", Is, json!("a"), f.clone()));
+        assert!(holds("tags", Is, json!("2.0"), f.clone()));
+        assert!(!holds("tags", Is, json!(3), f.clone()), "an inner list is not searched");
+        assert!(holds("tags", Is, json!("[3]"), f.clone()), "an inner list compares as its text");
+        assert!(!holds("flags", Is, json!(true), f.clone()), "a list is no boolean");
+        assert!(holds("tags", Contains, json!("A"), f));
+    }
+
+    /// A list in a list... 100,000 deep: deeper than any stack, if each level were a call.
+    fn deep() -> Value {
+        let mut value = json!("x");
+        for _ in 0..100_000 {
+            value = Value::Array(vec![value]);
+        }
+        value
+    }
+
+    /// Takes a value apart without recursion (dropping it is a recursion of serde_json's).
+    fn dismantle(value: Value) {
+        let mut pending = vec![value];
+        while let Some(value) = pending.pop() {
+            if let Value::Array(items) = value {
+                pending.extend(items);
+            }
+        }
+    }
+
+    #[test]
+    fn a_deeply_nested_value_is_not_recursed_into() {
+        let answers = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                let mut e = event(Change::Updated, json!({}), json!({}));
+                e.fields.insert("deep".to_owned(), deep());
+                e.previous.insert("deep".to_owned(), deep());
+                let answers: Vec<bool> = [
+                    Condition::new("deep", Operator::Is, "y"),
+                    Condition::new("deep", Operator::Contains, "x"),
+                    Condition::new("deep", Operator::StartsWith, "["),
+                    Condition::new("deep", Operator::HasChanged, Value::Null),
+                    Condition::new("deep", Operator::IsNotEmpty, Value::Null),
+                ]
+                .iter()
+                .map(|c| c.matches(&e, now()))
+                .collect();
+                e.fields.remove("deep").into_iter().chain(e.previous.remove("deep")).for_each(dismantle);
+                answers
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        // Too deep to write as text, the value reads as empty text, and as changed.
+        assert_eq!(answers, [false, false, false, true, true]);
     }
 
     #[test]

@@ -8,13 +8,19 @@ pub use schedule::{Schedule, TimeOfDay};
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::action::{RawAction, WebhookAction};
-use crate::error::{ConfigError, Location, ValidationError};
+use crate::error::{shown_message, ConfigError, Location, ValidationError};
 use crate::record::{Change, RecordEvent};
+
+/// The local time of a UTC instant in a time zone, or `None` when it is past the range chrono represents (a year
+/// beyond ±262,142), where chrono's own `naive_local` and `date_naive` would panic.
+fn local_time(utc: NaiveDateTime, tz: Tz) -> Option<NaiveDateTime> {
+    utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix())
+}
 
 /// The most webhook actions one workflow may hold (the product's limit).
 pub const MAX_WEBHOOKS_PER_WORKFLOW: usize = 3;
@@ -345,7 +351,7 @@ impl WorkflowSet {
         let mut ids = HashSet::new();
         for (index, item) in items.into_iter().enumerate() {
             let id = item.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-            let at = Location::workflow(id.clone().unwrap_or_else(|| format!("#{}", index + 1)));
+            let at = Location::workflow(id.as_deref().unwrap_or(&format!("#{}", index + 1)));
             if let Some(id) = id {
                 if !ids.insert(id) {
                     errors.push(ValidationError::DuplicateWorkflowId { at: at.clone() });
@@ -356,7 +362,7 @@ impl WorkflowSet {
                     Ok(workflow) => workflows.push(workflow),
                     Err(errs) => errors.extend(errs),
                 },
-                Err(e) => errors.push(ValidationError::Malformed { at, message: e.to_string() }),
+                Err(e) => errors.push(ValidationError::Malformed { at, message: shown_message(&e.to_string()) }),
             }
         }
         if errors.is_empty() {

@@ -6,6 +6,8 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, 
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::shown;
+
 /// When a scheduled workflow runs, in the tenant's time zone.
 ///
 /// JSON (the `every` key selects the kind; `at` is `HH:MM` local time):
@@ -94,9 +96,13 @@ impl<'de> Deserialize<'de> for TimeOfDay {
         NaiveTime::parse_from_str(&text, "%H:%M")
             .or_else(|_| NaiveTime::parse_from_str(&text, "%H:%M:%S"))
             .map(TimeOfDay)
-            .map_err(|_| serde::de::Error::custom(format!("time \"{text}\" is not HH:MM or HH:MM:SS")))
+            .map_err(|_| serde::de::Error::custom(format!("time \"{}\" is not HH:MM or HH:MM:SS", shown(&text))))
     }
 }
+
+/// The years a `specific_date` schedule may fall in: a date before 1970 has passed, and one after 9999 is a typing
+/// mistake that would only bring chrono's limits closer.
+const SPECIFIC_YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
 
 impl Schedule {
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -108,20 +114,26 @@ impl Schedule {
                 Some(day) => Err(format!("day of month {day} is not 1 to 31")),
                 None => Ok(()),
             },
+            Schedule::SpecificDate { date, .. } if !SPECIFIC_YEARS.contains(&date.year()) => Err(format!(
+                "the date {date} is not in the years {} to {}; give a date in that range",
+                SPECIFIC_YEARS.start(),
+                SPECIFIC_YEARS.end()
+            )),
             _ => Ok(()),
         }
     }
 
     /// The first run strictly after `after`, in the tenant's time zone `tz`; `None` when no run is left (a
-    /// specific date in the past).
+    /// specific date in the past) or none can be represented (near the end of chrono's range). Never panics, for
+    /// any schedule (validated or not) and any instant.
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        let local_after = after.with_timezone(&tz).naive_local();
+        let local_after = super::local_time(after.naive_utc(), tz)?;
         match self {
             Schedule::Hourly { minute } => {
                 let start = local_after.date().and_hms_opt(local_after.hour(), *minute % 60, 0)?;
                 let mut candidate = resolve(tz, start)?;
                 while candidate <= after {
-                    candidate += Duration::hours(1);
+                    candidate = candidate.checked_add_signed(Duration::hours(1))?;
                 }
                 Some(candidate)
             }
@@ -135,7 +147,7 @@ impl Schedule {
 
 /// The first day from `after`'s local date on which `wanted` holds and `at` is later than `after`.
 fn first_day(tz: Tz, after: DateTime<Utc>, at: TimeOfDay, wanted: impl Fn(NaiveDate) -> bool) -> Option<DateTime<Utc>> {
-    let mut date = after.with_timezone(&tz).date_naive();
+    let mut date = super::local_time(after.naive_utc(), tz)?.date();
     // Four years and a day covers every day-of-month and weekday combination (29 February included).
     for _ in 0..(4 * 366 + 1) {
         if wanted(date) {
@@ -154,8 +166,9 @@ fn resolve(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     if let Some(t) = tz.from_local_datetime(&local).earliest() {
         return Some(t.with_timezone(&Utc));
     }
+    // A minute past the end of chrono's range does not exist: the search ends there.
     (1..=24 * 60)
-        .map(|minutes| local + Duration::minutes(minutes))
+        .map_while(|minutes| local.checked_add_signed(Duration::minutes(minutes)))
         .find_map(|shifted| tz.from_local_datetime(&shifted).earliest())
         .map(|t| t.with_timezone(&Utc))
 }
@@ -222,6 +235,15 @@ mod tests {
         assert!(parse(r#"{"every": "hourly", "minute": 60}"#).validate().is_err());
         assert!(parse(r#"{"every": "weekly", "days": [], "at": "09:00"}"#).validate().is_err());
         assert!(parse(r#"{"every": "monthly", "days": [0], "at": "09:00"}"#).validate().is_err());
+        for date in ["1969-12-31", "+10000-01-01", "+262142-12-31", "-0001-01-01"] {
+            let s = parse(&format!(r#"{{"every": "specific_date", "date": "{date}", "at": "09:00"}}"#));
+            assert!(s.validate().unwrap_err().contains("years 1970 to 9999"), "{date}");
+        }
+        for date in ["1970-01-01", "9999-12-31"] {
+            assert!(parse(&format!(r#"{{"every": "specific_date", "date": "{date}", "at": "09:00"}}"#))
+                .validate()
+                .is_ok());
+        }
         assert!(serde_json::from_str::<Schedule>(r#"{"every": "daily", "at": "25:00"}"#).is_err());
         assert!(serde_json::from_str::<Schedule>(r#"{"every": "yearly"}"#).is_err());
     }
