@@ -34,6 +34,7 @@ const THIS_NETWORK: &str = "a 'this network' address";
 const PRIVATE: &str = "a private network address";
 const SHARED: &str = "a shared (carrier-grade NAT) address";
 const LINK_LOCAL: &str = "a link-local address";
+const METADATA: &str = "a cloud metadata endpoint";
 const UNIQUE_LOCAL: &str = "an IPv6 unique local address";
 const SITE_LOCAL: &str = "an IPv6 site-local address";
 const MULTICAST: &str = "a multicast address";
@@ -116,7 +117,14 @@ const ROWS: &[Row] = &[
     row("metadata as one number", "ftp://2852039166/", "169.254.169.254", LINK_LOCAL, false),
     row("metadata in hex parts", "ftp://0xa9.0xfe.0xa9.0xfe/", "169.254.169.254", LINK_LOCAL, false),
     row("metadata IPv4-mapped", "ftp://[::ffff:169.254.169.254]/", "::ffff:169.254.169.254", LINK_LOCAL, false),
-    row("metadata IPv6 fd00:ec2::254", "ftp://[fd00:ec2::254]/", "fd00:ec2::254", UNIQUE_LOCAL, true),
+    // Metadata endpoints outside link-local stay closed when private networks are opened
+    row("metadata IPv6 fd00:ec2::254 (AWS)", "ftp://[fd00:ec2::254]/", "fd00:ec2::254", METADATA, false),
+    row("metadata IPv6 fd00:ec2::23 (EKS Pod Identity)", "ftp://[fd00:ec2::23]/", "fd00:ec2::23", METADATA, false),
+    row("metadata 100.100.100.200 (Alibaba Cloud)", "ftp://100.100.100.200/", "100.100.100.200", METADATA, false),
+    row("metadata IPv4-mapped 100.100.100.200", "ftp://[::ffff:100.100.100.200]/", "::ffff:100.100.100.200", METADATA, false),
+    row("metadata NAT64 100.100.100.200", "ftp://[64:ff9b::6464:64c8]/", "64:ff9b::6464:64c8", METADATA, false),
+    row("next to metadata fd00:ec2::253", "ftp://[fd00:ec2::253]/", "fd00:ec2::253", UNIQUE_LOCAL, true),
+    row("next to metadata 100.100.100.201", "ftp://100.100.100.201/", "100.100.100.201", SHARED, true),
     row("multicast 224.0.0.1", "ftp://224.0.0.1/", "224.0.0.1", MULTICAST, false),
     row("multicast 239.255.255.255", "ftp://239.255.255.255/", "239.255.255.255", MULTICAST, false),
     row("IPv6 multicast ff02::1", "ftp://[ff02::1]/", "ff02::1", MULTICAST, false),
