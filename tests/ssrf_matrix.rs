@@ -11,8 +11,12 @@
 //!   by the guard (`Refused`) or passed by it and then stopped by reqwest (`InvalidRequest`): the guard's decision
 //!   for a non-loopback address is observed without a packet leaving the machine, whatever that decision is.
 //!
-//! Every `http://` row is first sent as its `ftp://` twin, which must be refused as the same loopback or
-//! unspecified address before the real request goes out: a URL the guard misreads never reaches the network.
+//! Every `http://` row with an IP-literal host is first sent as its `ftp://` twin through a default client, which
+//! must refuse it as the same loopback or unspecified address before the real request goes out: a URL the guard
+//! misreads never reaches the network. The `localhost` rows resolve through `/etc/hosts` (the adapter has no
+//! resolver hook to map other names to private addresses).
+//!
+//! `http::Uri` rejects a percent-encoded host (`http://%31%32%37.0.0.1/`), so such a URL never reaches the client.
 #![cfg(feature = "reqwest")]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
