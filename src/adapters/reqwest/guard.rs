@@ -23,6 +23,11 @@ pub(crate) enum BlockedRange {
     SharedAddressSpace,
     /// `169.254.0.0/16` (cloud metadata lives at `169.254.169.254`), `fe80::/10`.
     LinkLocal,
+    /// Cloud metadata and credential endpoints outside link-local: AWS's IPv6 instance metadata
+    /// `fd00:ec2::254` and EKS Pod Identity agent `fd00:ec2::23` (both in `fc00::/7`), Alibaba Cloud's metadata
+    /// `100.100.100.200` (in `100.64.0.0/10`). Taken out of their ranges so that opening private networks
+    /// leaves them closed.
+    Metadata,
     /// IPv6 unique local addresses, `fc00::/7`.
     UniqueLocal,
     /// Deprecated IPv6 site-local addresses, `fec0::/10`.
@@ -42,7 +47,8 @@ pub(crate) enum BlockedRange {
 
 impl BlockedRange {
     /// Ranges that [`SsrfPolicy::allow_private_networks`] opens: the ones an on-premises receiver or a test
-    /// server plausibly lives in. Link-local stays closed because that is where cloud metadata services answer.
+    /// server plausibly lives in. Link-local and [`Metadata`](BlockedRange::Metadata) stay closed because that
+    /// is where cloud metadata services answer.
     pub(crate) fn is_private_network(self) -> bool {
         matches!(
             self,
@@ -62,6 +68,7 @@ impl BlockedRange {
             BlockedRange::Private => "a private network address",
             BlockedRange::SharedAddressSpace => "a shared (carrier-grade NAT) address",
             BlockedRange::LinkLocal => "a link-local address (includes cloud metadata endpoints)",
+            BlockedRange::Metadata => "a cloud metadata endpoint",
             BlockedRange::UniqueLocal => "an IPv6 unique local address",
             BlockedRange::SiteLocal => "an IPv6 site-local address",
             BlockedRange::Multicast => "a multicast address",
@@ -92,6 +99,7 @@ fn blocked_v4(ip: Ipv4Addr) -> Option<BlockedRange> {
     let range = match ip.octets() {
         [0, 0, 0, 0] => BlockedRange::Unspecified,
         [0, ..] => BlockedRange::ThisNetwork,
+        [100, 100, 100, 200] => BlockedRange::Metadata,
         [127, ..] => BlockedRange::Loopback,
         [10, ..] => BlockedRange::Private,
         [172, b, ..] if b & 0xf0 == 16 => BlockedRange::Private,
@@ -121,6 +129,7 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<BlockedRange> {
     }
     let s = ip.segments();
     let range = match s {
+        [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254 | 0x0023] => BlockedRange::Metadata,
         [0x0064, 0xff9b, 0x0001, ..] => BlockedRange::Private,
         [0x0100, 0, 0, 0, ..] => BlockedRange::Reserved,
         [0x2001, 0x0000, ..] => BlockedRange::Reserved,
@@ -319,7 +328,13 @@ mod tests {
             ("255.255.255.254", BlockedRange::Reserved),
             ("239.255.255.255", BlockedRange::Multicast),
             ("192.0.0.170", BlockedRange::Reserved),
-            ("fd00:ec2::254", BlockedRange::UniqueLocal),
+            ("fd00:ec2::254", BlockedRange::Metadata),
+            ("fd00:ec2::23", BlockedRange::Metadata),
+            ("fd00:ec2::253", BlockedRange::UniqueLocal),
+            ("fd00:ec2::1:254", BlockedRange::UniqueLocal),
+            ("100.100.100.200", BlockedRange::Metadata),
+            ("100.100.100.199", BlockedRange::SharedAddressSpace),
+            ("::ffff:100.100.100.200", BlockedRange::Metadata),
             ("ff02::1", BlockedRange::Multicast),
         ];
         for (s, range) in cases {
@@ -418,6 +433,10 @@ mod tests {
             ("169.254.169.254", BlockedRange::LinkLocal),
             ("::ffff:169.254.169.254", BlockedRange::LinkLocal),
             ("fe80::1", BlockedRange::LinkLocal),
+            ("fd00:ec2::254", BlockedRange::Metadata),
+            ("fd00:ec2::23", BlockedRange::Metadata),
+            ("100.100.100.200", BlockedRange::Metadata),
+            ("64:ff9b::100.100.100.200", BlockedRange::Metadata),
             ("255.255.255.255", BlockedRange::Broadcast),
             ("224.0.0.1", BlockedRange::Multicast),
             ("ff02::1", BlockedRange::Multicast),
@@ -468,9 +487,22 @@ mod tests {
     }
 
     #[test]
+    fn metadata_endpoints_open_only_when_allow_listed() {
+        let policy = SsrfPolicy {
+            allow_private_networks: true,
+            allowed: vec![net("fd00:ec2::254/128"), net("100.100.100.200/32")],
+        };
+        assert_eq!(policy.check(ip("fd00:ec2::254")), Ok(()));
+        assert_eq!(policy.check(ip("::ffff:100.100.100.200")), Ok(()));
+        assert_eq!(policy.check(ip("fd00:ec2::23")), Err(BlockedRange::Metadata));
+        assert!(!BlockedRange::Metadata.is_private_network());
+    }
+
+    #[test]
     fn every_category_has_a_description() {
         for (_, range) in RANGES {
             assert!(!range.to_string().is_empty());
         }
+        assert!(!BlockedRange::Metadata.to_string().is_empty());
     }
 }

@@ -16,6 +16,8 @@
 //! - private: `10.0.0.0/8`, `172.16.0.0/12`, `192.168.0.0/16`, local-use NAT64 `64:ff9b:1::/48`
 //! - shared address space (carrier-grade NAT): `100.64.0.0/10`
 //! - link-local: `169.254.0.0/16` (cloud metadata at `169.254.169.254`), `fe80::/10`
+//! - cloud metadata endpoints outside link-local: `fd00:ec2::254` (AWS IPv6), `fd00:ec2::23` (EKS Pod
+//!   Identity), `100.100.100.200` (Alibaba Cloud)
 //! - IPv6 unique local `fc00::/7` and deprecated site-local `fec0::/10`
 //! - multicast `224.0.0.0/4`, `ff00::/8`; broadcast `255.255.255.255`
 //! - documentation `192.0.2.0/24`, `198.51.100.0/24`, `203.0.113.0/24`, `2001:db8::/32`, `3fff::/20`;
@@ -25,8 +27,8 @@
 //!   IPv4-compatible `::/96`, NAT64 `64:ff9b::/96` and 6to4 `2002::/16`.
 //!
 //! [`allow_private_networks(true)`](ReqwestClientBuilder::allow_private_networks) opens loopback, private,
-//! shared, unique-local and site-local ranges (for tests and on-premises receivers); link-local, multicast and
-//! the others stay closed. [`allow_cidr`](ReqwestClientBuilder::allow_cidr) permits a network whatever range it
+//! shared, unique-local and site-local ranges (for tests and on-premises receivers); link-local, the metadata
+//! endpoints, multicast and the others stay closed. [`allow_cidr`](ReqwestClientBuilder::allow_cidr) permits a network whatever range it
 //! lies in, including the IPv6 forms of the IPv4 addresses in it.
 //!
 //! No proxy is used (not even one named by `HTTP_PROXY`), since a proxy would resolve the host itself.
@@ -224,8 +226,9 @@ impl ReqwestClientBuilder {
     }
 
     /// Lets the client connect to loopback, private (RFC 1918), shared (carrier-grade NAT), IPv6 unique-local
-    /// and site-local addresses, for tests and on-premises receivers. Link-local (cloud metadata), multicast,
-    /// unspecified and reserved addresses stay blocked; use [`allow_cidr`](Self::allow_cidr) for those.
+    /// and site-local addresses, for tests and on-premises receivers. Link-local and the cloud metadata endpoints
+    /// inside the opened ranges (`fd00:ec2::254`, `fd00:ec2::23`, `100.100.100.200`), multicast, unspecified
+    /// and reserved addresses stay blocked; use [`allow_cidr`](Self::allow_cidr) for those.
     /// Default `false`.
     pub fn allow_private_networks(mut self, allow: bool) -> Self {
         self.policy.allow_private_networks = allow;
