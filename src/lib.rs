@@ -43,7 +43,9 @@ pub use delivery::{
     Delivery, DeliveryId, DeliveryStatus, InvalidDeliveryId, InvalidStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX,
 };
 pub use encode::Payload;
-pub use engine::{preview, BuildError, DueSchedule, Engine, EngineBuilder, EngineError, PreviewRequest, RunReport};
+pub use engine::{
+    preview, BuildError, DueSchedule, Engine, EngineBuilder, EngineError, PreviewRequest, RunReport, LEASE_MARGIN,
+};
 pub use error::{ConfigError, Location, ValidationError};
 pub use ports::{
     Claim, ClaimToken, Clock, Completion, Directory, DirectoryError, Email, HttpClient, HttpError, HttpErrorKind,

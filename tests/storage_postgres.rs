@@ -537,7 +537,10 @@ async fn cancelled_calls_leave_no_connection_in_a_transaction_and_keep_acknowled
             None => dropped += 1,
         }
     }
-    assert!(acknowledged > 50 && dropped > 50, "the seed exercises both: {acknowledged} acknowledged, {dropped} dropped");
+    assert!(
+        acknowledged > 50 && dropped > 50,
+        "the seed exercises both: {acknowledged} acknowledged, {dropped} dropped"
+    );
 
     // Calls given up on may still be running; let them end, then look from another pool.
     tokio::time::sleep(StdDuration::from_millis(500)).await;

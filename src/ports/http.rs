@@ -14,6 +14,13 @@ use bytes::Bytes;
 pub trait HttpClient: Send + Sync {
     /// Sends the request and returns the response, or why there is none.
     async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, HttpError>;
+
+    /// The longest one [`send`](Self::send) may take, when the client enforces such a limit. The engine refuses
+    /// a lease that does not cover it ([`EngineBuilder::lease`](crate::EngineBuilder::lease)); `None` (the
+    /// default) skips that check.
+    fn request_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// What kind of failure an [`HttpError`] is.

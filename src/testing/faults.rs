@@ -142,9 +142,8 @@ impl FaultyStorage {
     where
         F: Future<Output = Result<T, StorageError>>,
     {
-        let fault = |when: &str| {
-            StorageError::new(StorageErrorKind::Unavailable, format!("injected fault {when} {what}"))
-        };
+        let fault =
+            |when: &str| StorageError::new(StorageErrorKind::Unavailable, format!("injected fault {when} {what}"));
         match self.draw() {
             Some(true) => {
                 self.before.fetch_add(1, Ordering::SeqCst);

@@ -338,7 +338,9 @@ where
         Ok(result) => result,
         // Only when the runtime shuts down (the task is dropped with its connection, which then closes rather
         // than going back to the pool) or the call panicked.
-        Err(e) => Err(StorageError::new(StorageErrorKind::Unavailable, format!("a PostgreSQL call did not complete: {e}"))),
+        Err(e) => {
+            Err(StorageError::new(StorageErrorKind::Unavailable, format!("a PostgreSQL call did not complete: {e}")))
+        }
     }
 }
 

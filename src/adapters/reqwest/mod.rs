@@ -84,6 +84,7 @@ pub struct ReqwestClient {
     client: ::reqwest::Client,
     policy: Arc<SsrfPolicy>,
     max_response_body: usize,
+    timeout: Duration,
 }
 
 impl ReqwestClient {
@@ -133,6 +134,10 @@ impl HttpClient for ReqwestClient {
         *out.version_mut() = version;
         *out.headers_mut() = headers;
         Ok(out)
+    }
+
+    fn request_timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
     }
 }
 
@@ -272,7 +277,7 @@ impl ReqwestClientBuilder {
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .build()
             .map_err(|err| ReqwestError::Client(Box::new(err)))?;
-        Ok(ReqwestClient { client, policy, max_response_body: self.max_response_body })
+        Ok(ReqwestClient { client, policy, max_response_body: self.max_response_body, timeout: self.timeout })
     }
 }
 

@@ -8,8 +8,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::stream::{self, StreamExt};
+
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+
+mod notify;
+mod pass;
 
 use crate::action::{redact_url, Auth, WebhookAction};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX};
@@ -345,8 +348,14 @@ impl EngineBuilder {
         self.batch_size = Some(size);
         self
     }
-    /// How long a claim holds a delivery before another worker may take it (default 5 minutes). It must be
-    /// longer than the HTTP client's total timeout, or a slow request may be sent twice.
+    /// How long a claim holds a delivery before another worker may take it (default 5 minutes).
+    ///
+    /// A pass claims a delivery only when it has a free slot to send it at once, and writes its result soon after
+    /// the request ends, so whatever the batch size and concurrency, a lease has to cover one request and the
+    /// writing of its result. [`build`](Self::build) refuses a lease shorter than the HTTP client's
+    /// [request timeout](HttpClient::request_timeout) plus [`LEASE_MARGIN`] (30 seconds for the write and a
+    /// slow clock); a client that states no timeout is not checked, and then a request that outlives the lease may
+    /// be sent twice.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = Some(lease);
         self
@@ -366,10 +375,23 @@ impl EngineBuilder {
         if batch_size == 0 || concurrency == 0 || lease.is_zero() {
             return Err(BuildError("batch_size, concurrency and lease must be more than zero".to_owned()));
         }
+        let http = self.http.ok_or_else(|| missing("the HTTP client", "http"))?;
+        if let Some(timeout) = http.request_timeout() {
+            if lease < timeout.saturating_add(LEASE_MARGIN) {
+                return Err(BuildError(format!(
+                    "the lease of {} s does not cover the HTTP client's request timeout of {} s plus {} s to write \
+                     the result, so a slow request could be sent twice: raise EngineBuilder::lease or lower the \
+                     client's timeout",
+                    lease.as_secs_f64(),
+                    timeout.as_secs_f64(),
+                    LEASE_MARGIN.as_secs()
+                )));
+            }
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 storage: self.storage.ok_or_else(|| missing("the storage", "storage"))?,
-                http: self.http.ok_or_else(|| missing("the HTTP client", "http"))?,
+                http,
                 mailer: self.mailer.ok_or_else(|| missing("the mailer", "mailer"))?,
                 directory: self.directory.ok_or_else(|| missing("the directory", "directory"))?,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -384,31 +406,12 @@ impl EngineBuilder {
     }
 }
 
+/// What a lease must cover beyond the HTTP client's request timeout: writing the result (and clock skew between
+/// servers). See [`EngineBuilder::lease`].
+pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Text for the log: NUL cannot be stored by every database (PostgreSQL text refuses it), so it becomes U+FFFD.
-fn loggable(text: String) -> String {
-    if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}")
-    } else {
-        text
-    }
-}
-
-/// The start of a response body, cut at a character boundary, for the log.
-fn snippet(body: &[u8]) -> Option<String> {
-    if body.is_empty() {
-        return None;
-    }
-    let cut = &body[..body.len().min(RESPONSE_SNIPPET_MAX)];
-    let text = match std::str::from_utf8(cut) {
-        Ok(text) => text.to_owned(),
-        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&cut[..e.valid_up_to()]).into_owned(),
-        Err(_) => String::from_utf8_lossy(cut).into_owned(),
-    };
-    Some(loggable(text))
 }
 
 impl Engine {
@@ -573,364 +576,6 @@ impl Engine {
         Ok(due)
     }
 
-    /// One worker pass: claims a batch of due deliveries, checks each tenant's daily quota, sends what the quota
-    /// allows (up to `concurrency` at once), records every attempt, schedules retries, fails what is exhausted,
-    /// and sends due failure notifications.
-    pub async fn run_due(&self) -> Result<RunReport, EngineError> {
-        let mut report = RunReport::default();
-        let now = self.now();
-        let claim = self.claim(now);
-        let claimed = self.inner.storage.claim_due(&claim).await?;
-        report.claimed = claimed.len();
-        if !claimed.is_empty() {
-            let (to_send, mut completions) = self.apply_quota(claimed, claim.token, now).await?;
-            report.deferred = completions.len();
-            report.sent = to_send.len();
-            let sent: Vec<Completion> = stream::iter(to_send)
-                .map(|delivery| self.traced_attempt(delivery, claim.token))
-                .buffer_unordered(self.inner.concurrency)
-                .collect()
-                .await;
-            for completion in &sent {
-                match completion.status {
-                    DeliveryStatus::Success => report.succeeded += 1,
-                    DeliveryStatus::Failed => report.failed += 1,
-                    _ => report.retried += 1,
-                }
-            }
-            completions.extend(sent);
-            report.lost = self.inner.storage.finish(completions).await?.len();
-        }
-        report.emails_sent = self.send_notifications().await?;
-        Ok(report)
-    }
-
-    /// A claim of one batch, leased from `now`.
-    fn claim(&self, now: DateTime<Utc>) -> Claim {
-        Claim {
-            now,
-            limit: self.inner.batch_size,
-            lease_until: now + chrono_duration(self.inner.lease),
-            token: ClaimToken::new(),
-        }
-    }
-
-    /// Splits claimed deliveries into those the quota lets through and completions that put the rest back.
-    async fn apply_quota(
-        &self,
-        claimed: Vec<Delivery>,
-        token: ClaimToken,
-        now: DateTime<Utc>,
-    ) -> Result<(Vec<Delivery>, Vec<Completion>), EngineError> {
-        let mut by_tenant: HashMap<String, Vec<Delivery>> = HashMap::new();
-        for delivery in claimed {
-            by_tenant.entry(delivery.tenant.clone()).or_default().push(delivery);
-        }
-        let mut to_send = Vec::new();
-        let mut put_back = Vec::new();
-        for (tenant, deliveries) in by_tenant {
-            let info = match self.inner.directory.tenant(&tenant).await {
-                Ok(info) => info,
-                // Without limits there is nothing to protect: send, uncounted.
-                Err(_) if self.inner.quota == QuotaPolicy::Unlimited => {
-                    to_send.extend(deliveries);
-                    continue;
-                }
-                Err(e) => {
-                    let retry_at = now + chrono::Duration::minutes(1);
-                    let why = format!("deferred: {e}");
-                    put_back.extend(deliveries.iter().map(|d| release(d, token, now, retry_at, &why)));
-                    continue;
-                }
-            };
-            // Calls are counted even without a limit, so `usage` always tells.
-            let allowance = self.allowance(&info).unwrap_or(u64::MAX);
-            let day = quota_day(now, info.time_zone);
-            let wanted = deliveries.len() as u64;
-            let granted = self.inner.storage.acquire_quota(&tenant, day, allowance, wanted).await?;
-            let granted = usize::try_from(granted).unwrap_or(usize::MAX).min(deliveries.len());
-            let mut deliveries = deliveries;
-            let over = deliveries.split_off(granted);
-            to_send.extend(deliveries);
-            let next_day = next_day_start(now, info.time_zone);
-            put_back.extend(over.iter().map(|d| release(d, token, now, next_day, "deferred: daily quota reached")));
-        }
-        Ok((to_send, put_back))
-    }
-
-    fn allowance(&self, info: &TenantInfo) -> Option<u64> {
-        self.inner.quota.edition(info.edition).map(|edition| edition.daily_allowance(info.licensed_users))
-    }
-
-    #[cfg(feature = "tokio")]
-    async fn traced_attempt(&self, delivery: Delivery, token: ClaimToken) -> Completion {
-        use tracing::Instrument as _;
-        let span = tracing::info_span!(
-            "delivery",
-            id = %delivery.id,
-            tenant = %delivery.tenant,
-            workflow = %delivery.workflow,
-            action = %delivery.action,
-            attempt = delivery.attempts + 1,
-        );
-        self.attempt(delivery, token).instrument(span).await
-    }
-
-    #[cfg(not(feature = "tokio"))]
-    async fn traced_attempt(&self, delivery: Delivery, token: ClaimToken) -> Completion {
-        self.attempt(delivery, token).await
-    }
-
-    /// Sends one claimed delivery and works out what follows.
-    async fn attempt(&self, delivery: Delivery, token: ClaimToken) -> Completion {
-        let attempt = delivery.attempts.saturating_add(1);
-        let sent_at = self.now();
-        // The action is borrowed from the registered workflows (never cloned): only its credentials and signing
-        // secret are read, and the request is built before anything is awaited.
-        let request = self
-            .workflows(&delivery.tenant)
-            .as_deref()
-            .and_then(|set| set.get(&delivery.workflow))
-            .and_then(|workflow| workflow.action(&delivery.action))
-            .ok_or_else(|| {
-                HttpError::new(
-                    HttpErrorKind::InvalidRequest,
-                    format!(
-                        "workflow \"{}\" has no action \"{}\" any more; the delivery was not sent",
-                        delivery.workflow, delivery.action
-                    ),
-                )
-            })
-            .and_then(|action| self.request(&delivery, action, sent_at));
-        let (outcome, body) = match request {
-            Err(e) => (AttemptOutcome::Error(e), None),
-            Ok(request) => match self.inner.http.send(request).await {
-                Err(e) => (AttemptOutcome::Error(e), None),
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let retry_after = response
-                        .headers()
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .filter(|_| status == 429 || status == 503)
-                        .and_then(|v| retry::parse_retry_after(v, self.now()));
-                    (AttemptOutcome::Response { status, retry_after }, snippet(response.body()))
-                }
-            },
-        };
-        self.complete(delivery, token, attempt, sent_at, outcome, body)
-    }
-
-    fn complete(
-        &self,
-        delivery: Delivery,
-        token: ClaimToken,
-        attempt: u32,
-        sent_at: DateTime<Utc>,
-        outcome: AttemptOutcome,
-        response_snippet: Option<String>,
-    ) -> Completion {
-        let finished_at = self.now();
-        let max = self.inner.retry.max_attempts();
-        let transition = retry::next(&self.inner.retry, attempt, &outcome, finished_at);
-        let mut dispatched = LogEntry::about(
-            &delivery,
-            DeliveryStatus::Dispatched,
-            sent_at,
-            format!("attempt {attempt} of {max} dispatched"),
-        );
-        dispatched.attempt = attempt;
-        let (status, next_attempt_at, message) = match transition {
-            Transition::Succeeded => (DeliveryStatus::Success, None, format!("attempt {attempt} delivered")),
-            Transition::RetryAt(at) => (
-                DeliveryStatus::Queued,
-                Some(at),
-                format!("attempt {attempt} failed; retry {attempt} of {} scheduled", max - 1),
-            ),
-            Transition::GaveUp if attempt >= max => (
-                DeliveryStatus::Failed,
-                None,
-                format!("attempt {attempt} failed; no retries left, owner and admins notified"),
-            ),
-            Transition::GaveUp => (
-                DeliveryStatus::Failed,
-                None,
-                format!("attempt {attempt} failed permanently; owner and admins notified"),
-            ),
-        };
-        let (http_status, error) = match &outcome {
-            AttemptOutcome::Response { status, .. } if (200..300).contains(status) => (Some(*status), None),
-            AttemptOutcome::Response { status, .. } => (Some(*status), Some(describe_status(*status))),
-            AttemptOutcome::Error(e) => (None, Some(loggable(e.to_string()))),
-        };
-        let mut result = LogEntry::about(&delivery, status, finished_at, message);
-        result.attempt = attempt;
-        result.http_status = http_status;
-        result.response_snippet = response_snippet;
-        result.error = error;
-        result.next_attempt_at = next_attempt_at;
-        let notification = (status == DeliveryStatus::Failed).then(|| Notification {
-            delivery_id: delivery.id,
-            tenant: delivery.tenant.clone(),
-            owner: delivery.owner.clone(),
-            created_at: finished_at,
-            next_attempt_at: finished_at,
-            attempts: 0,
-            sent_to: Vec::new(),
-            last_error: None,
-        });
-        Completion {
-            id: delivery.id,
-            token,
-            status,
-            attempts: attempt,
-            next_attempt_at,
-            at: finished_at,
-            entries: vec![dispatched, result],
-            notification,
-        }
-    }
-
-    fn request(
-        &self,
-        delivery: &Delivery,
-        action: &WebhookAction,
-        now: DateTime<Utc>,
-    ) -> Result<http::Request<Bytes>, HttpError> {
-        let mut builder = http::Request::builder().method(delivery.method.as_http()).uri(delivery.url.as_str());
-        for (name, value) in
-            request_headers(action, delivery.content_type.header_value(), delivery.id, now.timestamp(), &delivery.body)
-        {
-            builder = builder.header(name, value);
-        }
-        builder.body(delivery.body.clone()).map_err(|e| {
-            HttpError::new(
-                HttpErrorKind::InvalidRequest,
-                format!("cannot build the request to {}: {e}", redact_url(&delivery.url)),
-            )
-        })
-    }
-
-    /// Sends due failure notifications: one email per recipient (the record owner when active, and every
-    /// active admin, each once), remembering who has it so a mailer failure never emails anyone twice.
-    async fn send_notifications(&self) -> Result<usize, EngineError> {
-        let now = self.now();
-        let claim = self.claim(now);
-        let mut emails = 0;
-        for notification in self.inner.storage.claim_notifications(&claim).await? {
-            let attempts = notification.attempts.saturating_add(1);
-            let mut sent_to = notification.sent_to.clone();
-            let mut last_error = None;
-            let mut done = false;
-            match self.recipients(&notification).await {
-                Err(e) => last_error = Some(e.to_string()),
-                Ok(recipients) => {
-                    let email_for = self.notification_email(&notification).await?;
-                    let mut pending = false;
-                    for user in recipients.iter().filter(|u| !notification.sent_to.contains(&u.id)) {
-                        let email = Email {
-                            to: user.email.clone(),
-                            to_name: (!user.name.is_empty()).then(|| user.name.clone()),
-                            subject: email_for.0.clone(),
-                            body: email_for.1.clone(),
-                        };
-                        match self.inner.mailer.send(&email).await {
-                            Ok(()) => {
-                                emails += 1;
-                                sent_to.push(user.id.clone());
-                            }
-                            Err(e) if e.is_permanent() => {
-                                // Retrying cannot reach this address; do not try it forever.
-                                last_error = Some(format!("{}: {e}", user.id));
-                                sent_to.push(user.id.clone());
-                            }
-                            Err(e) => {
-                                last_error = Some(format!("{}: {e}", user.id));
-                                pending = true;
-                            }
-                        }
-                    }
-                    done = !pending;
-                }
-            }
-            // Back off 2, 4, 8 ... minutes, at most an hour; the notification stays until everyone has it.
-            let backoff = chrono::Duration::minutes(2i64.saturating_pow(attempts.min(6)).min(60));
-            let update = NotificationUpdate {
-                delivery_id: notification.delivery_id,
-                token: claim.token,
-                sent_to,
-                done,
-                attempts,
-                next_attempt_at: now + backoff,
-                last_error,
-            };
-            self.inner.storage.update_notification(update).await?;
-        }
-        Ok(emails)
-    }
-
-    /// The owner (when active) and every active admin, each once (by id and by address).
-    async fn recipients(&self, notification: &Notification) -> Result<Vec<User>, DirectoryError> {
-        let directory = &self.inner.directory;
-        let mut users = Vec::new();
-        if let Some(owner) = directory.user(&notification.tenant, &notification.owner).await? {
-            users.push(owner);
-        }
-        users.extend(directory.active_admins(&notification.tenant).await?);
-        let mut ids = HashSet::new();
-        let mut addresses = HashSet::new();
-        users.retain(|u| {
-            u.active
-                && !u.email.trim().is_empty()
-                && ids.insert(u.id.clone())
-                && addresses.insert(u.email.trim().to_lowercase())
-        });
-        Ok(users)
-    }
-
-    async fn notification_email(&self, notification: &Notification) -> Result<(String, String), EngineError> {
-        let storage = &self.inner.storage;
-        let delivery = storage.delivery(&notification.tenant, notification.delivery_id).await?;
-        let entries = storage
-            .log(
-                &LogQuery::tenant(notification.tenant.clone())
-                    .delivery(notification.delivery_id)
-                    .limit(LogQuery::MAX_LIMIT),
-            )
-            .await?;
-        let (workflow, action, record, module, url) = match &delivery {
-            Some(d) => {
-                (d.workflow.as_str(), d.action.as_str(), d.record_id.as_str(), d.module.as_str(), redact_url(&d.url))
-            }
-            None => ("?", "?", "?", "?", String::from("?")),
-        };
-        let workflow_name = self
-            .workflows(&notification.tenant)
-            .and_then(|set| set.get(workflow).map(|w| w.name().to_owned()))
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| workflow.to_owned());
-        let subject = format!("Webhook failed: \"{action}\" of workflow \"{workflow_name}\"");
-        let mut body = format!(
-            "A webhook could not deliver its data after every retry.\n\n\
-             Workflow: {workflow_name} ({workflow})\nAction:   {action}\nURL:      {url}\nRecord:   {module} {record}\n\
-             Delivery: {}\n\nAttempts:\n",
-            notification.delivery_id
-        );
-        let mut attempts: Vec<&LogEntry> =
-            entries.iter().filter(|e| e.attempt > 0 && e.status != DeliveryStatus::Dispatched).collect();
-        attempts.reverse();
-        for entry in attempts {
-            let what = match (&entry.error, entry.http_status) {
-                (Some(error), _) => error.clone(),
-                (None, Some(status)) => format!("HTTP {status}"),
-                (None, None) => entry.message.clone(),
-            };
-            body.push_str(&format!("  {}. {}  {}\n", entry.attempt, entry.at.to_rfc3339(), what));
-        }
-        body.push_str("\nYou can redeliver it from the webhook log once the receiver is fixed.\n");
-        Ok((subject, body))
-    }
-
     /// The delivery log, filtered and paged (newest first; at most [`LogQuery::MAX_LIMIT`] entries a page).
     pub async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, EngineError> {
         if query.limit > LogQuery::MAX_LIMIT {
@@ -1044,50 +689,5 @@ fn render(
         entry.next_attempt_at = Some(now);
         entries.push(entry);
         deliveries.push(delivery);
-    }
-}
-
-fn release(delivery: &Delivery, token: ClaimToken, now: DateTime<Utc>, until: DateTime<Utc>, why: &str) -> Completion {
-    let mut entry = LogEntry::about(delivery, DeliveryStatus::Queued, now, why);
-    entry.next_attempt_at = Some(until);
-    Completion {
-        id: delivery.id,
-        token,
-        status: DeliveryStatus::Queued,
-        attempts: delivery.attempts,
-        next_attempt_at: Some(until),
-        at: now,
-        entries: vec![entry],
-        notification: None,
-    }
-}
-
-fn describe_status(status: u16) -> String {
-    let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    match status {
-        300..=399 => format!("HTTP {status} {reason} (redirects are not followed)"),
-        _ => format!("HTTP {status} {reason}").trim_end().to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snippets_are_capped_at_a_character_boundary() {
-        let long = "é".repeat(RESPONSE_SNIPPET_MAX);
-        let cut = snippet(long.as_bytes()).unwrap();
-        assert!(cut.len() <= RESPONSE_SNIPPET_MAX && cut.len() >= RESPONSE_SNIPPET_MAX - 1);
-        assert!(cut.chars().all(|c| c == 'é'));
-        assert_eq!(snippet(b""), None);
-        assert_eq!(snippet(b"a\0b").as_deref(), Some("a\u{FFFD}b"), "NUL is not stored");
-    }
-
-    #[test]
-    fn statuses_are_described() {
-        assert_eq!(describe_status(404), "HTTP 404 Not Found");
-        assert!(describe_status(302).contains("redirects are not followed"));
-        assert_eq!(describe_status(599), "HTTP 599");
     }
 }
