@@ -61,7 +61,8 @@ fn main() -> ExitCode {
         let (workflows, event) = load(&args)?;
         if args.dry_run {
             let now = event.occurred_at.unwrap_or_else(|| crm_webhooks::Clock::now(&crm_webhooks::SystemClock));
-            let requests = preview(&workflows, &event, now.with_timezone(&chrono_tz::Tz::UTC));
+            let requests =
+                preview(&workflows, &event, now.with_timezone(&chrono_tz::Tz::UTC)).map_err(|e| e.to_string())?;
             let json = serde_json::to_string_pretty(&requests).map_err(|e| format!("cannot print: {e}"))?;
             println!("{json}");
             Ok(())

@@ -31,6 +31,25 @@ impl DeliveryId {
     }
 }
 
+impl DeliveryId {
+    /// An id derived from `parts` (SHA-256 of the length-prefixed parts, as a version 8 UUID): the same parts
+    /// always give the same id, so a repeated call stores nothing new.
+    pub(crate) fn derived(parts: &[&str]) -> Self {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        for part in parts {
+            hash.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        let digest = hash.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        bytes[6] = (bytes[6] & 0x0F) | 0x80; // version 8: custom
+        bytes[8] = (bytes[8] & 0x3F) | 0x80; // RFC 9562 variant
+        DeliveryId(uuid::Uuid::from_bytes(bytes))
+    }
+}
+
 impl Default for DeliveryId {
     fn default() -> Self {
         Self::new()

@@ -64,6 +64,12 @@ pub struct RecordEvent {
     /// trigger fits the change runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
+    /// The host's own id for this save (its audit-log or change id, or `"{record_id}@{modified_time}"`): the
+    /// event's idempotency key. The deliveries of an event with an id get ids derived from it, so reporting the
+    /// same event again (after a timeout or an error whose reply was lost) queues nothing new and returns the
+    /// same delivery ids. Without it every call is a new event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 impl RecordEvent {
@@ -85,6 +91,7 @@ impl RecordEvent {
             fields: Fields::new(),
             previous: Fields::new(),
             occurred_at: None,
+            event_id: None,
             workflow: None,
         }
     }
@@ -92,6 +99,12 @@ impl RecordEvent {
     /// Sets a field value.
     pub fn field(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
         self.fields.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets the host's id for this save, the event's idempotency key (see [`RecordEvent::event_id`]).
+    pub fn event_id(mut self, id: impl Into<String>) -> Self {
+        self.event_id = Some(id.into());
         self
     }
 

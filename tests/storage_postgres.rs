@@ -118,6 +118,7 @@ macro_rules! contract_on_postgres {
 contract_on_postgres!(
     enqueue_and_read_back,
     enqueue_is_all_or_nothing,
+    enqueue_skips_what_is_already_stored,
     bodies_keep_every_byte,
     claim_takes_only_due,
     claim_orders_and_limits,
@@ -293,6 +294,33 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
     .await;
     let error = db.storage.delivery("acme", d.id).await.expect_err("an unknown status does not read back");
     assert_eq!(error.kind(), StorageErrorKind::Corrupt, "{error}");
+    db.drop_schema().await;
+}
+
+/// One row that does not decode no longer fails every claim: it is set aside (Failed, logged) and the rest go out.
+#[tokio::test]
+async fn an_unreadable_row_is_set_aside_and_the_rest_are_claimed() {
+    let Some(db) = TestDb::new().await else { return };
+    let bad = sample_delivery("acme", "w1", t0());
+    let good = sample_delivery("acme", "w1", t0() + Duration::seconds(1));
+    db.storage.enqueue(vec![bad.clone(), good.clone()], vec![]).await.unwrap();
+    db.execute(format!(
+        "ALTER TABLE \"{s}\".deliveries DROP CONSTRAINT deliveries_method_known;
+         UPDATE \"{s}\".deliveries SET method = 'GET' WHERE id = '\\x{hex}'",
+        s = db.schema,
+        hex = bad.id.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+    .await;
+    let now = t0() + Duration::minutes(1);
+    let claim = Claim { now, limit: 10, lease_until: now + Duration::minutes(5), token: ClaimToken::new() };
+    let claimed = db.storage.claim_due(&claim).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), vec![good.id], "the readable one is claimed");
+    let log = db.storage.log(&LogQuery::tenant("acme").status(DeliveryStatus::Failed)).await.unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].delivery_id, bad.id);
+    assert!(log[0].message.contains("set aside") && log[0].error.as_deref().unwrap().contains("method"), "{log:?}");
+    let later = Claim { now: now + Duration::hours(1), token: ClaimToken::new(), ..claim };
+    assert!(db.storage.claim_due(&later).await.unwrap().iter().all(|d| d.id == good.id), "the bad row stays aside");
     db.drop_schema().await;
 }
 

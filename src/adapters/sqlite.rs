@@ -22,6 +22,7 @@ mod checkpoint;
 mod codec;
 mod schema;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -238,33 +239,36 @@ fn insert_entries(tx: &Transaction<'_>, entries: &[&LogEntry]) -> Result<(), rus
     Ok(())
 }
 
-fn insert_delivery(tx: &Transaction<'_>, d: &Delivery) -> Result<(), rusqlite::Error> {
+/// Stores a delivery unless one with its id is already stored; `false` when it was.
+fn insert_delivery(tx: &Transaction<'_>, d: &Delivery) -> Result<bool, rusqlite::Error> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO deliveries (id, tenant, workflow, action, module, record_id, owner, method, url, \
          content_type, body, status, attempts, next_attempt_at, lease_expires_at, created_at, updated_at, \
-         redelivery_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         redelivery_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+         ON CONFLICT (id) DO NOTHING",
     )?;
-    insert.execute(params![
-        &d.id.as_bytes()[..],
-        d.tenant,
-        d.workflow,
-        d.action,
-        d.module,
-        d.record_id,
-        d.owner,
-        d.method.as_str(),
-        d.url,
-        d.content_type.as_str(),
-        &d.body[..],
-        d.status.as_str(),
-        d.attempts,
-        opt_micros(d.next_attempt_at),
-        opt_micros(d.lease_expires_at),
-        micros(d.created_at),
-        micros(d.updated_at),
-        d.redelivery_of.as_ref().map(|id| &id.as_bytes()[..]),
-    ])?;
-    Ok(())
+    insert
+        .execute(params![
+            &d.id.as_bytes()[..],
+            d.tenant,
+            d.workflow,
+            d.action,
+            d.module,
+            d.record_id,
+            d.owner,
+            d.method.as_str(),
+            d.url,
+            d.content_type.as_str(),
+            &d.body[..],
+            d.status.as_str(),
+            d.attempts,
+            opt_micros(d.next_attempt_at),
+            opt_micros(d.lease_expires_at),
+            micros(d.created_at),
+            micros(d.updated_at),
+            d.redelivery_of.as_ref().map(|id| &id.as_bytes()[..]),
+        ])
+        .map(|inserted| inserted == 1)
 }
 
 fn insert_notification(tx: &Transaction<'_>, n: &Notification) -> Result<(), StorageError> {
@@ -300,7 +304,7 @@ const DUE_NOTIFICATIONS: &str = "FROM notifications WHERE due_at <= ?1 ORDER BY 
 
 /// Reads the deliveries a claim takes (`?1` now, `?2` the limit).
 fn claim_pick_sql() -> String {
-    format!("SELECT {DELIVERY_COLUMNS} {DUE_DELIVERIES}")
+    format!("SELECT {DELIVERY_COLUMNS}, rowid {DUE_DELIVERIES}")
 }
 
 /// Takes the deliveries [`claim_pick_sql`] read (`?3` the lease, `?4` the claim token).
@@ -358,17 +362,21 @@ fn log_filter(query: &LogQuery) -> (String, Vec<Value>) {
 #[async_trait]
 impl Storage for SqliteStorage {
     async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        let mut batch = HashSet::with_capacity(deliveries.len());
+        if let Some(twice) = deliveries.iter().find(|d| !batch.insert(d.id)) {
+            return Err(StorageError::new(
+                StorageErrorKind::Other,
+                format!("delivery {} is twice in one enqueue", twice.id),
+            ));
+        }
         self.write_checked("enqueue", move |tx| {
+            let mut skipped = HashSet::new();
             for d in &deliveries {
-                insert_delivery(tx, d).map_err(|e| {
-                    if codec::is_duplicate_key(&e) {
-                        StorageError::new(StorageErrorKind::Other, format!("delivery {} is already stored", d.id))
-                    } else {
-                        codec::error("enqueue", e)
-                    }
-                })?;
+                if !insert_delivery(tx, d).map_err(|e| codec::error("enqueue", e))? {
+                    skipped.insert(d.id);
+                }
             }
-            let entries: Vec<&LogEntry> = entries.iter().collect();
+            let entries: Vec<&LogEntry> = entries.iter().filter(|e| !skipped.contains(&e.delivery_id)).collect();
             insert_entries(tx, &entries).map_err(|e| codec::error("enqueue (appending log entries)", e))
         })
         .await
@@ -383,20 +391,44 @@ impl Storage for SqliteStorage {
             // The batch is read in due order, then taken by one UPDATE of the same rows: the write lock held since
             // BEGIN IMMEDIATE keeps them due until then. A statement costs far more than a row, so not one each.
             let mut pick = tx.prepare_cached(&claim_pick_sql()).map_err(|e| codec::error(OP, e))?;
-            let mut claimed = collect(pick.query(params![now, sql_count(claim.limit)]), OP, codec::delivery)?;
-            if claimed.is_empty() {
+            let mut rows = pick.query(params![now, sql_count(claim.limit)]).map_err(|e| codec::error(OP, e))?;
+            let mut claimed = Vec::new();
+            // A row that does not decode is set aside (Failed, with a log entry saying why) rather than failing
+            // every claim, and so every tenant's deliveries, until someone repairs it.
+            let mut unreadable = Vec::new();
+            while let Some(row) = rows.next().map_err(|e| codec::error(OP, e))? {
+                match codec::delivery(row) {
+                    Ok(delivery) => claimed.push(delivery),
+                    Err(why) => unreadable.push(codec::unreadable(row, &why, claim.now)),
+                }
+            }
+            drop(rows);
+            if claimed.is_empty() && unreadable.is_empty() {
                 return Ok(claimed);
             }
             let mut take = tx.prepare_cached(&claim_take_sql()).map_err(|e| codec::error(OP, e))?;
             let taken = take
                 .execute(params![now, sql_count(claim.limit), lease_until, &claim.token.as_bytes()[..]])
                 .map_err(|e| codec::error(OP, e))?;
-            if taken != claimed.len() {
+            if taken != claimed.len() + unreadable.len() {
                 // Cannot happen under the write lock; refuse (and roll back) rather than hand out a row not taken.
                 return Err(StorageError::new(
                     StorageErrorKind::Other,
                     format!("SQLite {OP} read {} due deliveries but took {taken}", claimed.len()),
                 ));
+            }
+            if !unreadable.is_empty() {
+                let mut set_aside = tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET status = 'Failed', next_attempt_at = NULL, lease_expires_at = NULL, \
+                         claim_token = NULL, updated_at = ?2 WHERE rowid = ?1",
+                    )
+                    .map_err(|e| codec::error(OP, e))?;
+                for (rowid, _) in &unreadable {
+                    set_aside.execute(params![rowid, now]).map_err(|e| codec::error(OP, e))?;
+                }
+                let entries: Vec<&LogEntry> = unreadable.iter().map(|(_, entry)| entry).collect();
+                insert_entries(tx, &entries).map_err(|e| codec::error(OP, e))?;
             }
             // What the UPDATE wrote, as it reads back (to the microsecond).
             let (lease_until, now) = (codec::time(lease_until), codec::time(now));
@@ -642,7 +674,8 @@ impl Storage for SqliteStorage {
                 tx.execute("DELETE FROM notifications WHERE delivery_id = ?1 AND claim_token = ?2", params![id, token])
             } else {
                 tx.execute(
-                    "UPDATE notifications SET claim_token = NULL, lease_until = NULL, sent_to = ?3, attempts = ?4, \
+                    "UPDATE notifications SET claim_token = CASE WHEN ?7 THEN claim_token END, \
+                     lease_until = CASE WHEN ?7 THEN lease_until END, sent_to = ?3, attempts = ?4, \
                      next_attempt_at = ?5, last_error = ?6 WHERE delivery_id = ?1 AND claim_token = ?2",
                     params![
                         id,
@@ -651,6 +684,7 @@ impl Storage for SqliteStorage {
                         update.attempts,
                         micros(update.next_attempt_at),
                         update.last_error,
+                        update.keep_claim,
                     ],
                 )
             }
@@ -683,14 +717,33 @@ mod tests {
         assert_eq!(error.kind(), StorageErrorKind::Corrupt);
         assert!(error.message().contains("`method`"), "{error}");
 
-        raw(&storage).execute("UPDATE deliveries SET method = 'POST', id = x'0102'", []).unwrap();
-        let error = storage.claim_due(&claim(t0())).await.unwrap_err();
-        assert_eq!(error.kind(), StorageErrorKind::Corrupt, "{error}");
-        assert!(error.message().contains("2 bytes"), "{error}");
-        let back: String = raw(&storage).query_row("SELECT status FROM deliveries", [], |r| r.get(0)).unwrap();
-        assert_eq!(back, "Queued", "a failed claim rolls back");
+        // A claim sets an unreadable row aside (Failed, logged) and hands out the readable ones.
+        let good = sample_delivery("acme", "w1", t0());
+        storage.enqueue(vec![good.clone()], vec![]).await.unwrap();
+        raw(&storage)
+            .execute("UPDATE deliveries SET method = 'POST', id = x'0102' WHERE id = ?1", [&d.id.as_bytes()[..]])
+            .unwrap();
+        let claimed = storage.claim_due(&claim(t0())).await.unwrap();
+        assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![good.id], "the readable one is claimed");
+        let back: String =
+            raw(&storage).query_row("SELECT status FROM deliveries WHERE id = x'0102'", [], |r| r.get(0)).unwrap();
+        assert_eq!(back, "Failed", "the unreadable one is set aside");
+        let log = storage.log(&LogQuery::tenant("acme").status(DeliveryStatus::Failed)).await.unwrap();
+        assert_eq!(log.len(), 1);
+        assert!(
+            log[0].message.contains("set aside") && log[0].error.as_deref().unwrap().contains("2 bytes"),
+            "{log:?}"
+        );
+        assert!(storage
+            .claim_due(&claim(t0() + chrono::Duration::hours(1)))
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.id == good.id));
 
-        raw(&storage).execute("UPDATE deliveries SET id = ?1, attempts = -1", [&d.id.as_bytes()[..]]).unwrap();
+        raw(&storage)
+            .execute("UPDATE deliveries SET id = ?1, attempts = -1 WHERE id = x'0102'", [&d.id.as_bytes()[..]])
+            .unwrap();
         assert_eq!(storage.delivery("acme", d.id).await.unwrap_err().kind(), StorageErrorKind::Corrupt);
         raw(&storage).execute("UPDATE deliveries SET attempts = 'x'", []).unwrap();
         assert_eq!(storage.delivery("acme", d.id).await.unwrap_err().kind(), StorageErrorKind::Corrupt);

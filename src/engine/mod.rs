@@ -13,6 +13,7 @@ use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 mod notify;
 mod pass;
+mod redact;
 
 use crate::action::{redact_url, Auth, WebhookAction};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX};
@@ -25,7 +26,10 @@ use crate::record::{Change, RecordEvent};
 use crate::retry::{self, AttemptOutcome, RetrySchedule, Transition};
 use crate::workflow::{Trigger, Workflow, WorkflowSet};
 
-/// Why an engine call failed. Nothing already accepted is lost: a failed call can be repeated.
+/// Why an engine call failed. Nothing already accepted is lost. A call that failed with a transient error may
+/// still have taken effect (its reply was lost): repeating [`Engine::on_event`] is safe for events with an
+/// [`event_id`](RecordEvent::event_id) and repeating [`Engine::redeliver`] is always safe (neither queues anything
+/// twice); an event without an id repeated after such an error is queued again, under new delivery ids.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
@@ -56,6 +60,20 @@ pub enum EngineError {
         tenant: String,
         /// The delivery id.
         id: DeliveryId,
+    },
+    /// A webhook's body for this record would be larger than [`EngineBuilder::max_body_bytes`]; nothing of the
+    /// event was queued.
+    #[error("record \"{record_id}\" of tenant \"{tenant}\", workflow \"{workflow}\": {source}")]
+    Render {
+        /// The tenant.
+        tenant: String,
+        /// The workflow.
+        workflow: String,
+        /// The record.
+        record_id: String,
+        /// What went wrong.
+        #[source]
+        source: crate::action::RenderError,
     },
     /// A redelivery was asked for a delivery that is still queued or in flight.
     #[error("delivery {id} is {status}; only a Success or Failed delivery can be redelivered")]
@@ -155,38 +173,43 @@ pub struct PreviewRequest {
 }
 
 /// The requests an event would send under these workflows, without storing or sending anything (a dry run).
-/// `once` workflows are shown as if they had not fired yet. `now` is the tenant's local time.
-pub fn preview(workflows: &WorkflowSet, event: &RecordEvent, now: DateTime<chrono_tz::Tz>) -> Vec<PreviewRequest> {
-    workflows
-        .matching(event, now)
-        .filter(|w| event.workflow.as_deref().is_none_or(|only| only == w.id()))
-        .flat_map(|workflow| {
-            workflow.actions().iter().map(move |action| {
-                let payload = action.render(&event.fields);
-                let id = DeliveryId::new();
-                let headers =
-                    request_headers(action, payload.content_type_header(), id, now.timestamp(), payload.body())
-                        .into_iter()
-                        .map(|(name, value)| {
-                            let value = if name == AUTHORIZATION {
-                                "Basic [redacted]".to_owned()
-                            } else {
-                                value.to_str().unwrap_or_default().to_owned()
-                            };
-                            (name.as_str().to_owned(), value)
-                        })
-                        .collect();
-                PreviewRequest {
-                    workflow: workflow.id().to_owned(),
-                    action: action.title().to_owned(),
-                    method: action.method().as_str().to_owned(),
-                    url: redact_url(action.url()),
-                    headers,
-                    body: payload.body_text().to_owned(),
-                }
-            })
-        })
-        .collect()
+/// `once` workflows are shown as if they had not fired yet. `now` is the tenant's local time. Fails when a body
+/// would pass [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES), as [`Engine::on_event`] would with the
+/// default limit.
+pub fn preview(
+    workflows: &WorkflowSet,
+    event: &RecordEvent,
+    now: DateTime<chrono_tz::Tz>,
+) -> Result<Vec<PreviewRequest>, crate::action::RenderError> {
+    let mut requests = Vec::new();
+    for workflow in
+        workflows.matching(event, now).filter(|w| event.workflow.as_deref().is_none_or(|only| only == w.id()))
+    {
+        for action in workflow.actions() {
+            let payload = action.try_render(&event.fields, crate::action::DEFAULT_MAX_BODY_BYTES)?;
+            let id = DeliveryId::new();
+            let headers = request_headers(action, payload.content_type_header(), id, now.timestamp(), payload.body())
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = if name == AUTHORIZATION {
+                        "Basic [redacted]".to_owned()
+                    } else {
+                        value.to_str().unwrap_or_default().to_owned()
+                    };
+                    (name.as_str().to_owned(), value)
+                })
+                .collect();
+            requests.push(PreviewRequest {
+                workflow: workflow.id().to_owned(),
+                action: action.title().to_owned(),
+                method: action.method().as_str().to_owned(),
+                url: redact_url(action.url()),
+                headers,
+                body: payload.body_text().to_owned(),
+            });
+        }
+    }
+    Ok(requests)
 }
 
 /// The headers of one attempt: content type, Standard Webhooks id/timestamp/signature, and Basic authorization.
@@ -270,6 +293,7 @@ struct Inner {
     batch_size: usize,
     lease: Duration,
     concurrency: usize,
+    max_body_bytes: usize,
     workflows: RwLock<HashMap<String, Arc<WorkflowSet>>>,
 }
 
@@ -281,6 +305,7 @@ impl fmt::Debug for Engine {
             .field("batch_size", &self.inner.batch_size)
             .field("lease", &self.inner.lease)
             .field("concurrency", &self.inner.concurrency)
+            .field("max_body_bytes", &self.inner.max_body_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -299,6 +324,7 @@ pub struct EngineBuilder {
     batch_size: Option<usize>,
     lease: Option<Duration>,
     concurrency: Option<usize>,
+    max_body_bytes: Option<usize>,
 }
 
 impl fmt::Debug for EngineBuilder {
@@ -366,6 +392,14 @@ impl EngineBuilder {
         self
     }
 
+    /// The largest body a webhook may send (default [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES),
+    /// 1 MiB). An event whose body would be larger fails [`Engine::on_event`] with [`EngineError::Render`] before
+    /// anything is stored or sent; rendering stops as soon as the limit is passed.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
     /// Builds the engine; fails when a required part is missing or a number is zero.
     pub fn build(self) -> Result<Engine, BuildError> {
         let missing = |what: &str, call: &str| BuildError(format!("{what} is missing: call EngineBuilder::{call}"));
@@ -400,6 +434,7 @@ impl EngineBuilder {
                 batch_size,
                 lease,
                 concurrency,
+                max_body_bytes: self.max_body_bytes.unwrap_or(crate::action::DEFAULT_MAX_BODY_BYTES),
                 workflows: RwLock::new(HashMap::new()),
             }),
         })
@@ -489,7 +524,14 @@ impl Engine {
         let mut zones = HashMap::new();
         let mut deliveries = Vec::new();
         let mut entries = Vec::new();
+        let mut seen_event_ids = HashSet::new();
         for event in events {
+            // The same event twice in one call is one event.
+            if let Some(id) = &event.event_id {
+                if !seen_event_ids.insert((event.tenant.as_str(), id.as_str())) {
+                    continue;
+                }
+            }
             let Some(workflows) = self.workflows(&event.tenant) else { continue };
             let tz = match zones.get(&event.tenant) {
                 Some(tz) => *tz,
@@ -503,12 +545,15 @@ impl Engine {
                 if event.workflow.as_deref().is_some_and(|only| only != workflow.id()) {
                     continue;
                 }
+                // Rendered before a `once` mark is taken, so a body over the limit does not use up the firing.
+                let (mut rendered, mut queued) = render(event, workflow, now, self.inner.max_body_bytes)?;
                 if workflow.trigger() == &Trigger::Once
                     && !self.inner.storage.mark_fired(&event.tenant, workflow.id(), &event.record_id).await?
                 {
                     continue;
                 }
-                render(event, workflow, now, &mut deliveries, &mut entries);
+                deliveries.append(&mut rendered);
+                entries.append(&mut queued);
             }
         }
         let ids = deliveries.iter().map(|d| d.id).collect();
@@ -593,30 +638,42 @@ impl Engine {
     /// Queues a settled (`Success` or `Failed`) delivery again as a new delivery with its own attempt chain
     /// (same body, URL and action; a new id, so receivers that deduplicate still take it). Both deliveries' logs
     /// say so. Returns the new id.
+    ///
+    /// Safe to repeat: the new id is derived from the delivery it copies, so while that redelivery is queued or in
+    /// flight, asking again returns its id and queues nothing. Once it has settled, asking again redelivers it in
+    /// turn (the log then shows a chain: `redelivered as ...`).
     pub async fn redeliver(&self, tenant: &str, id: DeliveryId) -> Result<DeliveryId, EngineError> {
-        let original = self
+        let mut current = self
             .delivery(tenant, id)
             .await?
             .ok_or_else(|| EngineError::UnknownDelivery { tenant: tenant.to_owned(), id })?;
-        if !original.status.is_settled() {
-            return Err(EngineError::NotSettled { id, status: original.status });
+        if !current.status.is_settled() {
+            return Err(EngineError::NotSettled { id, status: current.status });
+        }
+        loop {
+            let next_id = DeliveryId::derived(&["redelivery", tenant, &current.id.to_string()]);
+            match self.delivery(tenant, next_id).await? {
+                Some(pending) if !pending.status.is_settled() => return Ok(pending.id),
+                Some(settled) => current = settled,
+                None => break,
+            }
         }
         let now = self.now();
         let copy = Delivery {
-            id: DeliveryId::new(),
+            id: DeliveryId::derived(&["redelivery", tenant, &current.id.to_string()]),
             status: DeliveryStatus::Queued,
             attempts: 0,
             next_attempt_at: Some(now),
             lease_expires_at: None,
             created_at: now,
             updated_at: now,
-            redelivery_of: Some(original.id),
-            ..original.clone()
+            redelivery_of: Some(current.id),
+            ..current.clone()
         };
         let mut queued =
-            LogEntry::about(&copy, DeliveryStatus::Queued, now, format!("redelivery of {} requested", original.id));
+            LogEntry::about(&copy, DeliveryStatus::Queued, now, format!("redelivery of {} requested", current.id));
         queued.next_attempt_at = Some(now);
-        let note = LogEntry::about(&original, original.status, now, format!("redelivered as {}", copy.id));
+        let note = LogEntry::about(&current, current.status, now, format!("redelivered as {}", copy.id));
         let new_id = copy.id;
         self.inner.storage.enqueue(vec![copy], vec![note, queued]).await?;
         Ok(new_id)
@@ -649,18 +706,30 @@ impl Engine {
     }
 }
 
-/// Renders each webhook of a matching workflow for an event, as queued deliveries with their log entries.
+/// Renders each webhook of a matching workflow for an event, as queued deliveries with their log entries. An
+/// event with an [`event_id`](RecordEvent::event_id) gets delivery ids derived from it, so a repeat of the event
+/// is stored as the same deliveries (which storage then skips).
 fn render(
     event: &RecordEvent,
     workflow: &Workflow,
     now: DateTime<Utc>,
-    deliveries: &mut Vec<Delivery>,
-    entries: &mut Vec<LogEntry>,
-) {
+    max_body_bytes: usize,
+) -> Result<(Vec<Delivery>, Vec<LogEntry>), EngineError> {
+    let mut deliveries = Vec::with_capacity(workflow.actions().len());
+    let mut entries = Vec::with_capacity(workflow.actions().len());
     for action in workflow.actions() {
-        let payload = action.render(&event.fields);
+        let payload = action.try_render(&event.fields, max_body_bytes).map_err(|source| EngineError::Render {
+            tenant: event.tenant.clone(),
+            workflow: workflow.id().to_owned(),
+            record_id: event.record_id.clone(),
+            source,
+        })?;
+        let id = match &event.event_id {
+            Some(event_id) => DeliveryId::derived(&["event", &event.tenant, event_id, workflow.id(), action.title()]),
+            None => DeliveryId::new(),
+        };
         let delivery = Delivery {
-            id: DeliveryId::new(),
+            id,
             tenant: event.tenant.clone(),
             workflow: workflow.id().to_owned(),
             action: action.title().to_owned(),
@@ -690,4 +759,5 @@ fn render(
         entries.push(entry);
         deliveries.push(delivery);
     }
+    Ok((deliveries, entries))
 }

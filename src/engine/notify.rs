@@ -3,7 +3,10 @@
 use super::*;
 
 impl Engine {
-    /// active admin, each once), remembering who has it so a mailer failure never emails anyone twice.
+    /// Sends due failure notifications: one email per recipient (the record owner when active, and every
+    /// active admin, each once). Each recipient is recorded as soon as the mailer accepts their email, so a
+    /// mailer failure never emails anyone twice, and a lost storage write can email again only the one person
+    /// whose email was accepted just before it.
     pub(super) async fn send_notifications(&self) -> Result<usize, EngineError> {
         let now = self.now();
         let claim = self.claim(now, self.inner.batch_size);
@@ -13,6 +16,7 @@ impl Engine {
             let mut sent_to = notification.sent_to.clone();
             let mut last_error = None;
             let mut done = false;
+            let mut lost = false;
             match self.recipients(&notification).await {
                 Err(e) => last_error = Some(e.to_string()),
                 Ok(recipients) => {
@@ -29,6 +33,21 @@ impl Engine {
                             Ok(()) => {
                                 emails += 1;
                                 sent_to.push(user.id.clone());
+                                let progress = NotificationUpdate {
+                                    delivery_id: notification.delivery_id,
+                                    token: claim.token,
+                                    sent_to: sent_to.clone(),
+                                    done: false,
+                                    keep_claim: true,
+                                    attempts: notification.attempts,
+                                    next_attempt_at: notification.next_attempt_at,
+                                    last_error: notification.last_error.clone(),
+                                };
+                                if !self.inner.storage.update_notification(progress).await? {
+                                    // Another worker took it over (the lease ran out): it goes on from here.
+                                    lost = true;
+                                    break;
+                                }
                             }
                             Err(e) if e.is_permanent() => {
                                 // Retrying cannot reach this address; do not try it forever.
@@ -44,6 +63,9 @@ impl Engine {
                     done = !pending;
                 }
             }
+            if lost {
+                continue;
+            }
             // Back off 2, 4, 8 ... minutes, at most an hour; the notification stays until everyone has it.
             let backoff = chrono::Duration::minutes(2i64.saturating_pow(attempts.min(6)).min(60));
             let update = NotificationUpdate {
@@ -51,6 +73,7 @@ impl Engine {
                 token: claim.token,
                 sent_to,
                 done,
+                keep_claim: false,
                 attempts,
                 next_attempt_at: now + backoff,
                 last_error,

@@ -230,11 +230,13 @@ impl Engine {
         let sent_at = self.now();
         // The action is borrowed from the registered workflows (never cloned): only its credentials and signing
         // secret are read, and the request is built before anything is awaited.
-        let request = self
-            .workflows(&delivery.tenant)
+        let workflows = self.workflows(&delivery.tenant);
+        let action = workflows
             .as_deref()
             .and_then(|set| set.get(&delivery.workflow))
-            .and_then(|workflow| workflow.action(&delivery.action))
+            .and_then(|workflow| workflow.action(&delivery.action));
+        let secrets = action.map(redact::secret_texts).unwrap_or_default();
+        let request = action
             .ok_or_else(|| {
                 HttpError::new(
                     HttpErrorKind::InvalidRequest,
@@ -248,7 +250,10 @@ impl Engine {
         let (outcome, body) = match request {
             Err(e) => (AttemptOutcome::Error(e), None),
             Ok(request) => match self.inner.http.send(request).await {
-                Err(e) => (AttemptOutcome::Error(e), None),
+                Err(e) => {
+                    let message = redact::scrub(e.message().to_owned(), &secrets);
+                    (AttemptOutcome::Error(HttpError::new(e.kind(), message)), None)
+                }
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let retry_after = response
@@ -257,7 +262,8 @@ impl Engine {
                         .and_then(|v| v.to_str().ok())
                         .filter(|_| status == 429 || status == 503)
                         .and_then(|v| retry::parse_retry_after(v, self.now()));
-                    (AttemptOutcome::Response { status, retry_after }, snippet(response.body()))
+                    let snippet = snippet(response.body(), &secrets);
+                    (AttemptOutcome::Response { status, retry_after }, snippet)
                 }
             },
         };
@@ -365,16 +371,26 @@ fn loggable(text: String) -> String {
 }
 
 /// The start of a response body, cut at a character boundary, for the log.
-fn snippet(body: &[u8]) -> Option<String> {
+fn snippet(body: &[u8], secrets: &[String]) -> Option<String> {
     if body.is_empty() {
         return None;
     }
-    let cut = &body[..body.len().min(RESPONSE_SNIPPET_MAX)];
-    let text = match std::str::from_utf8(cut) {
+    // A little more than is kept, so a secret that straddles the cut is still found whole and redacted.
+    let longest_secret = secrets.iter().map(String::len).max().unwrap_or(0);
+    let window = &body[..body.len().min(RESPONSE_SNIPPET_MAX.saturating_add(longest_secret))];
+    let text = match std::str::from_utf8(window) {
         Ok(text) => text.to_owned(),
-        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&cut[..e.valid_up_to()]).into_owned(),
-        Err(_) => String::from_utf8_lossy(cut).into_owned(),
+        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&window[..e.valid_up_to()]).into_owned(),
+        Err(_) => String::from_utf8_lossy(window).into_owned(),
     };
+    let mut text = redact::scrub(text, secrets);
+    if text.len() > RESPONSE_SNIPPET_MAX {
+        let mut end = RESPONSE_SNIPPET_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
     Some(loggable(text))
 }
 
@@ -408,11 +424,19 @@ mod tests {
     #[test]
     fn snippets_are_capped_at_a_character_boundary() {
         let long = "é".repeat(RESPONSE_SNIPPET_MAX);
-        let cut = snippet(long.as_bytes()).unwrap();
+        let cut = snippet(long.as_bytes(), &[]).unwrap();
         assert!(cut.len() <= RESPONSE_SNIPPET_MAX && cut.len() >= RESPONSE_SNIPPET_MAX - 1);
         assert!(cut.chars().all(|c| c == 'é'));
-        assert_eq!(snippet(b""), None);
-        assert_eq!(snippet(b"a\0b").as_deref(), Some("a\u{FFFD}b"), "NUL is not stored");
+        assert_eq!(snippet(b"", &[]), None);
+        assert_eq!(snippet(b"a\0b", &[]).as_deref(), Some("a\u{FFFD}b"), "NUL is not stored");
+    }
+
+    #[test]
+    fn a_secret_across_the_cut_is_redacted_whole() {
+        let secrets = vec!["TOKEN123".to_owned()];
+        let body = format!("{}TOKEN123", "a".repeat(RESPONSE_SNIPPET_MAX - 4));
+        let cut = snippet(body.as_bytes(), &secrets).unwrap();
+        assert!(!cut.contains("TOKE") && cut.len() <= RESPONSE_SNIPPET_MAX, "{}", &cut[cut.len() - 20..]);
     }
 
     #[test]

@@ -107,6 +107,10 @@ pub struct NotificationUpdate {
     pub sent_to: Vec<String>,
     /// Whether every recipient has it: the notification leaves the outbox.
     pub done: bool,
+    /// Whether the round goes on (more recipients follow): `sent_to` is recorded and the claim still holds the
+    /// notification. The engine records each recipient as soon as the mailer accepted their email, so a lost
+    /// write can email at most that one person again.
+    pub keep_claim: bool,
     /// Sending rounds tried so far.
     pub attempts: u32,
     /// When to try again (when not done).
@@ -166,8 +170,10 @@ impl StorageError {
 #[async_trait]
 pub trait Storage: Send + Sync {
     // --- queue -------------------------------------------------------------------------------------------
-    /// Stores new deliveries (status `Queued`) and log entries, all or nothing: an id already stored, or twice in
-    /// the batch, fails the whole call.
+    /// Stores new deliveries (status `Queued`) and log entries, all or nothing. A delivery whose id is already
+    /// stored is skipped, and so are the entries about it (its `delivery_id`), so repeating a call that took
+    /// effect stores nothing new (the engine derives ids from the host's event ids for that). One id twice in the
+    /// batch fails the whole call.
     async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError>;
 
     /// Takes up to `claim.limit` due deliveries, earliest due first: `Queued` ones whose `next_attempt_at` is at

@@ -81,13 +81,18 @@ impl Storage for MemoryStorage {
     async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
         let mut state = self.state()?;
         let mut batch = HashSet::new();
-        if let Some(dup) = deliveries.iter().find(|d| state.deliveries.contains_key(&d.id) || !batch.insert(d.id)) {
-            return Err(StorageError::new(StorageErrorKind::Other, format!("delivery {} is already stored", dup.id)));
+        if let Some(twice) = deliveries.iter().find(|d| !batch.insert(d.id)) {
+            return Err(StorageError::new(
+                StorageErrorKind::Other,
+                format!("delivery {} is twice in one enqueue", twice.id),
+            ));
         }
-        for delivery in deliveries {
+        let skipped: HashSet<DeliveryId> =
+            deliveries.iter().filter(|d| state.deliveries.contains_key(&d.id)).map(|d| d.id).collect();
+        for delivery in deliveries.into_iter().filter(|d| !skipped.contains(&d.id)) {
             state.deliveries.insert(delivery.id, Held { value: delivery, token: None, lease_until: None });
         }
-        state.log.extend(entries);
+        state.log.extend(entries.into_iter().filter(|e| !skipped.contains(&e.delivery_id)));
         Ok(())
     }
 
@@ -272,8 +277,10 @@ impl Storage for MemoryStorage {
             state.outbox.remove(&update.delivery_id);
             return Ok(true);
         }
-        held.token = None;
-        held.lease_until = None;
+        if !update.keep_claim {
+            held.token = None;
+            held.lease_until = None;
+        }
         held.value.sent_to = update.sent_to;
         held.value.attempts = update.attempts;
         held.value.next_attempt_at = update.next_attempt_at;

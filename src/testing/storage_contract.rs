@@ -25,7 +25,7 @@ use crate::ports::{Claim, ClaimToken, Completion, Notification, NotificationUpda
 macro_rules! storage_contract_tests {
     ($make:expr) => {
         $crate::storage_contract_tests!(@cases $make;
-            enqueue_and_read_back, enqueue_is_all_or_nothing, bodies_keep_every_byte, claim_takes_only_due,
+            enqueue_and_read_back, enqueue_is_all_or_nothing, enqueue_skips_what_is_already_stored, bodies_keep_every_byte, claim_takes_only_due,
             claim_orders_and_limits, expired_leases_are_reclaimed, finish_applies_status_and_log,
             retries_wait_until_due, failure_queues_a_notification, notification_claims_and_updates,
             log_filters_and_pages, prune_keeps_what_is_not_settled, quota_is_capped_per_tenant_and_day,
@@ -117,13 +117,28 @@ pub async fn enqueue_and_read_back(storage: Arc<dyn Storage>) {
 pub async fn enqueue_is_all_or_nothing(storage: Arc<dyn Storage>) {
     let first = sample_delivery("acme", "w1", t0());
     enqueue_one(&*storage, &first).await;
-    let fresh = sample_delivery("acme", "w1", t0());
-    let result = storage.enqueue(vec![fresh.clone(), first.clone()], vec![]).await;
-    assert!(result.is_err(), "enqueueing an id that exists must fail");
-    assert_eq!(storage.delivery("acme", fresh.id).await.unwrap(), None, "a failed enqueue must store nothing");
     let twin = sample_delivery("acme", "w1", t0());
     assert!(storage.enqueue(vec![twin.clone(), twin.clone()], vec![]).await.is_err(), "one id twice in a batch fails");
     assert_eq!(storage.delivery("acme", twin.id).await.unwrap(), None, "and stores nothing");
+}
+
+pub async fn enqueue_skips_what_is_already_stored(storage: Arc<dyn Storage>) {
+    let first = sample_delivery("acme", "w1", t0());
+    enqueue_one(&*storage, &first).await;
+    // A repeat of the same call (its reply was lost), with a new delivery beside it and a changed copy of the old.
+    let fresh = sample_delivery("acme", "w1", t0());
+    let changed = Delivery { url: "https://elsewhere.example/".to_owned(), ..first.clone() };
+    let entries = vec![
+        entry(&changed, DeliveryStatus::Queued, t0(), "queued again"),
+        entry(&fresh, DeliveryStatus::Queued, t0(), "queued"),
+    ];
+    storage.enqueue(vec![changed, fresh.clone()], entries).await.unwrap();
+    assert_eq!(storage.delivery("acme", first.id).await.unwrap(), Some(first.clone()), "the stored one is kept as is");
+    assert_eq!(storage.delivery("acme", fresh.id).await.unwrap(), Some(fresh.clone()), "the new one is stored");
+    let log = storage.log(&LogQuery::tenant("acme")).await.unwrap();
+    let messages: Vec<&str> = log.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, ["queued", "queued"], "the skipped delivery's entries are not written: {messages:?}");
+    assert_eq!(log.iter().filter(|e| e.delivery_id == first.id).count(), 1);
 }
 
 pub async fn bodies_keep_every_byte(storage: Arc<dyn Storage>) {
@@ -278,16 +293,33 @@ pub async fn notification_claims_and_updates(storage: Arc<dyn Storage>) {
         token: ClaimToken::new(),
         sent_to: vec![],
         done: true,
+        keep_claim: false,
         attempts: 1,
         next_attempt_at: t0(),
         last_error: None,
     };
     assert!(!storage.update_notification(stale).await.unwrap(), "only the claim holder may update");
+    let progress = NotificationUpdate {
+        delivery_id: d.id,
+        token: c.token,
+        sent_to: vec!["19x1".into()],
+        done: false,
+        keep_claim: true,
+        attempts: 0,
+        next_attempt_at: t0(),
+        last_error: None,
+    };
+    assert!(storage.update_notification(progress).await.unwrap());
+    assert!(
+        storage.claim_notifications(&claim(t0() + secs(10), 10)).await.unwrap().is_empty(),
+        "a round that goes on keeps its claim"
+    );
     let partial = NotificationUpdate {
         delivery_id: d.id,
         token: c.token,
         sent_to: vec!["19x1".into()],
         done: false,
+        keep_claim: false,
         attempts: 1,
         next_attempt_at: t0() + secs(60),
         last_error: Some("mail server down".into()),
@@ -321,6 +353,7 @@ fn again_update(n: &Notification) -> NotificationUpdate {
         token: ClaimToken::new(),
         sent_to: n.sent_to.clone(),
         done: false,
+        keep_claim: false,
         attempts: n.attempts + 1,
         next_attempt_at: n.next_attempt_at,
         last_error: None,

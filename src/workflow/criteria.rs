@@ -418,6 +418,7 @@ mod tests {
             fields: fields.as_object().cloned().unwrap_or_default(),
             previous: previous.as_object().cloned().unwrap_or_default(),
             occurred_at: None,
+            event_id: None,
             workflow: None,
         }
     }

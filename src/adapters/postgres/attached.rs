@@ -13,13 +13,56 @@ use super::{
     corrupt, db_error, delivery_from_row, entry_from_row, id_from_row, notification_from_row, status_text, to_i64,
     without_nul, PostgresStorage,
 };
-use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
-use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError};
+use sqlx::postgres::PgRow;
+use sqlx::Row as _;
+
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
+use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
 
 /// A [`PostgresStorage`] whose calls run where they are awaited: only ever awaited on a task that nothing
 /// cancels.
 #[derive(Debug, Clone)]
 pub(super) struct Attached(pub(super) PostgresStorage);
+
+impl Attached {
+    /// Marks claimed rows that do not decode as Failed, each with a log entry saying why, so that one bad row
+    /// does not fail every claim (and so every tenant's deliveries) until someone repairs it.
+    async fn set_aside(&self, rows: &[(&PgRow, StorageError)], claim: &Claim) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await.map_err(|e| db_error("starting to set a row aside", e))?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for (row, why) in rows {
+            let raw_id: Vec<u8> = row.try_get("id").unwrap_or_default();
+            self.query(&self.sql.set_aside)
+                .bind(&raw_id)
+                .bind(claim.now)
+                .bind(claim.token.as_bytes().as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error("setting an unreadable delivery aside", e))?;
+            let text = |column: &str| row.try_get::<String, _>(column).unwrap_or_else(|_| "?".to_owned());
+            let delivery_id = <[u8; 16]>::try_from(raw_id.as_slice())
+                .map(DeliveryId::from_bytes)
+                .unwrap_or_else(|_| DeliveryId::derived(&["unreadable postgres row", &format!("{raw_id:x?}")]));
+            entries.push(LogEntry {
+                delivery_id,
+                tenant: text("tenant"),
+                workflow: text("workflow"),
+                action: text("action"),
+                record_id: text("record_id"),
+                status: DeliveryStatus::Failed,
+                attempt: row.try_get::<i64, _>("attempts").ok().and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+                at: claim.now,
+                http_status: None,
+                response_snippet: None,
+                error: Some(why.message().to_owned()),
+                next_attempt_at: None,
+                message: "set aside unsent: the stored delivery cannot be read; repair or delete the row".to_owned(),
+            });
+        }
+        self.insert_entries(&mut tx, entries.iter()).await?;
+        tx.commit().await.map_err(|e| db_error("committing a set-aside", e))
+    }
+}
 
 impl std::ops::Deref for Attached {
     type Target = PostgresStorage;
@@ -34,7 +77,15 @@ impl Storage for Attached {
         if deliveries.is_empty() && entries.is_empty() {
             return Ok(());
         }
+        let mut batch = HashSet::with_capacity(deliveries.len());
+        if let Some(twice) = deliveries.iter().find(|d| !batch.insert(d.id)) {
+            return Err(StorageError::new(
+                StorageErrorKind::Other,
+                format!("delivery {} is twice in one enqueue", twice.id),
+            ));
+        }
         let mut tx = self.pool.begin().await.map_err(|e| db_error("starting an enqueue", e))?;
+        let mut skipped = HashSet::new();
         if !deliveries.is_empty() {
             let n = deliveries.len();
             let mut id = Vec::with_capacity(n);
@@ -75,7 +126,8 @@ impl Storage for Attached {
                 updated_at.push(d.updated_at);
                 redelivery_of.push(d.redelivery_of.as_ref().map(|r| r.as_bytes().as_slice()));
             }
-            self.query(&self.sql.insert_deliveries)
+            let inserted = self
+                .query(&self.sql.insert_deliveries)
                 .bind(id)
                 .bind(tenant)
                 .bind(workflow)
@@ -94,17 +146,34 @@ impl Storage for Attached {
                 .bind(created_at)
                 .bind(updated_at)
                 .bind(redelivery_of)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| db_error("storing deliveries", e))?;
+            let mut stored = HashSet::with_capacity(inserted.len());
+            for row in &inserted {
+                stored.insert(id_from_row(row, "id")?);
+            }
+            skipped.extend(batch.into_iter().filter(|id| !stored.contains(id)));
         }
-        self.insert_entries(&mut tx, entries.iter()).await?;
+        let entries: Vec<&LogEntry> = entries.iter().filter(|e| !skipped.contains(&e.delivery_id)).collect();
+        self.insert_entries(&mut tx, entries.into_iter()).await?;
         tx.commit().await.map_err(|e| db_error("committing an enqueue", e))
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
         let rows = self.claim_rows(&self.sql.claim_deliveries, claim, "claiming due deliveries").await?;
-        rows.iter().map(delivery_from_row).collect()
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for row in &rows {
+            match delivery_from_row(row) {
+                Ok(delivery) => claimed.push(delivery),
+                Err(why) => unreadable.push((row, why)),
+            }
+        }
+        if !unreadable.is_empty() {
+            self.set_aside(&unreadable, claim).await?;
+        }
+        Ok(claimed)
     }
 
     async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
@@ -343,6 +412,7 @@ impl Storage for Attached {
                 .bind(i64::from(update.attempts))
                 .bind(update.next_attempt_at)
                 .bind(update.last_error.as_deref().map(without_nul))
+                .bind(update.keep_claim)
         };
         let result = query.execute(&self.pool).await.map_err(|e| db_error("updating a notification", e))?;
         Ok(result.rows_affected() == 1)

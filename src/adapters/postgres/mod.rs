@@ -454,6 +454,7 @@ struct Statements {
     set_next_run_from_some: SqlStr,
     claim_notifications: SqlStr,
     delete_notification: SqlStr,
+    set_aside: SqlStr,
     update_notification: SqlStr,
 }
 
@@ -469,7 +470,9 @@ impl Statements {
                 "INSERT INTO {s}.deliveries ({DELIVERY_COLUMNS})
                  SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::text[], $13::int8[],
-                     $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bytea[])"
+                     $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bytea[])
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id"
             )),
             // ORDER BY ord: `seq` follows the order the entries were given in.
             insert_entries: sql(format!(
@@ -577,9 +580,16 @@ impl Statements {
             delete_notification: sql(format!(
                 "DELETE FROM {s}.notifications WHERE delivery_id = $1 AND claim_token = $2"
             )),
+            set_aside: sql(format!(
+                "UPDATE {s}.deliveries SET status = 'failed', next_attempt_at = NULL, lease_expires_at = NULL,
+                     claim_token = NULL, updated_at = $2
+                 WHERE id = $1 AND claim_token = $3"
+            )),
             update_notification: sql(format!(
                 "UPDATE {s}.notifications
-                 SET claim_token = NULL, lease_expires_at = NULL, sent_to = $3, attempts = $4, next_attempt_at = $5,
+                 SET claim_token = CASE WHEN $7 THEN claim_token END,
+                     lease_expires_at = CASE WHEN $7 THEN lease_expires_at END,
+                     sent_to = $3, attempts = $4, next_attempt_at = $5,
                      last_error = $6
                  WHERE delivery_id = $1 AND claim_token = $2"
             )),

@@ -45,13 +45,6 @@ pub(super) fn error(operation: &str, e: rusqlite::Error) -> StorageError {
     StorageError::new(kind, format!("SQLite {operation} failed: {e}{advice}"))
 }
 
-/// Whether a rusqlite failure is a violated primary key or unique constraint.
-pub(super) fn is_duplicate_key(e: &rusqlite::Error) -> bool {
-    e.sqlite_error().is_some_and(|s| {
-        matches!(s.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
-    })
-}
-
 /// An instant as stored: microseconds since the epoch (chrono's whole range fits in an `i64`).
 pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
@@ -211,6 +204,31 @@ pub(super) fn delivery(row: &Row<'_>) -> Result<Delivery, StorageError> {
         updated_at: c.time(16)?,
         redelivery_of: c.opt_id(17)?,
     })
+}
+
+/// What is left of a due delivery row that does not decode: its `rowid` (the pick reads it after
+/// [`DELIVERY_COLUMNS`]) and a log entry saying why it was set aside, from whatever of the row still reads.
+pub(super) fn unreadable(row: &Row<'_>, why: &StorageError, now: DateTime<Utc>) -> (i64, LogEntry) {
+    let c = Columns::new(row, "delivery");
+    let rowid: i64 = row.get(18).unwrap_or(0);
+    let text = |index| c.text(index).unwrap_or_else(|_| "?".to_owned());
+    let delivery_id = c.id(0).unwrap_or_else(|_| DeliveryId::derived(&["unreadable sqlite row", &rowid.to_string()]));
+    let entry = LogEntry {
+        delivery_id,
+        tenant: text(1),
+        workflow: text(2),
+        action: text(3),
+        record_id: text(5),
+        status: DeliveryStatus::Failed,
+        attempt: c.number(12).unwrap_or(0),
+        at: time(micros(now)),
+        http_status: None,
+        response_snippet: None,
+        error: Some(why.message().to_owned()),
+        next_attempt_at: None,
+        message: "set aside unsent: the stored delivery cannot be read; repair or delete the row".to_owned(),
+    };
+    (rowid, entry)
 }
 
 /// A row of [`LOG_COLUMNS`].
