@@ -100,6 +100,7 @@ pub struct FaultyStorage {
     enabled: AtomicBool,
     before: AtomicU64,
     after: AtomicU64,
+    by_method: Mutex<std::collections::HashMap<String, FaultCounts>>,
 }
 
 impl std::fmt::Debug for FaultyStorage {
@@ -118,6 +119,7 @@ impl FaultyStorage {
             enabled: AtomicBool::new(true),
             before: AtomicU64::new(0),
             after: AtomicU64::new(0),
+            by_method: Mutex::new(std::collections::HashMap::new()),
         }
     }
     /// Turns the faults on or off.
@@ -127,6 +129,11 @@ impl FaultyStorage {
     /// How many faults were injected so far.
     pub fn faults(&self) -> FaultCounts {
         FaultCounts { before: self.before.load(Ordering::SeqCst), after: self.after.load(Ordering::SeqCst) }
+    }
+
+    /// How many faults were injected so far into calls of one method (`"update_notification"`, ...).
+    pub fn faults_in(&self, method: &str) -> FaultCounts {
+        lock(&self.by_method).get(method).copied().unwrap_or_default()
     }
 
     /// `Some(true)`: fail before; `Some(false)`: fail after; `None`: no fault.
@@ -147,11 +154,13 @@ impl FaultyStorage {
         match self.draw() {
             Some(true) => {
                 self.before.fetch_add(1, Ordering::SeqCst);
+                lock(&self.by_method).entry(what.to_owned()).or_default().before += 1;
                 Err(fault("before"))
             }
             Some(false) => {
                 let result = call.await;
                 self.after.fetch_add(1, Ordering::SeqCst);
+                lock(&self.by_method).entry(what.to_owned()).or_default().after += 1;
                 result.and(Err(fault("after")))
             }
             None => call.await,
