@@ -102,7 +102,7 @@ struct Sim {
     seed: u64,
     rng: SeededRng,
     clock: ManualClock,
-    inner: Arc<MemoryStorage>,
+    inner: Arc<dyn Storage>,
     faulty: Arc<FaultyStorage>,
     http: Arc<SimHttp>,
     mailer: Arc<RecordingMailer>,
@@ -117,9 +117,8 @@ fn start() -> DateTime<Utc> {
 }
 
 impl Sim {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, inner: Arc<dyn Storage>) -> Self {
         let clock = ManualClock::new(start());
-        let inner = Arc::new(MemoryStorage::new());
         let faulty = Arc::new(FaultyStorage::new(inner.clone(), 50, seed ^ 0x5EED));
         let http = Arc::new(SimHttp {
             rng: Mutex::new(SeededRng::new(seed ^ 0xB0D1)),
@@ -255,7 +254,12 @@ impl Sim {
             check!(seed, sent >= d.attempts as usize, "{id}: {} attempts recorded but {sent} requests", d.attempts);
             if sent > d.attempts as usize {
                 self.figures.duplicates += sent - d.attempts as usize;
-                check!(seed, self.lease_expired.contains(id), "{id} sent {sent} times for {} attempts with no lease expired", d.attempts);
+                check!(
+                    seed,
+                    self.lease_expired.contains(id),
+                    "{id} sent {sent} times for {} attempts with no lease expired",
+                    d.attempts
+                );
             }
             let entries: Vec<_> = log.iter().filter(|e| e.delivery_id == *id).collect();
             let outcome = entries.iter().filter(|e| e.status == d.status && e.attempt == d.attempts).count();
@@ -301,8 +305,8 @@ impl Sim {
     }
 }
 
-async fn run(seed: u64) -> Result<Figures, String> {
-    let mut sim = Sim::new(seed);
+async fn run(seed: u64, storage: Arc<dyn Storage>) -> Result<Figures, String> {
+    let mut sim = Sim::new(seed, storage);
     for n in 0..STEPS {
         sim.step(n).await;
         sim.invariants().await?;
@@ -321,12 +325,18 @@ async fn run(seed: u64) -> Result<Figures, String> {
     Ok(sim.figures)
 }
 
-fn run_seeds(seeds: impl Iterator<Item = u64>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+/// Runs the seeds on fresh storage from `storage` each; prints the totals.
+fn run_seeds<F, Fut>(name: &str, seeds: impl Iterator<Item = u64>, storage: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<Arc<dyn Storage>>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut total = Figures::default();
     let mut count = 0;
     for seed in seeds {
-        match runtime.block_on(run(seed)) {
+        let Some(store) = runtime.block_on(storage()) else { return };
+        match runtime.block_on(run(seed, store)) {
             Ok(f) => {
                 count += 1;
                 total.accepted += f.accepted;
@@ -338,10 +348,14 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) {
                 total.emails += f.emails;
                 total.duplicate_emails += f.duplicate_emails;
             }
-            Err(failure) => panic!("{failure}\nreplay it with SIM_SEED={seed}"),
+            Err(failure) => panic!("{name}: {failure}\nreplay it with SIM_SEED={seed}"),
         }
     }
-    println!("simulation: {count} seeds, {total:?}");
+    println!("simulation on {name}: {count} seeds, {total:?}");
+}
+
+async fn memory() -> Option<Arc<dyn Storage>> {
+    Some(Arc::new(MemoryStorage::new()))
 }
 
 fn seeds_from_env(default: u64) -> Box<dyn Iterator<Item = u64>> {
@@ -354,11 +368,57 @@ fn seeds_from_env(default: u64) -> Box<dyn Iterator<Item = u64>> {
 
 #[test]
 fn two_hundred_seeds_lose_nothing_and_double_only_after_a_lease_expiry() {
-    run_seeds(seeds_from_env(200));
+    run_seeds("memory", seeds_from_env(200), memory);
 }
 
 #[test]
 #[ignore = "long: 10,000 seeds (run in CI)"]
 fn ten_thousand_seeds() {
-    run_seeds(seeds_from_env(10_000).map(|s| s + 1_000_000));
+    run_seeds("memory", seeds_from_env(10_000).map(|s| s + 1_000_000), memory);
+}
+
+/// The same runs on a SQLite file. SQLite works on tokio's blocking threads, so a run is not replayed poll for
+/// poll; the invariants hold all the same.
+#[test]
+fn the_same_faults_on_a_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let next = std::sync::atomic::AtomicU64::new(0);
+    run_seeds("sqlite", seeds_from_env(12), || {
+        let path = dir.path().join(format!("sim-{}.db", next.fetch_add(1, Ordering::SeqCst)));
+        async move { Some(Arc::new(crm_webhooks::SqliteStorage::open(path).unwrap()) as Arc<dyn Storage>) }
+    });
+}
+
+/// The same runs on PostgreSQL (`DATABASE_URL`; skipped without it outside CI), each seed in a schema of its own.
+#[cfg(feature = "postgres")]
+#[test]
+fn the_same_faults_on_postgres() {
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but DATABASE_URL is not set"),
+        _ => {
+            eprintln!("simulation: skipping PostgreSQL: DATABASE_URL is not set");
+            return;
+        }
+    };
+    let schemas = Mutex::new(Vec::new());
+    run_seeds("postgres", seeds_from_env(3), || {
+        let url = url.clone();
+        let schema = format!("crm_webhooks_sim_{}", uuid::Uuid::new_v4().simple());
+        schemas.lock().unwrap().push(schema.clone());
+        async move {
+            let storage = crm_webhooks::PostgresStorage::connect(&url).await.unwrap().schema(&schema).unwrap();
+            storage.setup().await.unwrap();
+            Some(Arc::new(storage) as Arc<dyn Storage>)
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let storage = crm_webhooks::PostgresStorage::connect(&url).await.unwrap();
+        let schemas = schemas.lock().unwrap().clone();
+        for schema in &schemas {
+            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(storage.pool()).await.unwrap();
+        }
+    });
 }

@@ -585,7 +585,7 @@ async fn cancelled_calls_leave_no_connection_in_a_transaction_and_keep_acknowled
     for id in &enqueued {
         assert!(observer.delivery("acme", *id).await.unwrap().is_some(), "seed {seed}: acknowledged enqueue {id} lost");
     }
-    for (id, _) in &claimed {
+    for id in claimed.keys() {
         let status = observer.delivery("acme", *id).await.unwrap().unwrap().status;
         // A finish given up on may have taken effect; one acknowledged must have, and a claim must hold otherwise.
         let expected: &[DeliveryStatus] = match (finished.contains(id), finish_tried.contains(id)) {

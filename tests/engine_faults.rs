@@ -1,0 +1,220 @@
+//! The engine when calls fail after they took effect, when receivers echo credentials, and when a body would be
+//! too large: repeats queue nothing twice, secrets stay out of everything stored, limits are typed errors.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use crm_webhooks::testing::{
+    FaultyStorage, ManualClock, MemoryStorage, MockHttp, MockReply, RecordingMailer, StaticDirectory,
+};
+use crm_webhooks::{
+    Change, DeliveryStatus, Engine, EngineError, LogQuery, RecordEvent, RenderError, SqliteStorage, Storage, User,
+    WorkflowSet,
+};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn workflows(trigger: &str, template: &str) -> WorkflowSet {
+    WorkflowSet::from_json(&format!(
+        r#"{{"workflows": [{{"id": "w", "module": "Leads", "trigger": "{trigger}",
+      "actions": [{{"title": "Notify", "url": "https://receiver.example/hook", "content_type": "JSON",
+        "auth": {{"type": "basic", "username": "api", "password": "s3cret"}},
+        "signing_secret": "{SECRET}",
+        "parameters": [{{"name": "public_id", "field": "id"}}, {{"name": "note", "template": "{template}"}}]}}]}}]}}"#
+    ))
+    .unwrap()
+}
+
+fn make_engine(storage: Arc<dyn Storage>, http: Arc<MockHttp>, mailer: Arc<RecordingMailer>) -> (Engine, ManualClock) {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap());
+    let user = |id: &str, admin| User {
+        id: id.into(),
+        name: String::new(),
+        email: format!("{id}@acme.test"),
+        active: true,
+        admin,
+    };
+    let directory = StaticDirectory::new()
+        .tenant("acme", 5, chrono_tz::UTC, None)
+        .user("acme", user("owner", false))
+        .user("acme", user("admin1", true))
+        .user("acme", user("admin2", true));
+    let engine = Engine::builder()
+        .storage(storage)
+        .http(http)
+        .mailer(mailer)
+        .directory(Arc::new(directory))
+        .clock(Arc::new(clock.clone()))
+        .max_body_bytes(64 * 1024)
+        .build()
+        .unwrap();
+    engine.set_workflows("acme", workflows("every_save", "Lead ${id}"));
+    (engine, clock)
+}
+
+fn lead(n: u32) -> RecordEvent {
+    RecordEvent::new("acme", "Leads", format!("10x{n}"), Change::Created, "owner").field("id", n)
+}
+
+/// The defect: a call that committed but lost its reply returned an error, and the host's repeat queued the event
+/// again under new ids. With an event id, repeats until one succeeds store exactly one delivery.
+#[tokio::test]
+async fn a_repeated_event_with_an_id_is_queued_once_whatever_the_faults() {
+    let memory = Arc::new(MemoryStorage::new());
+    for seed in 0..20 {
+        let faulty = Arc::new(FaultyStorage::new(memory.clone(), 1000, seed));
+        let (engine, _) = make_engine(faulty.clone(), Arc::new(MockHttp::new_ok()), Arc::new(RecordingMailer::new()));
+        let event = lead(seed as u32).event_id(format!("save-{seed}"));
+        let mut tries = 0;
+        while engine.on_event(&event).await.is_err() && tries < 5 {
+            tries += 1;
+        }
+        faulty.set_enabled(false);
+        let ids = engine.on_event(&event).await.unwrap();
+        assert_eq!(ids.len(), 1);
+        let log = memory.log(&LogQuery::tenant("acme").record(format!("10x{seed}"))).await.unwrap();
+        assert_eq!(log.len(), 1, "seed {seed}: one Queued entry after {tries} failed tries: {log:?}");
+        assert_eq!(log[0].delivery_id, ids[0], "the repeat returns the id of what was stored");
+        assert!(faulty.faults().before + faulty.faults().after > 0);
+    }
+    // The same event twice in one batch is one event; without ids, each call is an event of its own.
+    let (engine, _) = make_engine(memory.clone(), Arc::new(MockHttp::new_ok()), Arc::new(RecordingMailer::new()));
+    let twice = [lead(100).event_id("x"), lead(100).event_id("x")];
+    assert_eq!(engine.on_events(&twice).await.unwrap().len(), 1);
+    assert_ne!(engine.on_event(&lead(101)).await.unwrap(), engine.on_event(&lead(101)).await.unwrap());
+}
+
+#[tokio::test]
+async fn redelivery_is_safe_to_repeat() {
+    let memory = Arc::new(MemoryStorage::new());
+    let (engine, _) = make_engine(memory.clone(), Arc::new(MockHttp::new_ok()), Arc::new(RecordingMailer::new()));
+    let original = engine.on_event(&lead(1)).await.unwrap()[0];
+    engine.run_due().await.unwrap();
+    let faulty = Arc::new(FaultyStorage::new(memory.clone(), 1000, 3));
+    let (flaky, _) = make_engine(faulty.clone(), Arc::new(MockHttp::new_ok()), Arc::new(RecordingMailer::new()));
+    for _ in 0..6 {
+        let _ = flaky.redeliver("acme", original).await;
+    }
+    faulty.set_enabled(false);
+    let again = flaky.redeliver("acme", original).await.unwrap();
+    assert_eq!(flaky.redeliver("acme", original).await.unwrap(), again, "a pending redelivery is not queued twice");
+    let copies = memory.log(&LogQuery::tenant("acme").limit(1000)).await.unwrap();
+    let queued: Vec<_> = copies.iter().filter(|e| e.message.starts_with("redelivery of")).collect();
+    assert_eq!(queued.len(), 1, "one redelivery queued: {queued:?}");
+    // Once it has gone out, asking again sends it again, as a chain.
+    engine.run_due().await.unwrap();
+    let next = engine.redeliver("acme", original).await.unwrap();
+    assert_ne!(next, again);
+    assert_eq!(engine.delivery("acme", next).await.unwrap().unwrap().redelivery_of, Some(again));
+}
+
+/// The defect: nothing capped a rendered body. Now it is a typed error, nothing is stored, and a `once`
+/// workflow keeps its single firing for when the record fits.
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_typed_error_and_stores_nothing() {
+    let memory = Arc::new(MemoryStorage::new());
+    let (engine, _) = make_engine(memory.clone(), Arc::new(MockHttp::new_ok()), Arc::new(RecordingMailer::new()));
+    let big_template = "${text}".repeat(60);
+    engine.set_workflows("acme", workflows("once", &big_template));
+    let huge = lead(1).field("text", "x".repeat(10 * 1024));
+    match engine.on_event(&huge).await {
+        Err(EngineError::Render { workflow, record_id, source: RenderError::BodyTooLarge { limit, .. }, .. }) => {
+            assert_eq!((workflow.as_str(), record_id.as_str(), limit), ("w", "10x1", 64 * 1024));
+        }
+        other => panic!("expected a render error, got {other:?}"),
+    }
+    assert!(memory.log(&LogQuery::tenant("acme")).await.unwrap().is_empty(), "nothing is stored");
+    let fits = lead(1).field("text", "small");
+    assert_eq!(engine.on_event(&fits).await.unwrap().len(), 1, "the once-trigger did not fire on the failed event");
+}
+
+/// The defect: a receiver that echoes request headers put `Authorization: Basic ...` into the log. Whole
+/// deliveries with Basic auth and a signing secret, to such a receiver, on a SQLite file: no secret in any log
+/// entry, error, `Debug`, or byte of the database file and its WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoed_credentials_never_reach_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    let storage = Arc::new(SqliteStorage::open(&path).unwrap());
+    let echo = "HTTP/1.1 echo\r\nAuthorization: Basic YXBpOnMzY3JldA==\r\nX-Debug: user api:s3cret, key \
+                whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw / MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let http = Arc::new(
+        MockHttp::with_fallback(MockReply::status(200).body(echo.to_owned()))
+            .then(MockReply::status(500).body(echo.to_owned()))
+            .then(MockReply::error(crm_webhooks::HttpError::new(
+                crm_webhooks::HttpErrorKind::Connect,
+                "proxy said: Authorization: Basic YXBpOnMzY3JldA== rejected",
+            ))),
+    );
+    let (engine, clock) = make_engine(storage.clone(), http.clone(), Arc::new(RecordingMailer::new()));
+    for n in 0..3 {
+        engine.on_event(&lead(n)).await.unwrap();
+    }
+    engine.run_until_idle(10).await.unwrap();
+    clock.advance(Duration::hours(2));
+    engine.run_until_idle(10).await.unwrap();
+    let log = engine.log(&LogQuery::tenant("acme").limit(1000)).await.unwrap();
+    assert!(log.iter().any(|e| e.response_snippet.as_deref().is_some_and(|s| s.contains("[redacted]"))));
+    let mut everything = format!("{log:?} {:?} {:?}", engine.workflows("acme"), engine);
+    for entry in &log {
+        everything.push_str(&format!("{:?}", engine.delivery("acme", entry.delivery_id).await.unwrap()));
+    }
+    drop(engine);
+    for file in ["webhooks.db", "webhooks.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(file)) {
+            everything.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    for secret in ["s3cret", "YXBpOnMzY3JldA", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+}
+
+/// The defect: recipients were recorded only after all of them were mailed, so one lost write emailed everyone
+/// again. Now each is recorded as soon as its mail is accepted: with 30% of the storage calls failing, an email goes out twice only where the write recording it failed before it was made.
+#[tokio::test]
+async fn failure_emails_go_to_each_recipient_once_but_for_lost_writes() {
+    let memory = Arc::new(MemoryStorage::new());
+    let faulty = Arc::new(FaultyStorage::new(memory.clone(), 0, 11));
+    // The mail server is down while the deliveries fail, so every notification waits in the outbox.
+    let down = Arc::new(RecordingMailer::new());
+    for _ in 0..10_000 {
+        down.fail_next(crm_webhooks::MailError::transient("421 try again later"));
+    }
+    let (engine, clock) = make_engine(faulty.clone(), Arc::new(MockHttp::new_status(500)), down.clone());
+    for n in 0..10 {
+        engine.on_event(&lead(n)).await.unwrap();
+    }
+    for hours in [0, 1, 2, 4] {
+        clock.advance(Duration::hours(hours));
+        engine.run_until_idle(10).await.unwrap();
+    }
+    let failed = memory.log(&LogQuery::tenant("acme").status(DeliveryStatus::Failed)).await.unwrap();
+    assert_eq!(failed.len(), 10, "every delivery failed for good");
+    assert!(down.sent().is_empty());
+    // From here on the mail server works and a third of the storage calls fail.
+    let mailer = Arc::new(RecordingMailer::new());
+    let faulty_notes = Arc::new(FaultyStorage::new(memory.clone(), 300, 11));
+    let (notifier, clock) = engine_on(faulty_notes.clone(), mailer.clone());
+    for _ in 0..40 {
+        let _ = notifier.run_due().await;
+        clock.advance(Duration::hours(1));
+    }
+    faulty_notes.set_enabled(false);
+    notifier.run_until_idle(10).await.unwrap();
+    let mut per_recipient = std::collections::HashMap::new();
+    for email in mailer.sent() {
+        *per_recipient.entry((email.body.clone(), email.to.clone())).or_insert(0) += 1;
+    }
+    assert_eq!(per_recipient.len(), 30, "10 failures × (owner + 2 admins)");
+    let twice: usize = per_recipient.values().map(|n| n - 1).sum();
+    let lost_writes = faulty_notes.faults_in("update_notification").before as usize;
+    assert!(twice <= lost_writes, "{twice} duplicate emails but only {lost_writes} recipient writes were lost");
+    println!("failure emails: 30 recipients, {twice} duplicates, {lost_writes} lost recipient writes");
+}
+
+fn engine_on(storage: Arc<FaultyStorage>, mailer: Arc<RecordingMailer>) -> (Engine, ManualClock) {
+    let (engine, clock) = make_engine(storage, Arc::new(MockHttp::new_ok()), mailer);
+    clock.advance(Duration::days(1));
+    (engine, clock)
+}
