@@ -36,6 +36,7 @@ fn make_engine(storage: Arc<dyn Storage>, http: Arc<MockHttp>, mailer: Arc<Recor
     };
     let directory = StaticDirectory::new()
         .tenant("acme", 5, chrono_tz::UTC, None)
+        .tenant("beta", 5, chrono_tz::UTC, None)
         .user("acme", user("owner", false))
         .user("acme", user("admin1", true))
         .user("acme", user("admin2", true));
@@ -217,4 +218,42 @@ fn engine_on(storage: Arc<FaultyStorage>, mailer: Arc<RecordingMailer>) -> (Engi
     let (engine, clock) = make_engine(storage, Arc::new(MockHttp::new_ok()), mailer);
     clock.advance(Duration::days(1));
     (engine, clock)
+}
+
+/// Tenant B's reads and writes never see or touch tenant A's deliveries, even when B names A's ids: on memory,
+/// on a SQLite file and (with `DATABASE_URL`) on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_are_isolated_even_given_each_others_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores: Vec<(&str, Arc<dyn Storage>)> = vec![
+        ("memory", Arc::new(MemoryStorage::new())),
+        ("sqlite", Arc::new(SqliteStorage::open(dir.path().join("isolation.db")).unwrap())),
+    ];
+    #[cfg(feature = "postgres")]
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        let schema = format!("crm_webhooks_iso_{}", uuid::Uuid::new_v4().simple());
+        let pg = crm_webhooks::PostgresStorage::connect(&url).await.unwrap().schema(&schema).unwrap();
+        pg.setup().await.unwrap();
+        stores.push(("postgres", Arc::new(pg)));
+    }
+    for (name, storage) in stores {
+        let (engine, _) = make_engine(storage.clone(), Arc::new(MockHttp::new_ok()), Arc::new(RecordingMailer::new()));
+        engine.set_workflows("beta", workflows("every_save", "Lead ${id}"));
+        let a = engine.on_event(&lead(1)).await.unwrap()[0];
+        engine.run_due().await.unwrap();
+        let b_event = RecordEvent { tenant: "beta".into(), ..lead(1) };
+        let b = engine.on_event(&b_event).await.unwrap()[0];
+        assert!(engine.delivery("beta", a).await.unwrap().is_none(), "{name}: B reads A's delivery");
+        assert!(
+            matches!(engine.redeliver("beta", a).await, Err(EngineError::UnknownDelivery { .. })),
+            "{name}: B redelivers A's delivery"
+        );
+        let b_log = engine.log(&LogQuery::tenant("beta").limit(1000)).await.unwrap();
+        assert!(b_log.iter().all(|e| e.tenant == "beta" && e.delivery_id != a), "{name}: B's log shows A's entries");
+        assert!(engine.log(&LogQuery::tenant("beta").delivery(a)).await.unwrap().is_empty(), "{name}");
+        let a_log = engine.log(&LogQuery::tenant("acme").limit(1000)).await.unwrap();
+        assert!(a_log.iter().all(|e| e.delivery_id != b), "{name}: A's log shows B's entries");
+        assert_eq!(engine.usage("acme").await.unwrap().used, 1, "{name}: A's usage counts A's call");
+        assert_eq!(engine.delivery("acme", a).await.unwrap().unwrap().status, DeliveryStatus::Success, "{name}");
+    }
 }

@@ -602,3 +602,117 @@ async fn cancelled_calls_leave_no_connection_in_a_transaction_and_keep_acknowled
     observer.pool().close().await;
     db.drop_schema().await;
 }
+
+/// Two engines on two pools, four concurrent pass loops each, one tenant allowed 1,000 calls a day and 3,000
+/// deliveries: exactly 1,000 requests on the first day; on the second day passes are cancelled at random
+/// moments, and still no more than 1,000 go out (a pass dropped after its quota grant wastes that grant: the
+/// count never falls short of what was sent); on the third day the rest go out, each delivery at least once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quota_holds_for_3000_deliveries_on_two_pools_also_with_passes_cancelled() {
+    use crm_webhooks::testing::{ManualClock, MockHttp, RecordingMailer, SeededRng, StaticDirectory};
+    use crm_webhooks::{Change, Edition, Engine, RecordEvent, WorkflowSet};
+
+    let Some(db) = TestDb::new().await else { return };
+    let servers: [Arc<dyn Storage>; 2] = [db.storage(), Arc::new(db.another_server().await)];
+    let http = Arc::new(MockHttp::new_ok());
+    let directory = Arc::new(StaticDirectory::new().tenant(
+        "acme",
+        1,
+        chrono_tz::Tz::UTC,
+        Some(Edition::Custom { per_user: 1000, per_day: 1000 }),
+    ));
+    let clock = ManualClock::new(t0());
+    let workflows = WorkflowSet::from_json(
+        r#"[{"id": "w", "module": "Leads", "trigger": "every_save", "actions": [{"title": "t",
+        "url": "https://acme.example/hook", "content_type": "JSON", "parameters": [{"name": "id", "field": "id"}]}]}]"#,
+    )
+    .unwrap();
+    let engines: Vec<Engine> = (0..2)
+        .map(|i| {
+            let engine = Engine::builder()
+                .storage(servers[i].clone())
+                .http(http.clone())
+                .mailer(Arc::new(RecordingMailer::new()))
+                .directory(directory.clone())
+                .clock(Arc::new(clock.clone()))
+                .batch_size(25)
+                .concurrency(8)
+                .build()
+                .unwrap();
+            engine.set_workflows("acme", workflows.clone());
+            engine
+        })
+        .collect();
+    for chunk in 0..30 {
+        let events: Vec<RecordEvent> = (0..100)
+            .map(|i| {
+                let n = chunk * 100 + i;
+                RecordEvent::new("acme", "Leads", format!("10x{n}"), Change::Created, "19x1").field("id", n)
+            })
+            .collect();
+        engines[chunk % 2].on_events(&events).await.unwrap();
+    }
+
+    // Four pass loops per engine until a whole round of passes finds nothing to send.
+    async fn day(engines: &[Engine], cancel: bool, seed: u64) -> usize {
+        let loops = (0..8).map(|i| {
+            let engine = engines[i % 2].clone();
+            tokio::spawn(async move {
+                let mut rng = SeededRng::new(seed + i as u64);
+                let (mut idle, mut cancelled) = (0, 0);
+                while idle < 3 {
+                    let pass = engine.run_due();
+                    let report = if cancel && rng.chance(300) {
+                        let limit = StdDuration::from_micros(200 + rng.below(3000));
+                        match tokio::time::timeout(limit, pass).await {
+                            Ok(report) => report,
+                            Err(_) => {
+                                cancelled += 1;
+                                continue;
+                            }
+                        }
+                    } else {
+                        pass.await
+                    };
+                    match report {
+                        Ok(r) if r.sent == 0 => idle += 1,
+                        Ok(_) => idle = 0,
+                        Err(e) => panic!("a pass failed: {e}"),
+                    }
+                }
+                cancelled
+            })
+        });
+        let mut cancelled = 0;
+        for task in futures_util::future::join_all(loops).await {
+            cancelled += task.unwrap();
+        }
+        cancelled
+    }
+
+    day(&engines, false, 1).await;
+    let first_day = http.requests().len();
+    assert_eq!(first_day, 1000, "exactly the allowance goes out on the first day");
+    assert_eq!(engines[0].usage("acme").await.unwrap().used, 1000);
+
+    clock.advance(Duration::days(1));
+    let cancelled = day(&engines, true, 2).await;
+    let second_day = http.requests().len() - first_day;
+    let counted = engines[1].usage("acme").await.unwrap().used;
+    assert!(cancelled > 0, "passes were cancelled");
+    assert!(second_day <= 1000 && counted <= 1000, "{second_day} sent, {counted} counted on day two");
+    assert!(counted as usize >= second_day, "every request sent was counted");
+
+    clock.advance(Duration::days(1));
+    day(&engines, false, 3).await;
+    let ids: HashSet<_> = http.requests().iter().map(|r| r.headers["webhook-id"].clone()).collect();
+    assert_eq!(ids.len(), 3000, "every delivery went out");
+    let third_day = http.requests().len() - first_day - second_day;
+    assert!(third_day <= 1000, "{third_day} on day three");
+    println!(
+        "quota contention: day 1 {first_day} sent; day 2 {second_day} sent, {counted} counted, {cancelled} passes \
+         cancelled; day 3 {third_day} sent ({} sent again after their lease ran out)",
+        http.requests().len() - 3000
+    );
+    db.drop_schema().await;
+}
