@@ -362,13 +362,7 @@ fn log_filter(query: &LogQuery) -> (String, Vec<Value>) {
 #[async_trait]
 impl Storage for SqliteStorage {
     async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
-        let mut batch = HashSet::with_capacity(deliveries.len());
-        if let Some(twice) = deliveries.iter().find(|d| !batch.insert(d.id)) {
-            return Err(StorageError::new(
-                StorageErrorKind::Other,
-                format!("delivery {} is twice in one enqueue", twice.id),
-            ));
-        }
+        crate::ports::distinct_ids(&deliveries)?;
         self.write_checked("enqueue", move |tx| {
             let mut skipped = HashSet::new();
             for d in &deliveries {

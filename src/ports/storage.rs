@@ -240,3 +240,14 @@ pub trait Storage: Send + Sync {
     /// Records a sending round of a claimed notification; `false` when the claim was lost.
     async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError>;
 }
+
+/// The ids of a batch to enqueue, or the error every backend gives when one id is in it twice.
+pub(crate) fn distinct_ids(deliveries: &[Delivery]) -> Result<std::collections::HashSet<DeliveryId>, StorageError> {
+    let mut ids = std::collections::HashSet::with_capacity(deliveries.len());
+    match deliveries.iter().find(|d| !ids.insert(d.id)) {
+        Some(twice) => {
+            Err(StorageError::new(StorageErrorKind::Other, format!("delivery {} is twice in one enqueue", twice.id)))
+        }
+        None => Ok(ids),
+    }
+}

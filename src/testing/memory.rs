@@ -80,13 +80,7 @@ fn due(
 impl Storage for MemoryStorage {
     async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
         let mut state = self.state()?;
-        let mut batch = HashSet::new();
-        if let Some(twice) = deliveries.iter().find(|d| !batch.insert(d.id)) {
-            return Err(StorageError::new(
-                StorageErrorKind::Other,
-                format!("delivery {} is twice in one enqueue", twice.id),
-            ));
-        }
+        crate::ports::distinct_ids(&deliveries)?;
         let skipped: HashSet<DeliveryId> =
             deliveries.iter().filter(|d| state.deliveries.contains_key(&d.id)).map(|d| d.id).collect();
         for delivery in deliveries.into_iter().filter(|d| !skipped.contains(&d.id)) {

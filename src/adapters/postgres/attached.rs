@@ -17,7 +17,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row as _;
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
-use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
+use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError};
 
 /// A [`PostgresStorage`] whose calls run where they are awaited: only ever awaited on a task that nothing
 /// cancels.
@@ -64,6 +64,11 @@ impl Attached {
     }
 }
 
+/// The `id` column of each row.
+fn ids_of(rows: &[PgRow]) -> Result<HashSet<DeliveryId>, StorageError> {
+    rows.iter().map(|row| id_from_row(row, "id")).collect()
+}
+
 impl std::ops::Deref for Attached {
     type Target = PostgresStorage;
     fn deref(&self) -> &PostgresStorage {
@@ -77,13 +82,7 @@ impl Storage for Attached {
         if deliveries.is_empty() && entries.is_empty() {
             return Ok(());
         }
-        let mut batch = HashSet::with_capacity(deliveries.len());
-        if let Some(twice) = deliveries.iter().find(|d| !batch.insert(d.id)) {
-            return Err(StorageError::new(
-                StorageErrorKind::Other,
-                format!("delivery {} is twice in one enqueue", twice.id),
-            ));
-        }
+        let batch = crate::ports::distinct_ids(&deliveries)?;
         let mut tx = self.pool.begin().await.map_err(|e| db_error("starting an enqueue", e))?;
         let mut skipped = HashSet::new();
         if !deliveries.is_empty() {
@@ -149,10 +148,7 @@ impl Storage for Attached {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| db_error("storing deliveries", e))?;
-            let mut stored = HashSet::with_capacity(inserted.len());
-            for row in &inserted {
-                stored.insert(id_from_row(row, "id")?);
-            }
+            let stored = ids_of(&inserted)?;
             skipped.extend(batch.into_iter().filter(|id| !stored.contains(id)));
         }
         let entries: Vec<&LogEntry> = entries.iter().filter(|e| !skipped.contains(&e.delivery_id)).collect();
@@ -212,10 +208,7 @@ impl Storage for Attached {
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| db_error("finishing deliveries", e))?;
-        let mut applied = HashSet::with_capacity(applied_rows.len());
-        for row in &applied_rows {
-            applied.insert(id_from_row(row, "id")?);
-        }
+        let applied = ids_of(&applied_rows)?;
 
         let entries: Vec<&LogEntry> =
             first.iter().filter(|c| applied.contains(&c.id)).flat_map(|c| c.entries.iter()).collect();
