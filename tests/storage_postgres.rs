@@ -606,7 +606,7 @@ async fn cancelled_calls_leave_no_connection_in_a_transaction_and_keep_acknowled
 /// Two engines on two pools, four concurrent pass loops each, one tenant allowed 1,000 calls a day and 3,000
 /// deliveries: exactly 1,000 requests on the first day; on the second day passes are cancelled at random
 /// moments, and still no more than 1,000 go out (a pass dropped after its quota grant wastes that grant: the
-/// count never falls short of what was sent); on the third day the rest go out, each delivery at least once.
+/// count never falls short of what was sent); on the days after, the rest go out, each delivery at least once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quota_holds_for_3000_deliveries_on_two_pools_also_with_passes_cancelled() {
     use crm_webhooks::testing::{ManualClock, MockHttp, RecordingMailer, SeededRng, StaticDirectory};
@@ -703,15 +703,21 @@ async fn quota_holds_for_3000_deliveries_on_two_pools_also_with_passes_cancelled
     assert!(second_day <= 1000 && counted <= 1000, "{second_day} sent, {counted} counted on day two");
     assert!(counted as usize >= second_day, "every request sent was counted");
 
-    clock.advance(Duration::days(1));
-    day(&engines, false, 3).await;
-    let ids: HashSet<_> = http.requests().iter().map(|r| r.headers["webhook-id"].clone()).collect();
-    assert_eq!(ids.len(), 3000, "every delivery went out");
-    let third_day = http.requests().len() - first_day - second_day;
-    assert!(third_day <= 1000, "{third_day} on day three");
+    // The rest, on as many more days as it takes (a grant wasted on day two leaves more than a day's worth).
+    let mut later_days = Vec::new();
+    let distinct = || http.requests().iter().map(|r| r.headers["webhook-id"].clone()).collect::<HashSet<_>>().len();
+    while distinct() < 3000 && later_days.len() < 3 {
+        let before = http.requests().len();
+        clock.advance(Duration::days(1));
+        day(&engines, false, 3).await;
+        let sent = http.requests().len() - before;
+        assert!(sent <= 1000, "{sent} sent on a later day");
+        later_days.push(sent);
+    }
+    assert_eq!(distinct(), 3000, "every delivery went out");
     println!(
         "quota contention: day 1 {first_day} sent; day 2 {second_day} sent, {counted} counted, {cancelled} passes \
-         cancelled; day 3 {third_day} sent ({} sent again after their lease ran out)",
+         cancelled; later days {later_days:?} ({} sent again after their lease ran out)",
         http.requests().len() - 3000
     );
     db.drop_schema().await;
