@@ -525,6 +525,7 @@ impl Engine {
         let mut deliveries = Vec::new();
         let mut entries = Vec::new();
         let mut seen_event_ids = HashSet::new();
+        let mut matched = Vec::new();
         for event in events {
             // The same event twice in one call is one event.
             if let Some(id) = &event.event_id {
@@ -545,16 +546,18 @@ impl Engine {
                 if event.workflow.as_deref().is_some_and(|only| only != workflow.id()) {
                     continue;
                 }
-                // Rendered before a `once` mark is taken, so a body over the limit does not use up the firing.
-                let (mut rendered, mut queued) = render(event, workflow, now, self.inner.max_body_bytes)?;
-                if workflow.trigger() == &Trigger::Once
-                    && !self.inner.storage.mark_fired(&event.tenant, workflow.id(), &event.record_id).await?
-                {
-                    continue;
-                }
-                deliveries.append(&mut rendered);
-                entries.append(&mut queued);
+                let (rendered, queued) = render(event, workflow, now, self.inner.max_body_bytes)?;
+                let once = workflow.trigger() == &Trigger::Once;
+                matched.push((event, workflow.id().to_owned(), once, rendered, queued));
             }
+        }
+        // Every body is rendered before any `once` mark is taken, so a body over the limit uses up no firing.
+        for (event, workflow, once, mut rendered, mut queued) in matched {
+            if once && !self.inner.storage.mark_fired(&event.tenant, &workflow, &event.record_id).await? {
+                continue;
+            }
+            deliveries.append(&mut rendered);
+            entries.append(&mut queued);
         }
         let ids = deliveries.iter().map(|d| d.id).collect();
         if !deliveries.is_empty() {
