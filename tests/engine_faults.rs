@@ -132,8 +132,10 @@ async fn a_body_over_the_limit_is_a_typed_error_and_stores_nothing() {
 /// The defect: a receiver that echoes request headers put `Authorization: Basic ...` into the log. Whole
 /// deliveries with Basic auth and a signing secret, to such a receiver, on a SQLite file: no secret in any log
 /// entry, error, `Debug`, or byte of the database file and its WAL.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "current_thread")]
 async fn echoed_credentials_never_reach_storage() {
+    let traced = Arc::new(std::sync::Mutex::new(String::new()));
+    let _tracing = tracing::subscriber::set_default(Capture(traced.clone()));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("webhooks.db");
     let storage = Arc::new(SqliteStorage::open(&path).unwrap());
@@ -154,9 +156,15 @@ async fn echoed_credentials_never_reach_storage() {
     engine.run_until_idle(10).await.unwrap();
     clock.advance(Duration::hours(2));
     engine.run_until_idle(10).await.unwrap();
+    // A worker too, for its own tracing events.
+    let worker = crm_webhooks::Worker::new(engine.clone()).poll_interval(std::time::Duration::from_millis(5)).spawn();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    worker.shutdown().await;
     let log = engine.log(&LogQuery::tenant("acme").limit(1000)).await.unwrap();
     assert!(log.iter().any(|e| e.response_snippet.as_deref().is_some_and(|s| s.contains("[redacted]"))));
-    let mut everything = format!("{log:?} {:?} {:?}", engine.workflows("acme"), engine);
+    let traced = traced.lock().unwrap().clone();
+    assert!(traced.contains("tenant=acme"), "the tracing output was captured: {traced}");
+    let mut everything = format!("{log:?} {:?} {:?} {traced}", engine.workflows("acme"), engine);
     for entry in &log {
         everything.push_str(&format!("{:?}", engine.delivery("acme", entry.delivery_id).await.unwrap()));
     }
@@ -256,4 +264,35 @@ async fn tenants_are_isolated_even_given_each_others_ids() {
         assert_eq!(engine.usage("acme").await.unwrap().used, 1, "{name}: A's usage counts A's call");
         assert_eq!(engine.delivery("acme", a).await.unwrap().unwrap().status, DeliveryStatus::Success, "{name}");
     }
+}
+
+/// Collects every span field and event of the tracing output as text.
+struct Capture(Arc<std::sync::Mutex<String>>);
+
+struct Fields(Arc<std::sync::Mutex<String>>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let mut text = self.0.lock().unwrap();
+        text.push_str(&format!("{}={:?} ", field.name(), value).replace('"', ""));
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        span.record(&mut Fields(self.0.clone()));
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut Fields(self.0.clone()));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        event.record(&mut Fields(self.0.clone()));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
