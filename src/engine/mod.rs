@@ -11,9 +11,15 @@ use chrono::{DateTime, Utc};
 
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
+mod builder;
 mod notify;
 mod pass;
 mod redact;
+mod wire;
+
+pub use builder::{EngineBuilder, LEASE_MARGIN};
+use wire::request_headers;
+pub use wire::{preview, PreviewRequest};
 
 use crate::action::{redact_url, Auth, WebhookAction};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX};
@@ -155,98 +161,6 @@ impl RunReport {
     }
 }
 
-/// A request the engine would send, as [`preview`] shows it: the `Authorization` value redacted.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PreviewRequest {
-    /// The workflow's id.
-    pub workflow: String,
-    /// The action's title.
-    pub action: String,
-    /// `POST` or `PUT`.
-    pub method: String,
-    /// The URL.
-    pub url: String,
-    /// The headers, `Authorization` redacted.
-    pub headers: std::collections::BTreeMap<String, String>,
-    /// The encoded body.
-    pub body: String,
-}
-
-/// The requests an event would send under these workflows, without storing or sending anything (a dry run).
-/// `once` workflows are shown as if they had not fired yet. `now` is the tenant's local time. Fails when a body
-/// would pass [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES), as [`Engine::on_event`] would with the
-/// default limit.
-pub fn preview(
-    workflows: &WorkflowSet,
-    event: &RecordEvent,
-    now: DateTime<chrono_tz::Tz>,
-) -> Result<Vec<PreviewRequest>, crate::action::RenderError> {
-    let mut requests = Vec::new();
-    for workflow in
-        workflows.matching(event, now).filter(|w| event.workflow.as_deref().is_none_or(|only| only == w.id()))
-    {
-        for action in workflow.actions() {
-            let payload = action.try_render(&event.fields, crate::action::DEFAULT_MAX_BODY_BYTES)?;
-            let id = DeliveryId::new();
-            let headers = request_headers(action, payload.content_type_header(), id, now.timestamp(), payload.body())
-                .into_iter()
-                .map(|(name, value)| {
-                    let value = if name == AUTHORIZATION {
-                        "Basic [redacted]".to_owned()
-                    } else {
-                        value.to_str().unwrap_or_default().to_owned()
-                    };
-                    (name.as_str().to_owned(), value)
-                })
-                .collect();
-            requests.push(PreviewRequest {
-                workflow: workflow.id().to_owned(),
-                action: action.title().to_owned(),
-                method: action.method().as_str().to_owned(),
-                url: redact_url(action.url()),
-                headers,
-                body: payload.body_text().to_owned(),
-            });
-        }
-    }
-    Ok(requests)
-}
-
-/// The headers of one attempt: content type, Standard Webhooks id/timestamp/signature, and Basic authorization.
-fn request_headers(
-    action: &WebhookAction,
-    content_type: &'static str,
-    id: DeliveryId,
-    timestamp: i64,
-    body: &[u8],
-) -> Vec<(HeaderName, HeaderValue)> {
-    let id_text = id.to_string();
-    let mut headers = vec![
-        (CONTENT_TYPE, HeaderValue::from_static(content_type)),
-        (HeaderName::from_static("webhook-id"), header_value(&id_text)),
-        (HeaderName::from_static("webhook-timestamp"), header_value(&timestamp.to_string())),
-    ];
-    if let Some(secret) = action.signing_secret() {
-        if let Ok(key) = crate::signature::decode_secret(secret) {
-            let signature = crate::signature::sign(&key, &id_text, timestamp, body);
-            headers.push((HeaderName::from_static("webhook-signature"), header_value(&signature)));
-        }
-    }
-    if let Auth::Basic { username, password } = action.auth() {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
-        if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
-            value.set_sensitive(true);
-            headers.push((AUTHORIZATION, value));
-        }
-    }
-    headers
-}
-
-fn header_value(text: &str) -> HeaderValue {
-    // Ids, timestamps and base64 signatures are ASCII; an empty value is the harmless fallback.
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
 /// Delivers webhooks: evaluates events against the tenants' workflows, queues what matches, and runs worker
 /// passes that send, retry, count quota, log and notify. Cheap to clone; clones share everything.
 ///
@@ -309,141 +223,6 @@ impl fmt::Debug for Engine {
             .finish_non_exhaustive()
     }
 }
-
-/// Builds an [`Engine`]: storage, HTTP client, mailer and directory are required; the clock defaults to the
-/// system clock, the retry schedule to 1 h/2 h/4 h, the quota policy to the directory's editions.
-#[derive(Default)]
-pub struct EngineBuilder {
-    storage: Option<Arc<dyn Storage>>,
-    http: Option<Arc<dyn HttpClient>>,
-    mailer: Option<Arc<dyn Mailer>>,
-    directory: Option<Arc<dyn Directory>>,
-    clock: Option<Arc<dyn Clock>>,
-    retry: RetrySchedule,
-    quota: QuotaPolicy,
-    batch_size: Option<usize>,
-    lease: Option<Duration>,
-    concurrency: Option<usize>,
-    max_body_bytes: Option<usize>,
-}
-
-impl fmt::Debug for EngineBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EngineBuilder").field("retry", &self.retry).field("quota", &self.quota).finish_non_exhaustive()
-    }
-}
-
-impl EngineBuilder {
-    /// The storage (required).
-    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
-        self.storage = Some(storage);
-        self
-    }
-    /// The HTTP client (required).
-    pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
-        self.http = Some(http);
-        self
-    }
-    /// The mailer for failure notifications (required).
-    pub fn mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
-        self.mailer = Some(mailer);
-        self
-    }
-    /// The host's users and tenants (required).
-    pub fn directory(mut self, directory: Arc<dyn Directory>) -> Self {
-        self.directory = Some(directory);
-        self
-    }
-    /// The clock (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-    /// The retry schedule (default: 1 h, 2 h, 4 h).
-    pub fn retry_schedule(mut self, schedule: RetrySchedule) -> Self {
-        self.retry = schedule;
-        self
-    }
-    /// The quota policy (default: each tenant's edition from the directory).
-    pub fn quota_policy(mut self, policy: QuotaPolicy) -> Self {
-        self.quota = policy;
-        self
-    }
-    /// Deliveries claimed per pass (default 100).
-    pub fn batch_size(mut self, size: usize) -> Self {
-        self.batch_size = Some(size);
-        self
-    }
-    /// How long a claim holds a delivery before another worker may take it (default 5 minutes).
-    ///
-    /// A pass claims a delivery only when it has a free slot to send it at once, and writes its result soon after
-    /// the request ends, so whatever the batch size and concurrency, a lease has to cover one request and the
-    /// writing of its result. [`build`](Self::build) refuses a lease shorter than the HTTP client's
-    /// [request timeout](HttpClient::request_timeout) plus [`LEASE_MARGIN`] (30 seconds for the write and a
-    /// slow clock); a client that states no timeout is not checked, and then a request that outlives the lease may
-    /// be sent twice.
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = Some(lease);
-        self
-    }
-    /// Requests in flight at once within a pass (default 16).
-    pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = Some(concurrency);
-        self
-    }
-
-    /// The largest body a webhook may send (default [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES),
-    /// 1 MiB). An event whose body would be larger fails [`Engine::on_event`] with [`EngineError::Render`] before
-    /// anything is stored or sent; rendering stops as soon as the limit is passed.
-    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = Some(bytes);
-        self
-    }
-
-    /// Builds the engine; fails when a required part is missing or a number is zero.
-    pub fn build(self) -> Result<Engine, BuildError> {
-        let missing = |what: &str, call: &str| BuildError(format!("{what} is missing: call EngineBuilder::{call}"));
-        let batch_size = self.batch_size.unwrap_or(100);
-        let concurrency = self.concurrency.unwrap_or(16);
-        let lease = self.lease.unwrap_or(Duration::from_secs(300));
-        if batch_size == 0 || concurrency == 0 || lease.is_zero() {
-            return Err(BuildError("batch_size, concurrency and lease must be more than zero".to_owned()));
-        }
-        let http = self.http.ok_or_else(|| missing("the HTTP client", "http"))?;
-        if let Some(timeout) = http.request_timeout() {
-            if lease < timeout.saturating_add(LEASE_MARGIN) {
-                return Err(BuildError(format!(
-                    "the lease of {} s does not cover the HTTP client's request timeout of {} s plus {} s to write \
-                     the result, so a slow request could be sent twice: raise EngineBuilder::lease or lower the \
-                     client's timeout",
-                    lease.as_secs_f64(),
-                    timeout.as_secs_f64(),
-                    LEASE_MARGIN.as_secs()
-                )));
-            }
-        }
-        Ok(Engine {
-            inner: Arc::new(Inner {
-                storage: self.storage.ok_or_else(|| missing("the storage", "storage"))?,
-                http,
-                mailer: self.mailer.ok_or_else(|| missing("the mailer", "mailer"))?,
-                directory: self.directory.ok_or_else(|| missing("the directory", "directory"))?,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                retry: self.retry,
-                quota: self.quota,
-                batch_size,
-                lease,
-                concurrency,
-                max_body_bytes: self.max_body_bytes.unwrap_or(crate::action::DEFAULT_MAX_BODY_BYTES),
-                workflows: RwLock::new(HashMap::new()),
-            }),
-        })
-    }
-}
-
-/// What a lease must cover beyond the HTTP client's request timeout: writing the result (and clock skew between
-/// servers). See [`EngineBuilder::lease`].
-pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)

@@ -1,0 +1,95 @@
+//! What goes on the wire: the headers of an attempt, and the requests an event would send ([`preview`]).
+
+use super::*;
+
+/// A request the engine would send, as [`preview`] shows it: the `Authorization` value redacted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PreviewRequest {
+    /// The workflow's id.
+    pub workflow: String,
+    /// The action's title.
+    pub action: String,
+    /// `POST` or `PUT`.
+    pub method: String,
+    /// The URL.
+    pub url: String,
+    /// The headers, `Authorization` redacted.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The encoded body.
+    pub body: String,
+}
+
+/// The requests an event would send under these workflows, without storing or sending anything (a dry run).
+/// `once` workflows are shown as if they had not fired yet. `now` is the tenant's local time. Fails when a body
+/// would pass [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES), as [`Engine::on_event`] would with the
+/// default limit.
+pub fn preview(
+    workflows: &WorkflowSet,
+    event: &RecordEvent,
+    now: DateTime<chrono_tz::Tz>,
+) -> Result<Vec<PreviewRequest>, crate::action::RenderError> {
+    let mut requests = Vec::new();
+    for workflow in
+        workflows.matching(event, now).filter(|w| event.workflow.as_deref().is_none_or(|only| only == w.id()))
+    {
+        for action in workflow.actions() {
+            let payload = action.try_render(&event.fields, crate::action::DEFAULT_MAX_BODY_BYTES)?;
+            let id = DeliveryId::new();
+            let headers = request_headers(action, payload.content_type_header(), id, now.timestamp(), payload.body())
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = if name == AUTHORIZATION {
+                        "Basic [redacted]".to_owned()
+                    } else {
+                        value.to_str().unwrap_or_default().to_owned()
+                    };
+                    (name.as_str().to_owned(), value)
+                })
+                .collect();
+            requests.push(PreviewRequest {
+                workflow: workflow.id().to_owned(),
+                action: action.title().to_owned(),
+                method: action.method().as_str().to_owned(),
+                url: redact_url(action.url()),
+                headers,
+                body: payload.body_text().to_owned(),
+            });
+        }
+    }
+    Ok(requests)
+}
+
+/// The headers of one attempt: content type, Standard Webhooks id/timestamp/signature, and Basic authorization.
+pub(super) fn request_headers(
+    action: &WebhookAction,
+    content_type: &'static str,
+    id: DeliveryId,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(HeaderName, HeaderValue)> {
+    let id_text = id.to_string();
+    let mut headers = vec![
+        (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (HeaderName::from_static("webhook-id"), header_value(&id_text)),
+        (HeaderName::from_static("webhook-timestamp"), header_value(&timestamp.to_string())),
+    ];
+    if let Some(secret) = action.signing_secret() {
+        if let Ok(key) = crate::signature::decode_secret(secret) {
+            let signature = crate::signature::sign(&key, &id_text, timestamp, body);
+            headers.push((HeaderName::from_static("webhook-signature"), header_value(&signature)));
+        }
+    }
+    if let Auth::Basic { username, password } = action.auth() {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
+        if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
+            value.set_sensitive(true);
+            headers.push((AUTHORIZATION, value));
+        }
+    }
+    headers
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    // Ids, timestamps and base64 signatures are ASCII; an empty value is the harmless fallback.
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
