@@ -415,6 +415,23 @@ fn the_same_faults_on_a_sqlite_file() {
     });
 }
 
+/// Crash recovery on a SQLite file at length: about 5,000 events (run in CI).
+#[test]
+#[ignore = "long: crash recovery on SQLite (run in CI)"]
+fn crash_recovery_on_a_sqlite_file_at_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let next = std::sync::atomic::AtomicU64::new(0);
+    run_mode(
+        "sqlite, accepting receiver",
+        seeds_from_env(110).map(|s| s + 700_000),
+        || {
+            let path = dir.path().join(format!("long-{}.db", next.fetch_add(1, Ordering::SeqCst)));
+            async move { Some(Arc::new(crm_webhooks::SqliteStorage::open(path).unwrap()) as Arc<dyn Storage>) }
+        },
+        true,
+    );
+}
+
 /// The same runs on PostgreSQL (`DATABASE_URL`; skipped without it outside CI), each seed in a schema of its own.
 #[cfg(feature = "postgres")]
 #[test]
