@@ -207,6 +207,8 @@ struct Inner {
     batch_size: usize,
     lease: Duration,
     concurrency: usize,
+    /// The most deliveries claimed and not yet finished at once: as many as the lease covers (see `run_due`).
+    claim_window: usize,
     max_body_bytes: usize,
     workflows: RwLock<HashMap<String, Arc<WorkflowSet>>>,
 }

@@ -1,5 +1,6 @@
 //! The worker pass: claim what can be sent at once, send it, write each result as it comes.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -42,15 +43,16 @@ impl TenantCache {
 }
 
 impl Engine {
-    /// One worker pass: claims due deliveries only as fast as it can send them (never more than `concurrency`
-    /// in flight, at most `batch_size` in the pass), checks each tenant's daily quota, sends what the quota
+    /// One worker pass: claims due deliveries only as fast as it can send them within their lease (at most
+    /// `batch_size` in the pass, `concurrency` in flight), checks each tenant's daily quota, sends what the quota
     /// allows, writes each result soon after its request ends (results that finish while a write is running go
     /// in the next one together), schedules retries, fails what is exhausted, and sends due failure
     /// notifications.
     ///
-    /// A delivery is claimed only when a slot is free to send it at once, so its lease needs to cover one request
-    /// and the writing of its result, whatever the batch size and concurrency: see [`EngineBuilder::lease`].
-    /// A slow receiver holds only its own slots. When storage fails mid-pass, the pass stops claiming, lets the
+    /// Claimed and not yet finished are never more than every delivery can be sent and written within its lease:
+    /// `concurrency` × ⌊(lease − [`LEASE_MARGIN`]) ⁄ the HTTP client's
+    /// [request timeout](crate::HttpClient::request_timeout)⌋, or just `concurrency` (claim per free slot) when
+    /// the client states no timeout; see [`EngineBuilder::lease`]. A slow receiver holds only its own slots. When storage fails mid-pass, the pass stops claiming, lets the
     /// requests in flight finish and write their results, and then returns the error; a result that could not be
     /// written is retried once and otherwise comes back when its lease runs out (and may then be sent again).
     pub async fn run_due(&self) -> Result<RunReport, EngineError> {
@@ -62,25 +64,28 @@ impl Engine {
 
     async fn deliver_due(&self, report: &mut RunReport) -> Result<(), EngineError> {
         let concurrency = self.inner.concurrency;
+        let window = self.inner.claim_window;
         let mut budget = self.inner.batch_size;
         let mut tenants = TenantCache::default();
         let mut in_flight = FuturesUnordered::new();
+        // Claimed, waiting for a free slot (never more than the window allows the lease to cover).
+        let mut waiting: VecDeque<(Delivery, ClaimToken)> = VecDeque::new();
         let mut finished: Vec<Completion> = Vec::new();
         let mut writing: Option<Write<'_>> = None;
         let mut retried = HashSet::new();
         let mut exhausted = false;
         let mut error: Option<EngineError> = None;
         loop {
-            let free = concurrency.saturating_sub(in_flight.len());
-            // Refill once half the slots are free (or none is busy): claims stay batched, leases start with
-            // their requests.
+            let outstanding = in_flight.len() + waiting.len();
+            // Refill once half the window is free (or nothing is outstanding): claims stay batched, and every
+            // claimed delivery is sent and written within its lease.
             if !exhausted
                 && error.is_none()
                 && budget > 0
-                && free > 0
-                && (in_flight.is_empty() || free * 2 >= concurrency)
+                && outstanding < window
+                && (outstanding == 0 || (window - outstanding) * 2 >= window)
             {
-                let want = free.min(budget);
+                let want = (window - outstanding).min(budget);
                 let now = self.now();
                 let claim = self.claim(now, want);
                 match self.claim_and_check_quota(&claim, &mut tenants).await {
@@ -91,12 +96,14 @@ impl Engine {
                         report.deferred += put_back.len();
                         report.sent += to_send.len();
                         finished.extend(put_back);
-                        for delivery in to_send {
-                            in_flight.push(self.traced_attempt(delivery, claim.token));
-                        }
+                        waiting.extend(to_send.into_iter().map(|delivery| (delivery, claim.token)));
                     }
                     Err(e) => error = Some(e),
                 }
+            }
+            while in_flight.len() < concurrency {
+                let Some((delivery, token)) = waiting.pop_front() else { break };
+                in_flight.push(self.traced_attempt(delivery, token));
             }
             if writing.is_none() && !finished.is_empty() {
                 writing = Some(Write::start(self, std::mem::take(&mut finished)));

@@ -1,0 +1,134 @@
+//! Secrets (Basic credentials, signing secrets) never reach anything stored or printed, even when a receiver
+//! echoes them back. A test binary of its own: it installs a tracing subscriber, which must not race other tests.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use crm_webhooks::testing::{ManualClock, MockHttp, MockReply, RecordingMailer, StaticDirectory};
+use crm_webhooks::{Change, Engine, LogQuery, RecordEvent, SqliteStorage, Storage, User, WorkflowSet};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn workflows(trigger: &str, template: &str) -> WorkflowSet {
+    WorkflowSet::from_json(&format!(
+        r#"{{"workflows": [{{"id": "w", "module": "Leads", "trigger": "{trigger}",
+      "actions": [{{"title": "Notify", "url": "https://receiver.example/hook", "content_type": "JSON",
+        "auth": {{"type": "basic", "username": "api", "password": "s3cret"}},
+        "signing_secret": "{SECRET}",
+        "parameters": [{{"name": "public_id", "field": "id"}}, {{"name": "note", "template": "{template}"}}]}}]}}]}}"#
+    ))
+    .unwrap()
+}
+
+fn make_engine(storage: Arc<dyn Storage>, http: Arc<MockHttp>, mailer: Arc<RecordingMailer>) -> (Engine, ManualClock) {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap());
+    let user = |id: &str, admin| User {
+        id: id.into(),
+        name: String::new(),
+        email: format!("{id}@acme.test"),
+        active: true,
+        admin,
+    };
+    let directory = StaticDirectory::new()
+        .tenant("acme", 5, chrono_tz::UTC, None)
+        .tenant("beta", 5, chrono_tz::UTC, None)
+        .user("acme", user("owner", false))
+        .user("acme", user("admin1", true))
+        .user("acme", user("admin2", true));
+    let engine = Engine::builder()
+        .storage(storage)
+        .http(http)
+        .mailer(mailer)
+        .directory(Arc::new(directory))
+        .clock(Arc::new(clock.clone()))
+        .max_body_bytes(64 * 1024)
+        .build()
+        .unwrap();
+    engine.set_workflows("acme", workflows("every_save", "Lead ${id}"));
+    (engine, clock)
+}
+
+fn lead(n: u32) -> RecordEvent {
+    RecordEvent::new("acme", "Leads", format!("10x{n}"), Change::Created, "owner").field("id", n)
+}
+
+/// The defect: a receiver that echoes request headers put `Authorization: Basic ...` into the log. Whole
+/// deliveries with Basic auth and a signing secret, to such a receiver, on a SQLite file: no secret in any log
+/// entry, error, `Debug`, or byte of the database file and its WAL.
+#[tokio::test(flavor = "current_thread")]
+async fn echoed_credentials_never_reach_storage() {
+    let traced = Arc::new(std::sync::Mutex::new(String::new()));
+    let _tracing = tracing::subscriber::set_default(Capture(traced.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    let storage = Arc::new(SqliteStorage::open(&path).unwrap());
+    let echo = "HTTP/1.1 echo\r\nAuthorization: Basic YXBpOnMzY3JldA==\r\nX-Debug: user api:s3cret, key \
+                whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw / MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let http = Arc::new(
+        MockHttp::with_fallback(MockReply::status(200).body(echo.to_owned()))
+            .then(MockReply::status(500).body(echo.to_owned()))
+            .then(MockReply::error(crm_webhooks::HttpError::new(
+                crm_webhooks::HttpErrorKind::Connect,
+                "proxy said: Authorization: Basic YXBpOnMzY3JldA== rejected",
+            ))),
+    );
+    let (engine, clock) = make_engine(storage.clone(), http.clone(), Arc::new(RecordingMailer::new()));
+    for n in 0..3 {
+        engine.on_event(&lead(n)).await.unwrap();
+    }
+    engine.run_until_idle(10).await.unwrap();
+    clock.advance(Duration::hours(2));
+    engine.run_until_idle(10).await.unwrap();
+    // A worker too, for its own tracing events.
+    let worker = crm_webhooks::Worker::new(engine.clone()).poll_interval(std::time::Duration::from_millis(5)).spawn();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    worker.shutdown().await;
+    let log = engine.log(&LogQuery::tenant("acme").limit(1000)).await.unwrap();
+    assert!(log.iter().any(|e| e.response_snippet.as_deref().is_some_and(|s| s.contains("[redacted]"))));
+    let traced = traced.lock().unwrap().clone();
+    assert!(traced.contains("tenant=acme"), "the tracing output was captured: {traced}");
+    let mut everything = format!("{log:?} {:?} {:?} {traced}", engine.workflows("acme"), engine);
+    for entry in &log {
+        everything.push_str(&format!("{:?}", engine.delivery("acme", entry.delivery_id).await.unwrap()));
+    }
+    drop(engine);
+    for file in ["webhooks.db", "webhooks.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(file)) {
+            everything.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    for secret in ["s3cret", "YXBpOnMzY3JldA", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+}
+
+/// Collects every span field and event of the tracing output as text.
+struct Capture(Arc<std::sync::Mutex<String>>);
+
+struct Fields(Arc<std::sync::Mutex<String>>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let mut text = self.0.lock().unwrap();
+        text.push_str(&format!("{}={:?} ", field.name(), value).replace('"', ""));
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        span.record(&mut Fields(self.0.clone()));
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut Fields(self.0.clone()));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        event.record(&mut Fields(self.0.clone()));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
