@@ -111,6 +111,46 @@ async fn a_short_lease_holds_for_a_batch_sent_one_at_a_time() {
     assert_eq!(count(&parts.storage, DeliveryStatus::Success).await, 8);
 }
 
+/// A client that states its timeout: the pass holds as many claimed deliveries as fit in the lease at that
+/// timeout (here 3 rounds of one), and a second engine still never sends one twice.
+#[tokio::test(start_paused = true)]
+async fn with_a_stated_timeout_claims_fill_the_lease_and_still_never_overlap() {
+    #[derive(Debug)]
+    struct Timed(Arc<MockHttp>);
+    #[crm_webhooks::async_trait]
+    impl crm_webhooks::HttpClient for Timed {
+        async fn send(
+            &self,
+            request: http::Request<bytes::Bytes>,
+        ) -> Result<http::Response<bytes::Bytes>, crm_webhooks::HttpError> {
+            self.0.send(request).await
+        }
+        fn request_timeout(&self) -> Option<Duration> {
+            Some(Duration::from_secs(1))
+        }
+    }
+    let parts = Parts::new(MockHttp::with_fallback(MockReply::status(200).delay(Duration::from_secs(1))));
+    let timed = Arc::new(Timed(parts.http.clone()));
+    let lease = Duration::from_secs(33);
+    let first = parts.engine(|b| b.http(timed.clone()).batch_size(8).concurrency(1).lease(lease));
+    let other = parts.engine(|b| b.http(timed.clone()).batch_size(8).concurrency(1).lease(lease));
+    queue(&first, 8).await;
+    let pass = tokio::spawn(async move { first.run_due().await.unwrap() });
+    let second = tokio::spawn(async move {
+        let mut sent = 0;
+        for _ in 0..40 {
+            sent += other.run_due().await.unwrap().sent;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        sent
+    });
+    let report = pass.await.unwrap();
+    let second_sent = second.await.unwrap();
+    assert!(parts.sends().values().all(|n| *n == 1), "{:?}", parts.sends());
+    assert_eq!(report.sent + second_sent, 8);
+    assert_eq!(count(&parts.storage, DeliveryStatus::Success).await, 8);
+}
+
 /// A slow request holds only its own slot, and every other result is written while it is still in flight.
 #[tokio::test(start_paused = true)]
 async fn results_are_written_while_a_slow_request_is_in_flight() {
