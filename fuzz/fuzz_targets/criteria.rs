@@ -6,7 +6,7 @@
 
 use arbitrary::Arbitrary;
 use crm_webhooks::{Change, Condition, Criteria, Operator, RecordEvent, Trigger, Workflow};
-use crm_webhooks_fuzz::{fields_of, fixed_now, instant_of, pick, ArbKey, ArbValue, ZONES};
+use crm_webhooks_fuzz::{dismantle, fields_of, fixed_now, instant_of, pick, very_deep, ArbKey, ArbValue, ZONES};
 use libfuzzer_sys::fuzz_target;
 
 const OPERATORS: [Operator; 23] = {
@@ -46,6 +46,8 @@ struct Input {
     any: u8,
     fields: Vec<(ArbKey, ArbValue)>,
     previous: Vec<(ArbKey, ArbValue)>,
+    /// A field (and its previous value) nested 200 to 20,199 arrays deep.
+    deep_field: Option<(ArbKey, u16, bool)>,
     change: u8,
     now_seconds: i64,
     now_form: u8,
@@ -60,6 +62,13 @@ fuzz_target!(|input: Input| {
     let mut event = RecordEvent::new("t", "Leads", "1", pick(&CHANGES, input.change), "u");
     event.fields = fields_of(&input.fields);
     event.previous = fields_of(&input.previous);
+    if let Some((key, depth, previous)) = &input.deep_field {
+        let depth = 200 + usize::from(*depth) % 20_000;
+        event.fields.insert(key.to_string(), very_deep(depth)).map(dismantle);
+        if *previous {
+            event.previous.insert(key.to_string(), very_deep(depth)).map(dismantle);
+        }
+    }
 
     let split = usize::from(input.any).min(conditions.len());
     let criteria = Criteria { all: conditions[..split].to_vec(), any: conditions[split..].to_vec() };
@@ -77,7 +86,8 @@ fuzz_target!(|input: Input| {
                 };
                 if let Some(opposite) = opposite {
                     let negated = Condition { op: opposite, ..condition.clone() };
-                    assert_ne!(holds, negated.matches(&event, now), "{condition:?} and its negation on {event:?}");
+                    // The event is not printed: a deep field would overflow `Debug`.
+                    assert_ne!(holds, negated.matches(&event, now), "{condition:?} and its negation");
                 }
             }
             let all = criteria.matches(&event, now);
@@ -92,4 +102,7 @@ fuzz_target!(|input: Input| {
             let _ = workflow.matches(&event, nows[1].with_timezone(&tz));
         }
     }
+    // Deep values are taken apart without recursion.
+    let RecordEvent { fields, previous, .. } = event;
+    fields.into_iter().chain(previous).for_each(|(_, v)| dismantle(v));
 });

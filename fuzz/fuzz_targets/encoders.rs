@@ -5,8 +5,13 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use crm_webhooks::{ContentType, Fields, Parameter, RenderError, WebhookAction};
-use crm_webhooks_fuzz::{fields_of, nesting, parse_json, parse_xml, pick, ArbKey, ArbValue, Element, Expected};
+use std::borrow::Cow;
+
+use crm_webhooks::{ContentType, Fields, Parameter, RenderError, ValueSource, WebhookAction};
+use crm_webhooks_fuzz::{
+    dismantle, fields_of, nesting, parse_json, parse_xml, pick, very_deep, ArbKey, ArbValue, Element, Expected,
+    MAX_VALUE_DEPTH,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
@@ -21,6 +26,8 @@ const KEYS: [&str; 16] =
 struct Input {
     parameters: Vec<ParameterIn>,
     fields: Vec<(ArbKey, ArbValue)>,
+    /// A field nested far deeper than any value the crate writes (200 to 20,199 arrays).
+    deep_field: Option<(ArbKey, u16)>,
     limit: u32,
     limit_form: u8,
 }
@@ -108,11 +115,18 @@ fn parameter_json(parameter: &ParameterIn) -> Value {
     }
 }
 
-/// A parameter's value as the body must carry it: values nesting deeper than 128 are written as null.
-fn expected_value(parameter: &Parameter, fields: &Fields) -> Value {
-    let value = parameter.resolve(fields);
-    if nesting(&value) > crm_webhooks_fuzz::MAX_VALUE_DEPTH {
-        Value::Null
+static NULL: Value = Value::Null;
+
+/// A parameter's value as the body must carry it: values nesting deeper than 128 are written as null. Borrowed, not
+/// cloned: serde_json clones one level per call, and a record's field may be far deeper than that.
+fn expected_value<'a>(parameter: &'a Parameter, fields: &'a Fields) -> Cow<'a, Value> {
+    let value = match &parameter.source {
+        ValueSource::Value(value) => Cow::Borrowed(value),
+        ValueSource::Field(field) => Cow::Borrowed(fields.get(field).unwrap_or(&NULL)),
+        ValueSource::Template(_) => Cow::Owned(parameter.resolve(fields)),
+    };
+    if nesting(&value) > MAX_VALUE_DEPTH {
+        Cow::Borrowed(&NULL)
     } else {
         value
     }
@@ -140,7 +154,7 @@ fn check_json(action: &WebhookAction, body: &str, fields: &Fields, array: bool) 
             at = next.unwrap_or_else(|| panic!("{:?} is not in the body {body}", parameter.name));
         }
         let want = expected_value(parameter, fields);
-        assert_eq!(*at, want, "{:?} in {body}", parameter.name);
+        assert_eq!(at, &*want, "{:?} in {body}", parameter.name);
     }
 }
 
@@ -192,7 +206,12 @@ fn check_form(action: &WebhookAction, body: &str, fields: &Fields) {
 
 fuzz_target!(|input: Input| {
     let parameters: Vec<Value> = input.parameters.iter().map(parameter_json).collect();
-    let fields = fields_of(&input.fields);
+    let mut fields = fields_of(&input.fields);
+    if let Some((key, depth)) = &input.deep_field {
+        if let Some(old) = fields.insert(key.to_string(), very_deep(200 + usize::from(*depth) % 20_000)) {
+            dismantle(old);
+        }
+    }
     for content_type in CONTENT_TYPES {
         let document = json!({
             "title": "T", "url": "https://example.com/hook", "content_type": content_type.as_str(),
@@ -237,5 +256,5 @@ fuzz_target!(|input: Input| {
         }
     }
     // Values nesting past the crate's limit are taken apart without recursion.
-    fields.into_iter().for_each(|(_, v)| crm_webhooks_fuzz::dismantle(v));
+    fields.into_iter().for_each(|(_, v)| dismantle(v));
 });

@@ -171,8 +171,12 @@ impl ArbValue {
                 Value::Object(members.iter().map(|(k, v)| (k.to_string(), v.at(depth + 1))).collect())
             }
             ArbValue::Deep(n, inner) => {
-                // 126 to 131 arrays around a scalar (or a shallow container).
-                let mut value = inner.at(MAX_DEPTH - 1);
+                // 126 to 131 arrays around a scalar or a shallow container (not around another `Deep`: a chain of
+                // them would nest thousands deep, and serde_json's own `json!`, clone and drop recurse per level).
+                let mut value = match **inner {
+                    ArbValue::Deep(..) => Value::Null,
+                    _ => inner.at(MAX_DEPTH - 1),
+                };
                 for _ in 0..(126 + usize::from(*n % 6)) {
                     value = Value::Array(vec![value]);
                 }
@@ -180,6 +184,16 @@ impl ArbValue {
             }
         }
     }
+}
+
+/// A value nested `depth` arrays deep, built without recursion. Only the crate may see it: serde_json's `Clone`,
+/// `Debug`, `PartialEq` and `Drop` recurse once per level (take it apart with [`dismantle`]).
+pub fn very_deep(depth: usize) -> Value {
+    let mut value = Value::String("x".to_owned());
+    for _ in 0..depth {
+        value = Value::Array(vec![value]);
+    }
+    value
 }
 
 /// Fields of a record.
