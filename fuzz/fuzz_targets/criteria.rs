@@ -57,16 +57,20 @@ fuzz_target!(|input: Input| {
     let conditions: Vec<Condition> = input
         .conditions
         .iter()
-        .map(|(field, op, value)| Condition::new(field.to_string(), pick(&OPERATORS, *op), value.to_value()))
+        .map(|(field, op, value)| Condition::new(field.name(), pick(&OPERATORS, *op), value.to_value()))
         .collect();
     let mut event = RecordEvent::new("t", "Leads", "1", pick(&CHANGES, input.change), "u");
     event.fields = fields_of(&input.fields);
     event.previous = fields_of(&input.previous);
     if let Some((key, depth, previous)) = &input.deep_field {
         let depth = 200 + usize::from(*depth) % 20_000;
-        event.fields.insert(key.to_string(), very_deep(depth)).map(dismantle);
+        if let Some(old) = event.fields.insert(key.name(), very_deep(depth)) {
+            dismantle(old);
+        }
         if *previous {
-            event.previous.insert(key.to_string(), very_deep(depth)).map(dismantle);
+            if let Some(old) = event.previous.insert(key.name(), very_deep(depth)) {
+                dismantle(old);
+            }
         }
     }
 

@@ -97,8 +97,8 @@ impl TemplateIn {
                 .iter()
                 .map(|p| match p {
                     TemplatePart::Literal(s) => s.clone(),
-                    TemplatePart::Braced(k) => format!("${{{}}}", k.to_string()),
-                    TemplatePart::Bare(k) => format!("${} ", k.to_string()),
+                    TemplatePart::Braced(k) => format!("${{{}}}", k.name()),
+                    TemplatePart::Bare(k) => format!("${} ", k.name()),
                     TemplatePart::Dollars => "$$".to_owned(),
                 })
                 .collect(),
@@ -110,7 +110,7 @@ fn parameter_json(parameter: &ParameterIn) -> Value {
     let name = parameter.name.text();
     match &parameter.source {
         SourceIn::Value(v) => json!({"name": name, "value": v.to_value()}),
-        SourceIn::Field(f) => json!({"name": name, "field": f.to_string()}),
+        SourceIn::Field(f) => json!({"name": name, "field": f.name()}),
         SourceIn::Template(t) => json!({"name": name, "template": t.text()}),
     }
 }
@@ -208,7 +208,7 @@ fuzz_target!(|input: Input| {
     let parameters: Vec<Value> = input.parameters.iter().map(parameter_json).collect();
     let mut fields = fields_of(&input.fields);
     if let Some((key, depth)) = &input.deep_field {
-        if let Some(old) = fields.insert(key.to_string(), very_deep(200 + usize::from(*depth) % 20_000)) {
+        if let Some(old) = fields.insert(key.name(), very_deep(200 + usize::from(*depth) % 20_000)) {
             dismantle(old);
         }
     }

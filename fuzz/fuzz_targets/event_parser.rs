@@ -58,7 +58,7 @@ fn actions(n: usize) -> Vec<Value> {
                "auth": {"type": "basic", "username": "api", "password": "s3cret"},
                "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
     ];
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         actions.push(json!({"title": "third", "url": "http://127.0.0.1:8080/", "content_type": kinds[(n + 2) % 4],
                             "parameters": [{"name": "all", "template": "$stage$amount$name$tags$notes$created$due"}]}));
     }

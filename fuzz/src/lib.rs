@@ -80,7 +80,7 @@ pub enum ArbKey {
 }
 
 impl ArbKey {
-    pub fn to_string(&self) -> String {
+    pub fn name(&self) -> String {
         match self {
             ArbKey::Known(i) => pick(&FIELD_NAMES, *i).to_owned(),
             ArbKey::Raw(s) => s.clone(),
@@ -168,7 +168,7 @@ impl ArbValue {
             _ if depth >= MAX_DEPTH => Value::Null,
             ArbValue::Array(items) => Value::Array(items.iter().map(|v| v.at(depth + 1)).collect()),
             ArbValue::Object(members) => {
-                Value::Object(members.iter().map(|(k, v)| (k.to_string(), v.at(depth + 1))).collect())
+                Value::Object(members.iter().map(|(k, v)| (k.name(), v.at(depth + 1))).collect())
             }
             ArbValue::Deep(n, inner) => {
                 // 126 to 131 arrays around a scalar or a shallow container (not around another `Deep`: a chain of
@@ -198,7 +198,7 @@ pub fn very_deep(depth: usize) -> Value {
 
 /// Fields of a record.
 pub fn fields_of(members: &[(ArbKey, ArbValue)]) -> Map<String, Value> {
-    members.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect()
+    members.iter().map(|(k, v)| (k.name(), v.to_value())).collect()
 }
 
 /// An instant from the input: often at or near the ends of chrono's range.
