@@ -10,6 +10,14 @@ use crate::error::{shown, Location, ValidationError};
 use crate::record::Fields;
 use crate::secret::Secret;
 
+mod template;
+mod url;
+
+pub use template::{Template, TemplateError};
+pub(crate) use url::redact_url;
+pub use url::MAX_URL_BYTES;
+use url::{check_url, shown_url, UrlProblem};
+
 /// The HTTP method of a webhook: `POST` creates a record at the receiver, `PUT` updates one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Method {
@@ -245,142 +253,6 @@ pub enum RenderError {
         /// The action's title (as messages show it: see [`ValidationError`](crate::ValidationError)).
         action: String,
     },
-}
-
-/// A parameter template, compiled once: `${field}` and `$field` insert a record field, `$$` writes `$`.
-///
-/// A `$` not followed by `{`, `$` or a letter, digit or `_` is written as is. Field values are written as text:
-/// numbers without a trailing `.0`, booleans as `true`/`false`, a missing field or null as nothing.
-///
-/// ```
-/// use crm_webhooks::Template;
-/// let template = Template::parse("Deal ${potentialname} won: $amount USD").unwrap();
-/// let fields = serde_json::json!({"potentialname": "Big deal", "amount": 1200.0});
-/// assert_eq!(template.render(fields.as_object().unwrap()), "Deal Big deal won: 1200 USD");
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Template {
-    source: String,
-    parts: Vec<TemplatePart>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum TemplatePart {
-    Literal(String),
-    Field(String),
-}
-
-/// Why a template does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
-    /// `${` without its closing `}`.
-    #[error("unclosed placeholder \"${{\" at byte {at}: close it with \"}}\" or write \"$$\" for a literal \"$\"")]
-    Unclosed {
-        /// Byte offset of the `$`.
-        at: usize,
-    },
-    /// `${}`.
-    #[error("empty placeholder \"${{}}\" at byte {at}: put a field name between the braces")]
-    Empty {
-        /// Byte offset of the `$`.
-        at: usize,
-    },
-}
-
-fn is_name_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
-}
-
-impl Template {
-    /// Parses a template.
-    pub fn parse(source: &str) -> Result<Self, TemplateError> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut rest = source;
-        let mut offset = 0;
-        while let Some(dollar) = rest.find('$') {
-            literal.push_str(&rest[..dollar]);
-            let at = offset + dollar;
-            let after = &rest[dollar + 1..];
-            let consumed;
-            if let Some(braced) = after.strip_prefix('{') {
-                let close = braced.find('}').ok_or(TemplateError::Unclosed { at })?;
-                let name = braced[..close].trim();
-                if name.is_empty() {
-                    return Err(TemplateError::Empty { at });
-                }
-                push_field(&mut parts, &mut literal, name);
-                consumed = 1 + 1 + close + 1;
-            } else if after.starts_with('$') {
-                literal.push('$');
-                consumed = 2;
-            } else {
-                let len: usize = after.chars().take_while(|c| is_name_char(*c)).map(char::len_utf8).sum();
-                if len == 0 {
-                    literal.push('$');
-                } else {
-                    push_field(&mut parts, &mut literal, &after[..len]);
-                }
-                consumed = 1 + len;
-            }
-            rest = &rest[dollar + consumed..];
-            offset += dollar + consumed;
-        }
-        literal.push_str(rest);
-        if !literal.is_empty() {
-            parts.push(TemplatePart::Literal(literal));
-        }
-        Ok(Template { source: source.to_owned(), parts })
-    }
-
-    /// The template as written.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
-    /// The record fields the template reads, in order of appearance.
-    pub fn fields(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|part| match part {
-            TemplatePart::Field(name) => Some(name.as_str()),
-            TemplatePart::Literal(_) => None,
-        })
-    }
-
-    /// Renders the template for a record.
-    pub fn render(&self, fields: &Fields) -> String {
-        let mut out = String::with_capacity(self.source.len());
-        // Without a limit nothing is full.
-        let _ = self.render_into(fields, &mut Body::unlimited(&mut out));
-        out
-    }
-
-    /// Renders the template for a record into a body, stopping as soon as it is full.
-    pub(crate) fn render_into(&self, fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
-        for part in &self.parts {
-            match part {
-                TemplatePart::Literal(text) => out.push_str(text)?,
-                TemplatePart::Field(name) => {
-                    if let Some(value) = fields.get(name) {
-                        encode::push_text(value, out)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn push_field(parts: &mut Vec<TemplatePart>, literal: &mut String, name: &str) {
-    if !literal.is_empty() {
-        parts.push(TemplatePart::Literal(std::mem::take(literal)));
-    }
-    parts.push(TemplatePart::Field(name.to_owned()));
-}
-
-impl fmt::Debug for Template {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Template").field(&self.source).finish()
-    }
 }
 
 /// A webhook action, validated: its URL is absolute http(s), without credentials and at most [`MAX_URL_BYTES`]
@@ -718,74 +590,6 @@ fn source_is_empty(source: &ValueSource) -> bool {
         ValueSource::Value(_) => false,
         ValueSource::Field(field) => field.trim().is_empty(),
         ValueSource::Template(template) => template.source().trim().is_empty(),
-    }
-}
-
-/// The longest URL an action may notify, in bytes: browsers and servers commonly refuse longer ones, and the URL
-/// is stored with every delivery and shown in the log.
-pub const MAX_URL_BYTES: usize = 2048;
-
-/// What is wrong with a URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum UrlProblem {
-    /// Longer than [`MAX_URL_BYTES`].
-    TooLong,
-    /// It has a `user:password@` part: http clients do not send it, and the URL is stored and logged as written.
-    Credentials,
-    /// Not an absolute http(s) URL with a host; the reason follows "is not an absolute http or https URL: ".
-    Invalid(String),
-}
-
-/// Checks that a URL is absolute http or https with a host and without credentials, and not longer than
-/// [`MAX_URL_BYTES`].
-fn check_url(url: &str) -> Result<http::Uri, UrlProblem> {
-    // First, so that a huge URL is not parsed.
-    if url.len() > MAX_URL_BYTES {
-        return Err(UrlProblem::TooLong);
-    }
-    let invalid = |reason: String| UrlProblem::Invalid(reason);
-    if url.trim() != url || url.is_empty() {
-        return Err(invalid("it is empty or has surrounding white space".to_owned()));
-    }
-    // Found the way `redact_url` finds it, so whatever is refused here is also what the log would redact.
-    if credentials_split(url).is_some() {
-        return Err(UrlProblem::Credentials);
-    }
-    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(format!("it does not parse ({e})")))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        Some(other) => return Err(invalid(format!("scheme \"{}\" is not http or https", shown(other)))),
-        None => return Err(invalid("it is not absolute: start it with https:// or http://".to_owned())),
-    }
-    match uri.host() {
-        Some(host) if !host.is_empty() => Ok(uri),
-        _ => Err(invalid("it has no host".to_owned())),
-    }
-}
-
-/// A URL split around its credentials: the text before `user:password@` (`"https://"`), and the text after it,
-/// or `None` when it has none.
-fn credentials_split(url: &str) -> Option<(&str, &str)> {
-    let scheme_end = url.find("://")?.checked_add(3)?;
-    let (scheme, rest) = url.split_at_checked(scheme_end)?;
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest.get(..authority_end)?.rfind('@')?;
-    Some((scheme, rest.get(at + 1..)?))
-}
-
-/// A URL with any `user:password@` part removed, for messages and the log.
-pub(crate) fn redact_url(url: &str) -> String {
-    match credentials_split(url) {
-        Some((scheme, rest)) => format!("{scheme}[redacted]@{rest}"),
-        None => url.to_owned(),
-    }
-}
-
-/// A URL as a message shows it: credentials removed, then [`shown`] (without copying a huge URL first).
-fn shown_url(url: &str) -> String {
-    match credentials_split(url) {
-        Some((scheme, rest)) => format!("{}[redacted]@{}", shown(scheme), shown(rest)),
-        None => shown(url),
     }
 }
 

@@ -93,6 +93,29 @@ struct Figures {
     duplicate_emails: usize,
 }
 
+impl Figures {
+    fn add(&mut self, run: &Figures) {
+        let Figures {
+            accepted,
+            sends,
+            duplicates,
+            lease_expiries,
+            dropped_passes,
+            storage_faults,
+            emails,
+            duplicate_emails,
+        } = run;
+        self.accepted += accepted;
+        self.sends += sends;
+        self.duplicates += duplicates;
+        self.lease_expiries += lease_expiries;
+        self.dropped_passes += dropped_passes;
+        self.storage_faults += storage_faults;
+        self.emails += emails;
+        self.duplicate_emails += duplicate_emails;
+    }
+}
+
 macro_rules! check {
     ($seed:expr, $cond:expr, $($what:tt)+) => {
         if !$cond {
@@ -371,14 +394,7 @@ where
         match runtime.block_on(run(seed, store, accepting)) {
             Ok(f) => {
                 count += 1;
-                total.accepted += f.accepted;
-                total.sends += f.sends;
-                total.duplicates += f.duplicates;
-                total.lease_expiries += f.lease_expiries;
-                total.dropped_passes += f.dropped_passes;
-                total.storage_faults += f.storage_faults;
-                total.emails += f.emails;
-                total.duplicate_emails += f.duplicate_emails;
+                total.add(&f);
             }
             Err(failure) => panic!("{name}: {failure}\nreplay it with SIM_SEED={seed}"),
         }
