@@ -49,8 +49,8 @@ pub use engine::{
 pub use error::{ConfigError, Location, ValidationError};
 pub use ports::{
     Claim, ClaimToken, Clock, Completion, Directory, DirectoryError, Email, HttpClient, HttpError, HttpErrorKind,
-    MailError, Mailer, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind, SystemClock,
-    TenantInfo, User,
+    MailError, Mailer, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
+    SystemClock, TenantInfo, User,
 };
 pub use quota::{next_day_start, quota_day, Edition, QuotaPolicy, Usage};
 pub use record::{Change, Fields, RecordEvent};

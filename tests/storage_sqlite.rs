@@ -4,87 +4,13 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use crm_webhooks::adapters::sqlite::SqliteStorage;
 use crm_webhooks::testing::storage_contract::{sample_delivery, t0};
 use crm_webhooks::{
-    Claim, ClaimToken, Completion, Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, Notification,
-    NotificationUpdate, Storage, StorageError, StorageErrorKind,
+    Claim, ClaimToken, Completion, Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, QuotaRequest, Storage,
+    StorageErrorKind,
 };
-use tempfile::TempDir;
-
-/// A store on a file in a temporary directory that lives exactly as long as the store.
-struct FileStore {
-    storage: SqliteStorage,
-    _dir: TempDir,
-}
-
-impl FileStore {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = SqliteStorage::open(dir.path().join("webhooks.db")).unwrap();
-        FileStore { storage, _dir: dir }
-    }
-}
-
-#[async_trait]
-impl Storage for FileStore {
-    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
-        self.storage.enqueue(deliveries, entries).await
-    }
-    async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
-        self.storage.claim_due(claim).await
-    }
-    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
-        self.storage.finish(completions).await
-    }
-    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
-        self.storage.next_due_at().await
-    }
-    async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
-        self.storage.delivery(tenant, id).await
-    }
-    async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
-        self.storage.log(query).await
-    }
-    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
-        self.storage.prune(before).await
-    }
-    async fn acquire_quota(
-        &self,
-        tenant: &str,
-        day: NaiveDate,
-        allowance: u64,
-        wanted: u64,
-    ) -> Result<u64, StorageError> {
-        self.storage.acquire_quota(tenant, day, allowance, wanted).await
-    }
-    async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
-        self.storage.quota_used(tenant, day).await
-    }
-    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
-        self.storage.mark_fired(tenant, workflow, record_id).await
-    }
-    async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
-        self.storage.next_run(tenant, workflow).await
-    }
-    async fn set_next_run(
-        &self,
-        tenant: &str,
-        workflow: &str,
-        expected: Option<DateTime<Utc>>,
-        next: Option<DateTime<Utc>>,
-    ) -> Result<bool, StorageError> {
-        self.storage.set_next_run(tenant, workflow, expected, next).await
-    }
-    async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
-        self.storage.claim_notifications(claim).await
-    }
-    async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError> {
-        self.storage.update_notification(update).await
-    }
-}
 
 mod memory {
     crm_webhooks::storage_contract_tests!(async {
@@ -92,8 +18,15 @@ mod memory {
     });
 }
 
+/// On a file in a temporary directory that lives as long as the check.
 mod file {
-    crm_webhooks::storage_contract_tests!(async { std::sync::Arc::new(super::FileStore::new()) });
+    use crm_webhooks::testing::storage_contract::Fixture;
+
+    crm_webhooks::storage_contract_tests!(async {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crm_webhooks::adapters::sqlite::SqliteStorage::open(dir.path().join("webhooks.db")).unwrap();
+        Fixture::new(std::sync::Arc::new(storage)).keep(dir)
+    });
 }
 
 fn claim(now: DateTime<Utc>, limit: usize) -> Claim {
@@ -113,6 +46,25 @@ fn success(d: &Delivery, token: ClaimToken, at: DateTime<Utc>) -> Completion {
     }
 }
 
+/// A store on a file in a temporary directory (which goes when the second half is dropped).
+fn on_a_file() -> (SqliteStorage, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (SqliteStorage::open(dir.path().join("webhooks.db")).unwrap(), dir)
+}
+
+/// Enqueues and claims `n` deliveries due at `t0()`.
+async fn claimed(storage: &SqliteStorage, n: usize) -> (ClaimToken, Vec<DeliveryId>) {
+    let deliveries: Vec<Delivery> = (0..n).map(|_| sample_delivery("acme", "w1", t0())).collect();
+    storage.enqueue(deliveries.clone(), vec![]).await.unwrap();
+    let c = claim(t0(), n);
+    assert_eq!(storage.claim_due(&c).await.unwrap().len(), n);
+    (c.token, deliveries.iter().map(|d| d.id).collect())
+}
+
+fn quota(day: NaiveDate, allowance: u64, token: ClaimToken, ids: &[DeliveryId]) -> QuotaRequest {
+    QuotaRequest { tenant: "acme".into(), day, allowance, token, deliveries: ids.to_vec() }
+}
+
 #[tokio::test]
 async fn reopening_a_file_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,7 +80,9 @@ async fn reopening_a_file_keeps_everything() {
         let c = claim(t0(), 10);
         assert_eq!(storage.claim_due(&c).await.unwrap().len(), 1);
         assert!(storage.finish(vec![success(&done, c.token, t0())]).await.unwrap().is_empty());
-        assert_eq!(storage.acquire_quota("acme", day, 10, 3).await.unwrap(), 3);
+        let (token, ids) = claimed(&storage, 4).await;
+        let granted = storage.grant_quota(&quota(day, 3, token, &ids)).await.unwrap();
+        assert_eq!(granted, ids[..3]);
         assert!(storage.mark_fired("acme", "w1", "13x42").await.unwrap());
         assert!(storage.set_next_run("acme", "daily", None, Some(t0())).await.unwrap());
     }
@@ -139,10 +93,11 @@ async fn reopening_a_file_keeps_everything() {
     let log: Vec<_> = storage.log(&LogQuery::tenant("acme")).await.unwrap().into_iter().map(|e| e.message).collect();
     assert_eq!(log, ["delivered", "queued", "queued"]);
     assert_eq!(storage.quota_used("acme", day).await.unwrap(), 3);
-    assert_eq!(storage.acquire_quota("acme", day, 10, 10).await.unwrap(), 7, "the count carries on");
     assert!(!storage.mark_fired("acme", "w1", "13x42").await.unwrap());
     assert_eq!(storage.next_run("acme", "daily").await.unwrap(), Some(t0()));
-    assert_eq!(storage.next_due_at().await.unwrap(), waiting.next_attempt_at);
+    assert_eq!(storage.next_due_at().await.unwrap(), Some(t0() + Duration::seconds(30)), "the claims' leases");
+    let (token, ids) = claimed(&storage, 8).await;
+    assert_eq!(storage.grant_quota(&quota(day, 10, token, &ids)).await.unwrap(), ids[..7], "the count carries on");
 }
 
 #[tokio::test]
@@ -161,6 +116,50 @@ async fn migrations_are_idempotent() {
     let mode: String =
         rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// A file written by the first release (schema version 1), with a queued delivery, a log entry and a quota
+/// count, opens with this build: the rows read back and work.
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    let t0_micros = t0().timestamp_micros();
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(include_str!("../src/adapters/sqlite/migrations/0001_initial.sql")).unwrap();
+        raw.execute_batch(&format!(
+            "INSERT INTO deliveries (id, tenant, workflow, action, module, record_id, owner, method, url, \
+             content_type, body, status, attempts, next_attempt_at, created_at, updated_at) VALUES \
+             (x'000102030405060708090a0b0c0d0e0f', 'acme', 'w1', 'Create invoice', 'Potentials', '13x42', '19x1', \
+             'POST', 'https://receiver.example/hook', 'JSON', x'7b7d', 'Queued', 0, {t0_micros}, {t0_micros}, \
+             {t0_micros});
+             INSERT INTO log_entries (delivery_id, tenant, workflow, action, record_id, status, attempt, at, message) \
+             VALUES (x'000102030405060708090a0b0c0d0e0f', 'acme', 'w1', 'Create invoice', '13x42', 'Queued', 0, \
+             {t0_micros}, 'queued');
+             INSERT INTO quota_usage (tenant, day, used) VALUES ('acme', '2026-11-29', 7);
+             PRAGMA user_version = 1;"
+        ))
+        .unwrap();
+    }
+    let storage = SqliteStorage::open(&path).unwrap();
+    let id = DeliveryId::from_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f");
+    let d = storage.delivery("acme", id).await.unwrap().expect("the version 1 row reads back");
+    assert_eq!(
+        (d.status, d.attempts, d.next_attempt_at, &d.body[..]),
+        (DeliveryStatus::Queued, 0, Some(t0()), &b"{}"[..])
+    );
+    let log = storage.log(&LogQuery::tenant("acme")).await.unwrap();
+    assert_eq!((log.len(), log[0].status), (1, DeliveryStatus::Queued));
+    let day = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    assert_eq!(storage.quota_used("acme", day).await.unwrap(), 7);
+    let c = claim(t0(), 10);
+    assert_eq!(storage.claim_due(&c).await.unwrap().len(), 1, "the upgraded row is claimed");
+    assert_eq!(storage.grant_quota(&quota(day, 8, c.token, &[id])).await.unwrap(), [id]);
+    assert_eq!(storage.quota_used("acme", day).await.unwrap(), 8);
+    let version: u32 =
+        rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SqliteStorage::SCHEMA_VERSION);
 }
 
 #[tokio::test]
@@ -197,7 +196,7 @@ async fn a_file_with_foreign_tables_is_a_schema_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_500_claims_and_finishes_in_one_call() {
-    let storage = FileStore::new();
+    let (storage, _dir) = on_a_file();
     let deliveries: Vec<_> =
         (0..500).map(|i| sample_delivery("acme", "w1", t0() + Duration::milliseconds(i))).collect();
     let entries = deliveries.iter().map(|d| LogEntry::about(d, DeliveryStatus::Queued, t0(), "queued")).collect();
@@ -235,7 +234,7 @@ async fn two_handles_on_one_file_never_claim_the_same_delivery() {
 
 #[tokio::test]
 async fn a_claim_returns_the_rows_as_stored() {
-    let storage = FileStore::new();
+    let (storage, _dir) = on_a_file();
     let deliveries: Vec<_> = (0..3).map(|i| sample_delivery("acme", "w1", t0() + Duration::seconds(i))).collect();
     storage.enqueue(deliveries.clone(), vec![]).await.unwrap();
     // Sub-microsecond parts are not stored: what a claim hands out must equal what reads back.
@@ -253,7 +252,7 @@ async fn a_claim_returns_the_rows_as_stored() {
 
 #[tokio::test]
 async fn a_large_finish_keeps_the_log_in_write_order() {
-    let storage = FileStore::new();
+    let (storage, _dir) = on_a_file();
     // 100 completions, 200 entries: the entries go in several multi-row statements.
     let deliveries: Vec<_> = (0..100).map(|_| sample_delivery("acme", "w1", t0())).collect();
     storage.enqueue(deliveries.clone(), vec![]).await.unwrap();
@@ -291,7 +290,7 @@ async fn a_large_finish_keeps_the_log_in_write_order() {
 
 #[tokio::test]
 async fn a_delivery_twice_in_one_finish_settles_once() {
-    let storage = FileStore::new();
+    let (storage, _dir) = on_a_file();
     let d = sample_delivery("acme", "w1", t0());
     storage.enqueue(vec![d.clone()], vec![]).await.unwrap();
     let c = claim(t0(), 1);

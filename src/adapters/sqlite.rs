@@ -33,7 +33,9 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
-use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
+use crate::ports::{
+    Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
+};
 
 use codec::{micros, opt_micros, sql_count, DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFICATION_COLUMNS};
 
@@ -522,35 +524,55 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn acquire_quota(
-        &self,
-        tenant: &str,
-        day: NaiveDate,
-        allowance: u64,
-        wanted: u64,
-    ) -> Result<u64, StorageError> {
-        let tenant = tenant.to_owned();
-        let day = day.to_string();
-        self.write_checked("acquire_quota", move |tx| {
-            const OP: &str = "acquire_quota";
+    async fn grant_quota(&self, request: &QuotaRequest) -> Result<Vec<DeliveryId>, StorageError> {
+        let request = request.clone();
+        self.write_checked("grant_quota", move |tx| {
+            const OP: &str = "grant_quota";
+            let day = request.day.to_string();
             let used: Option<i64> = tx
-                .query_row("SELECT used FROM quota_usage WHERE tenant = ?1 AND day = ?2", params![tenant, day], |row| {
-                    row.get(0)
-                })
-                .optional()
+                .prepare_cached("SELECT used FROM quota_usage WHERE tenant = ?1 AND day = ?2")
+                .and_then(|mut s| s.query_row(params![request.tenant, day], |row| row.get(0)).optional())
                 .map_err(|e| codec::error(OP, e))?;
-            let used = u64::try_from(used.unwrap_or(0)).map_err(|_| {
+            let tenant = &request.tenant;
+            let mut used = u64::try_from(used.unwrap_or(0)).map_err(|_| {
                 StorageError::new(StorageErrorKind::Corrupt, format!("quota of {tenant} on {day} is negative"))
             })?;
+            let before = used;
             // Counts are i64 in SQLite; an allowance past i64::MAX is as good as unlimited.
-            let allowance = allowance.min(i64::MAX as u64);
-            let granted = allowance.saturating_sub(used).min(wanted);
-            if granted > 0 {
-                tx.execute(
+            let allowance = request.allowance.min(i64::MAX as u64);
+            let mut held = tx
+                .prepare_cached(
+                    "SELECT attempts, quota_day, quota_attempt FROM deliveries \
+                     WHERE id = ?1 AND claim_token = ?2 AND status = 'Dispatched'",
+                )
+                .map_err(|e| codec::error(OP, e))?;
+            let mut grant = tx
+                .prepare_cached("UPDATE deliveries SET quota_day = ?2, quota_attempt = ?3 WHERE id = ?1")
+                .map_err(|e| codec::error(OP, e))?;
+            let mut granted = Vec::with_capacity(request.deliveries.len());
+            for id in &request.deliveries {
+                let row: Option<(i64, Option<String>, Option<i64>)> = held
+                    .query_row(params![&id.as_bytes()[..], &request.token.as_bytes()[..]], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .optional()
+                    .map_err(|e| codec::error(OP, e))?;
+                let Some((attempts, held_day, held_attempt)) = row else { continue };
+                let attempt = attempts.saturating_add(1);
+                if held_day.as_deref() == Some(day.as_str()) && held_attempt == Some(attempt) {
+                    granted.push(*id);
+                } else if used < allowance {
+                    used += 1;
+                    grant.execute(params![&id.as_bytes()[..], day, attempt]).map_err(|e| codec::error(OP, e))?;
+                    granted.push(*id);
+                }
+            }
+            if used > before {
+                tx.prepare_cached(
                     "INSERT INTO quota_usage (tenant, day, used) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (tenant, day) DO UPDATE SET used = excluded.used",
-                    params![tenant, day, (used + granted) as i64],
                 )
+                .and_then(|mut s| s.execute(params![request.tenant, day, used as i64]))
                 .map_err(|e| codec::error(OP, e))?;
             }
             Ok(granted)

@@ -25,7 +25,7 @@ use crate::action::{redact_url, Auth, WebhookAction};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX};
 use crate::ports::{
     Claim, ClaimToken, Clock, Completion, Directory, DirectoryError, Email, HttpClient, HttpError, HttpErrorKind,
-    Mailer, Notification, NotificationUpdate, Storage, StorageError, SystemClock, TenantInfo, User,
+    Mailer, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, SystemClock, TenantInfo, User,
 };
 use crate::quota::{next_day_start, quota_day, QuotaPolicy, Usage};
 use crate::record::{Change, RecordEvent};

@@ -196,12 +196,17 @@ impl Engine {
             // Calls are counted even without a limit, so `usage` always tells.
             let allowance = self.allowance(&info).unwrap_or(u64::MAX);
             let day = quota_day(now, info.time_zone);
-            let wanted = u64::try_from(deliveries.len()).unwrap_or(u64::MAX);
-            let granted = self.inner.storage.acquire_quota(&tenant, day, allowance, wanted).await?;
-            let granted = usize::try_from(granted).unwrap_or(usize::MAX).min(deliveries.len());
-            let mut deliveries = deliveries;
-            let over = deliveries.split_off(granted);
-            to_send.extend(deliveries);
+            let request = QuotaRequest {
+                tenant: tenant.clone(),
+                day,
+                allowance,
+                token,
+                deliveries: deliveries.iter().map(|d| d.id).collect(),
+            };
+            let granted: HashSet<DeliveryId> = self.inner.storage.grant_quota(&request).await?.into_iter().collect();
+            let (granted, over): (Vec<Delivery>, Vec<Delivery>) =
+                deliveries.into_iter().partition(|d| granted.contains(&d.id));
+            to_send.extend(granted);
             let next_day = next_day_start(now, info.time_zone);
             put_back.extend(over.iter().map(|d| release(d, token, now, next_day, "deferred: daily quota reached")));
         }

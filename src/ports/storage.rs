@@ -74,6 +74,21 @@ pub struct Completion {
     pub notification: Option<Notification>,
 }
 
+/// Claimed deliveries of one tenant asking for calls of its daily quota; see [`Storage::grant_quota`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaRequest {
+    /// The tenant.
+    pub tenant: String,
+    /// The tenant's calendar day the calls are counted on.
+    pub day: NaiveDate,
+    /// The most calls the day may count.
+    pub allowance: u64,
+    /// The claim the deliveries are held by.
+    pub token: ClaimToken,
+    /// The deliveries, in the order they should get what is left.
+    pub deliveries: Vec<DeliveryId>,
+}
+
 /// A failure notification in the outbox: one per failed delivery, sent to the record owner and every active
 /// admin. `sent_to` remembers who already has it, so a retry after a mailer failure emails nobody twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,15 +217,14 @@ pub trait Storage: Send + Sync {
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 
     // --- quota -------------------------------------------------------------------------------------------
-    /// Atomically grants up to `wanted` calls of the tenant's `day` without the day's count passing
-    /// `allowance`, counts them as used, and returns how many were granted.
-    async fn acquire_quota(
-        &self,
-        tenant: &str,
-        day: NaiveDate,
-        allowance: u64,
-        wanted: u64,
-    ) -> Result<u64, StorageError>;
+    /// Grants calls of the tenant's `request.day` to deliveries claimed with `request.token`, without the day's
+    /// count passing `request.allowance`, atomically, and returns the ids granted (in the request's order).
+    ///
+    /// A grant is stored with its delivery, for the attempt it is about to make (`attempts + 1`) on that day. A
+    /// delivery that already holds the grant for this attempt and day (a pass was dropped after its grant) is
+    /// granted again without counting, so a cancelled pass wastes no quota; the others are counted in the
+    /// request's order while the allowance lasts. A delivery not held by the token gets nothing.
+    async fn grant_quota(&self, request: &QuotaRequest) -> Result<Vec<DeliveryId>, StorageError>;
 
     /// Calls counted for the tenant's `day`.
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError>;

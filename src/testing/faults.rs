@@ -12,7 +12,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::lock;
 use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
-use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
+use crate::ports::{
+    Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
+};
 
 /// Polls `future` at most `polls` times: its output if it finished by then, `None` if it was dropped unfinished
 /// (as a host's timeout or an aborted task would drop it). `polls == 0` drops it before it ever ran.
@@ -191,14 +193,8 @@ impl Storage for FaultyStorage {
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         self.call("prune", self.inner.prune(before)).await
     }
-    async fn acquire_quota(
-        &self,
-        tenant: &str,
-        day: NaiveDate,
-        allowance: u64,
-        wanted: u64,
-    ) -> Result<u64, StorageError> {
-        self.call("acquire_quota", self.inner.acquire_quota(tenant, day, allowance, wanted)).await
+    async fn grant_quota(&self, request: &QuotaRequest) -> Result<Vec<DeliveryId>, StorageError> {
+        self.call("grant_quota", self.inner.grant_quota(request)).await
     }
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
         self.call("quota_used", self.inner.quota_used(tenant, day)).await

@@ -8,7 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 use crate::ports::{
-    Claim, ClaimToken, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind,
+    Claim, ClaimToken, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError,
+    StorageErrorKind,
 };
 
 /// Every [`Storage`] duty, kept in memory behind one lock (so each call is atomic). Nothing survives the
@@ -33,6 +34,14 @@ struct Held<T> {
     value: T,
     token: Option<ClaimToken>,
     lease_until: Option<DateTime<Utc>>,
+    /// The quota grant a delivery holds: the day and the attempt it was granted for.
+    grant: Option<(NaiveDate, u32)>,
+}
+
+impl<T> Held<T> {
+    fn new(value: T) -> Self {
+        Held { value, token: None, lease_until: None, grant: None }
+    }
 }
 
 impl MemoryStorage {
@@ -84,7 +93,7 @@ impl Storage for MemoryStorage {
         let skipped: HashSet<DeliveryId> =
             deliveries.iter().filter(|d| state.deliveries.contains_key(&d.id)).map(|d| d.id).collect();
         for delivery in deliveries.into_iter().filter(|d| !skipped.contains(&d.id)) {
-            state.deliveries.insert(delivery.id, Held { value: delivery, token: None, lease_until: None });
+            state.deliveries.insert(delivery.id, Held::new(delivery));
         }
         state.log.extend(entries.into_iter().filter(|e| !skipped.contains(&e.delivery_id)));
         Ok(())
@@ -142,11 +151,7 @@ impl Storage for MemoryStorage {
             held.value.updated_at = completion.at;
             state.log.extend(completion.entries);
             if let Some(notification) = completion.notification {
-                state.outbox.entry(notification.delivery_id).or_insert(Held {
-                    value: notification,
-                    token: None,
-                    lease_until: None,
-                });
+                state.outbox.entry(notification.delivery_id).or_insert(Held::new(notification));
             }
         }
         Ok(lost)
@@ -193,17 +198,25 @@ impl Storage for MemoryStorage {
         Ok(doomed.len() as u64)
     }
 
-    async fn acquire_quota(
-        &self,
-        tenant: &str,
-        day: NaiveDate,
-        allowance: u64,
-        wanted: u64,
-    ) -> Result<u64, StorageError> {
+    async fn grant_quota(&self, request: &QuotaRequest) -> Result<Vec<DeliveryId>, StorageError> {
         let mut state = self.state()?;
-        let used = state.quota.entry((tenant.to_owned(), day)).or_insert(0);
-        let granted = allowance.saturating_sub(*used).min(wanted);
-        *used += granted;
+        let state = &mut *state;
+        let used = state.quota.entry((request.tenant.clone(), request.day)).or_insert(0);
+        let mut granted = Vec::with_capacity(request.deliveries.len());
+        for id in &request.deliveries {
+            let Some(held) = state.deliveries.get_mut(id) else { continue };
+            if held.token != Some(request.token) || held.value.status != DeliveryStatus::Dispatched {
+                continue;
+            }
+            let this = (request.day, held.value.attempts.saturating_add(1));
+            if held.grant == Some(this) {
+                granted.push(*id);
+            } else if *used < request.allowance {
+                *used += 1;
+                held.grant = Some(this);
+                granted.push(*id);
+            }
+        }
         Ok(granted)
     }
 

@@ -2,14 +2,19 @@
 //! message naming the broken rule.
 //!
 //! Run it for your own backend with [`storage_contract_tests!`](crate::storage_contract_tests), which writes one
-//! `#[tokio::test]` per check:
+//! `#[tokio::test]` per check. It takes an async expression that gives a fresh store per check: an `Arc` of the
+//! store, a [`Fixture`] (a store with what must live as long as it and a clean-up to run after the check), or a
+//! [`Setup::Skip`] with the reason the checks cannot run here:
 //! ```ignore
 //! crm_webhooks::storage_contract_tests!(async { std::sync::Arc::new(MyStorage::connect().await) });
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::any::Any;
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,10 +22,11 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::action::{ContentType, Method};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
-use crate::ports::{Claim, ClaimToken, Completion, Notification, NotificationUpdate, Storage};
+use crate::ports::{Claim, ClaimToken, Completion, Notification, NotificationUpdate, QuotaRequest, Storage};
 
 /// Writes one `#[tokio::test]` per check of [`storage_contract`](crate::testing::storage_contract), each with a
-/// fresh store made by the given async expression (an `Arc<dyn Storage>` or `Arc<YourStorage>`).
+/// fresh store made by the given async expression: anything that converts into a [`Setup`] (an `Arc` of a
+/// store, a [`Fixture`], or [`Setup::Skip`]). This is the one list of the checks.
 #[macro_export]
 macro_rules! storage_contract_tests {
     ($make:expr) => {
@@ -36,11 +42,100 @@ macro_rules! storage_contract_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let storage: ::std::sync::Arc<dyn $crate::Storage> = $make.await;
-                $crate::testing::storage_contract::$name(storage).await;
+                $crate::testing::storage_contract::run(
+                    stringify!($name),
+                    $make.await,
+                    |storage| ::std::boxed::Box::pin($crate::testing::storage_contract::$name(storage)),
+                )
+                .await;
             }
         )+
     };
+}
+
+/// A future the suite can hold and send between threads.
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A store for one check, with what must live as long as it (a temporary directory) and a clean-up to run once
+/// the check passed (dropping a database schema). A failed check skips the clean-up, which leaves its data to
+/// look at.
+pub struct Fixture {
+    storage: Arc<dyn Storage>,
+    keep: Vec<Box<dyn Any + Send>>,
+    teardown: Option<BoxFuture>,
+}
+
+impl Fixture {
+    /// A fixture of just a store.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Fixture { storage, keep: Vec::new(), teardown: None }
+    }
+
+    /// Keeps `guard` alive until the check ends.
+    pub fn keep(mut self, guard: impl Any + Send) -> Self {
+        self.keep.push(Box::new(guard));
+        self
+    }
+
+    /// Runs `cleanup` after the check passed.
+    pub fn teardown(mut self, cleanup: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.teardown = Some(Box::pin(cleanup));
+        self
+    }
+}
+
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture").field("keeps", &self.keep.len()).field("teardown", &self.teardown.is_some()).finish()
+    }
+}
+
+/// What a fixture maker gives the suite: a store to check, or why the checks cannot run here.
+#[derive(Debug)]
+pub enum Setup {
+    /// A store to check.
+    Ready(Fixture),
+    /// The checks are skipped, for this reason (printed once per check).
+    Skip(String),
+}
+
+impl From<Fixture> for Setup {
+    fn from(fixture: Fixture) -> Self {
+        Setup::Ready(fixture)
+    }
+}
+
+impl<S: Storage + 'static> From<Arc<S>> for Setup {
+    fn from(storage: Arc<S>) -> Self {
+        Setup::Ready(Fixture::new(storage))
+    }
+}
+
+impl From<Arc<dyn Storage>> for Setup {
+    fn from(storage: Arc<dyn Storage>) -> Self {
+        Setup::Ready(Fixture::new(storage))
+    }
+}
+
+/// Runs one check on a fixture: prints the reason and returns when it skips; otherwise runs the check, then the
+/// fixture's clean-up when the check passed. A failed check panics with its message.
+pub async fn run<F>(name: &str, setup: impl Into<Setup>, check: F)
+where
+    F: FnOnce(Arc<dyn Storage>) -> BoxFuture,
+{
+    let fixture = match setup.into() {
+        Setup::Ready(fixture) => fixture,
+        Setup::Skip(reason) => {
+            eprintln!("storage contract: skipping {name}: {reason}");
+            return;
+        }
+    };
+    let Fixture { storage, keep, teardown } = fixture;
+    check(storage).await;
+    if let Some(teardown) = teardown {
+        teardown.await;
+    }
+    drop(keep);
 }
 
 /// 2026-11-29 12:00 UTC, the suite's "now".
@@ -428,27 +523,74 @@ pub async fn prune_keeps_what_is_not_settled(storage: Arc<dyn Storage>) {
     assert_eq!(storage.prune(t0() - Duration::days(1)).await.unwrap(), 0, "nothing is older than the cut-off");
 }
 
+/// Enqueues `n` deliveries of `tenant` due at `t0()` and claims them (nothing else may be due).
+async fn claimed(storage: &dyn Storage, tenant: &str, n: usize) -> (ClaimToken, Vec<DeliveryId>) {
+    let deliveries: Vec<Delivery> = (0..n).map(|_| sample_delivery(tenant, "w1", t0())).collect();
+    storage.enqueue(deliveries.clone(), vec![]).await.unwrap();
+    let c = claim(t0(), n);
+    let taken = storage.claim_due(&c).await.unwrap();
+    assert_eq!(taken.len(), n, "claims every due delivery");
+    (c.token, deliveries.iter().map(|d| d.id).collect())
+}
+
+fn quota(tenant: &str, day: NaiveDate, allowance: u64, token: ClaimToken, ids: &[DeliveryId]) -> QuotaRequest {
+    QuotaRequest { tenant: tenant.to_owned(), day, allowance, token, deliveries: ids.to_vec() }
+}
+
 pub async fn quota_is_capped_per_tenant_and_day(storage: Arc<dyn Storage>) {
     let day = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
     let next = day.succ_opt().unwrap();
-    assert_eq!(storage.acquire_quota("acme", day, 5, 3).await.unwrap(), 3);
-    assert_eq!(storage.acquire_quota("acme", day, 5, 5).await.unwrap(), 2, "grants only what is left");
-    assert_eq!(storage.acquire_quota("acme", day, 5, 1).await.unwrap(), 0, "nothing past the allowance");
+    let (token, ids) = claimed(&*storage, "acme", 8).await;
+    let grant = |day, allowance, token, ids: &[DeliveryId]| {
+        let request = quota("acme", day, allowance, token, ids);
+        let storage = storage.clone();
+        async move { storage.grant_quota(&request).await.unwrap() }
+    };
+    assert_eq!(grant(day, 5, token, &ids[..3]).await, ids[..3]);
+    assert_eq!(grant(day, 5, token, &ids[3..]).await, ids[3..5], "grants only what is left, in order");
     assert_eq!(storage.quota_used("acme", day).await.unwrap(), 5);
-    assert_eq!(storage.acquire_quota("acme", next, 5, 1).await.unwrap(), 1, "a new day starts from zero");
-    assert_eq!(storage.acquire_quota("globex", day, 5, 4).await.unwrap(), 4, "tenants count apart");
+    assert_eq!(
+        grant(day, 5, token, &ids[..3]).await,
+        ids[..3],
+        "a delivery holding this attempt's grant (its pass was dropped) is granted again"
+    );
+    assert_eq!(storage.quota_used("acme", day).await.unwrap(), 5, "and not counted again");
+    assert_eq!(grant(day, 5, token, &ids[5..6]).await, [], "nothing past the allowance");
+    assert_eq!(grant(next, 5, token, &ids[5..6]).await, ids[5..6], "a new day starts from zero");
+    assert_eq!(grant(next, 5, token, &ids[..1]).await, ids[..1], "a grant of another day is counted anew");
+    assert_eq!(storage.quota_used("acme", next).await.unwrap(), 2);
+    assert_eq!(grant(next, 5, ClaimToken::new(), &ids[6..]).await, [], "only the claim's holder gets quota");
+    assert_eq!(grant(next, 0, token, &ids[6..]).await, [], "a zero allowance grants nothing");
+    assert_eq!(storage.quota_used("acme", next).await.unwrap(), 2);
+
+    let (globex, others) = claimed(&*storage, "globex", 4).await;
+    let request = quota("globex", day, 5, globex, &others);
+    assert_eq!(storage.grant_quota(&request).await.unwrap(), others, "tenants count apart");
     assert_eq!(storage.quota_used("nobody", day).await.unwrap(), 0);
-    assert_eq!(storage.acquire_quota("acme", next, 0, 1).await.unwrap(), 0, "a zero allowance grants nothing");
+
+    // A lease that runs out keeps the grant with its delivery for the next claim; the next attempt counts anew.
+    let d0 = storage.delivery("acme", ids[0]).await.unwrap().unwrap();
+    let retry = Completion { next_attempt_at: Some(t0()), ..completion(&d0, token, DeliveryStatus::Queued, t0()) };
+    assert_eq!(storage.finish(vec![retry]).await.unwrap(), []);
+    let later = claim(t0() + secs(31), 20);
+    let taken: HashSet<DeliveryId> = storage.claim_due(&later).await.unwrap().iter().map(|d| d.id).collect();
+    assert!(taken.contains(&ids[0]) && taken.contains(&ids[1]), "the retry and the expired lease are claimed");
+    assert_eq!(grant(day, 5, later.token, &ids[1..2]).await, ids[1..2], "a reclaimed delivery keeps its grant");
+    assert_eq!(storage.quota_used("acme", day).await.unwrap(), 5);
+    assert_eq!(grant(next, 5, later.token, &ids[..1]).await, ids[..1], "its next attempt is granted");
+    assert_eq!(storage.quota_used("acme", next).await.unwrap(), 3, "and counted");
 }
 
 pub async fn quota_is_atomic_under_concurrency(storage: Arc<dyn Storage>) {
     let day = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let tasks = (0..40).map(|_| {
+    let (token, ids) = claimed(&*storage, "acme", 40).await;
+    let tasks = ids.iter().map(|id| {
         let storage = storage.clone();
-        async move { storage.acquire_quota("acme", day, 25, 1).await.unwrap() }
+        let request = quota("acme", day, 25, token, &[*id]);
+        async move { storage.grant_quota(&request).await.unwrap().len() }
     });
-    let granted: u64 = futures_util::future::join_all(tasks).await.into_iter().sum();
-    assert_eq!(granted, 25, "concurrent acquisitions grant exactly the allowance");
+    let granted: usize = futures_util::future::join_all(tasks).await.into_iter().sum();
+    assert_eq!(granted, 25, "concurrent grants give exactly the allowance");
     assert_eq!(storage.quota_used("acme", day).await.unwrap(), 25);
 }
 

@@ -17,7 +17,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row as _;
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
-use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError};
+use crate::ports::{Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError};
 
 /// A [`PostgresStorage`] whose calls run where they are awaited: only ever awaited on a task that nothing
 /// cancels.
@@ -314,23 +314,56 @@ impl Storage for Attached {
         Ok(u64::try_from(removed).unwrap_or(0))
     }
 
-    async fn acquire_quota(
-        &self,
-        tenant: &str,
-        day: NaiveDate,
-        allowance: u64,
-        wanted: u64,
-    ) -> Result<u64, StorageError> {
-        let granted: i64 = sqlx::query_scalar(self.sql.acquire_quota.clone())
-            .bind(tenant)
-            .bind(day)
-            .bind(to_i64(allowance))
-            .bind(to_i64(wanted))
-            .fetch_one(&self.pool)
+    async fn grant_quota(&self, request: &QuotaRequest) -> Result<Vec<DeliveryId>, StorageError> {
+        if request.deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&[u8]> = request.deliveries.iter().map(|id| id.as_bytes().as_slice()).collect();
+        let mut tx = self.pool.begin().await.map_err(|e| db_error("starting a quota grant", e))?;
+        let rows = self
+            .query(&self.sql.held_grants)
+            .bind(&ids)
+            .bind(request.token.as_bytes().as_slice())
+            .bind(request.day)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(|e| db_error("counting quota", e))?;
-        u64::try_from(granted)
-            .map_err(|_| corrupt(format!("the quota upsert granted a negative count ({granted}) to tenant {tenant}")))
+            .map_err(|e| db_error("reading the deliveries' quota grants", e))?;
+        let mut held = HashSet::with_capacity(rows.len());
+        let mut claimed = HashSet::with_capacity(rows.len());
+        for row in &rows {
+            let id = id_from_row(row, "id")?;
+            claimed.insert(id);
+            if row.try_get::<Option<bool>, _>("held").map_err(|e| db_error("reading a quota grant", e))? == Some(true) {
+                held.insert(id);
+            }
+        }
+        // The rest are counted, in the request's order, while the allowance lasts.
+        let wanted: Vec<DeliveryId> =
+            request.deliveries.iter().filter(|id| claimed.contains(id) && !held.contains(id)).copied().collect();
+        let mut new = HashSet::new();
+        if !wanted.is_empty() {
+            let granted: i64 = sqlx::query_scalar(self.sql.acquire_quota.clone())
+                .bind(&request.tenant)
+                .bind(request.day)
+                .bind(to_i64(request.allowance))
+                .bind(to_i64(wanted.len() as u64))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| db_error("counting quota", e))?;
+            let granted = usize::try_from(granted).map_err(|_| {
+                corrupt(format!("the quota upsert granted a negative count ({granted}) to tenant {}", request.tenant))
+            })?;
+            new.extend(wanted.into_iter().take(granted));
+            let ids: Vec<&[u8]> = new.iter().map(|id| id.as_bytes().as_slice()).collect();
+            self.query(&self.sql.store_grants)
+                .bind(&ids)
+                .bind(request.day)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error("storing quota grants", e))?;
+        }
+        tx.commit().await.map_err(|e| db_error("committing a quota grant", e))?;
+        Ok(request.deliveries.iter().filter(|id| held.contains(id) || new.contains(id)).copied().collect())
     }
 
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {

@@ -59,7 +59,9 @@ mod attached;
 
 use crate::action::{ContentType, Method};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
-use crate::ports::{Claim, Completion, Notification, NotificationUpdate, Storage, StorageError, StorageErrorKind};
+use crate::ports::{
+    Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
+};
 
 /// The sqlx this adapter is built with: build the pool you pass to [`PostgresStorage::from_pool`] with it, so the
 /// versions match.
@@ -76,11 +78,18 @@ struct Migration {
 }
 
 /// Every migration, in order. Append only: a released migration never changes.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "queue, log, quota counters, trigger state and notification outbox",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "queue, log, quota counters, trigger state and notification outbox",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "quota grants held by deliveries",
+        sql: include_str!("migrations/0002_quota_grants.sql"),
+    },
+];
 
 /// [`Storage`] on PostgreSQL, for many workers on many servers: claims take rows `FOR UPDATE SKIP LOCKED` and hold
 /// them with a lease; see the [module documentation](self) for the details and for set-up.
@@ -95,7 +104,7 @@ pub struct PostgresStorage {
 
 impl PostgresStorage {
     /// The schema version this library writes; [`setup`](Self::setup) brings the schema to it.
-    pub const SCHEMA_VERSION: i32 = 1;
+    pub const SCHEMA_VERSION: i32 = 2;
 
     /// Opens a pool of connections to `url` (`postgres://user:password@host:port/database`) and checks that one
     /// connection can be made. Uses the [default schema](DEFAULT_SCHEMA); does not run [`setup`](Self::setup).
@@ -377,15 +386,9 @@ impl Storage for PostgresStorage {
         detached(self, move |s| async move { s.prune(before).await }).await
     }
 
-    async fn acquire_quota(
-        &self,
-        tenant: &str,
-        day: NaiveDate,
-        allowance: u64,
-        wanted: u64,
-    ) -> Result<u64, StorageError> {
-        let tenant = tenant.to_owned();
-        detached(self, move |s| async move { s.acquire_quota(&tenant, day, allowance, wanted).await }).await
+    async fn grant_quota(&self, request: &QuotaRequest) -> Result<Vec<DeliveryId>, StorageError> {
+        let request = request.clone();
+        detached(self, move |s| async move { s.grant_quota(&request).await }).await
     }
 
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
@@ -447,6 +450,8 @@ struct Statements {
     log_prefix: String,
     prune: SqlStr,
     acquire_quota: SqlStr,
+    held_grants: SqlStr,
+    store_grants: SqlStr,
     quota_used: SqlStr,
     mark_fired: SqlStr,
     next_run: SqlStr,
@@ -544,6 +549,14 @@ impl Statements {
                  SET used = q.used + LEAST(GREATEST($3::int8 - q.used, 0), $4::int8),
                      last_granted = LEAST(GREATEST($3::int8 - q.used, 0), $4::int8)
                  RETURNING last_granted"
+            )),
+            // Claimed rows of the request, each with whether it holds the grant for the attempt it is about to make.
+            held_grants: sql(format!(
+                "SELECT id, (quota_day IS NOT DISTINCT FROM $3 AND quota_attempt = attempts + 1) AS held
+                 FROM {s}.deliveries WHERE id = ANY($1) AND claim_token = $2 AND status = 'dispatched' FOR UPDATE"
+            )),
+            store_grants: sql(format!(
+                "UPDATE {s}.deliveries SET quota_day = $2, quota_attempt = attempts + 1 WHERE id = ANY($1)"
             )),
             quota_used: sql(format!("SELECT used FROM {s}.quota_usage WHERE tenant = $1 AND day = $2")),
             mark_fired: sql(format!(
