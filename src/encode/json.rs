@@ -27,51 +27,72 @@ pub(super) fn write(
     if array {
         out.push('[')?;
     }
-    write_object(entries, parameters, fields, out)?;
+    write_object(entries, parameters, fields, usize::from(array), out)?;
     if array {
         out.push(']')?;
     }
     Ok(())
 }
 
-// The recursion below goes one level per dotted segment of a name, at most `MAX_PARAMETER_NAME_SEGMENTS` deep.
+/// The deepest a body nests arrays and objects, values included: serde_json's reader, with its default limit,
+/// reads at most this many, and receivers written with it would refuse a deeper body on every retry.
+pub(crate) const MAX_BODY_DEPTH: usize = 127;
 
-fn write_object(entries: &[Entry], parameters: &[Parameter], fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
+// The recursion below goes one level per dotted segment of a name, at most `MAX_PARAMETER_NAME_SEGMENTS` deep.
+// `outside` counts the arrays and objects around the one being written.
+
+fn write_object(
+    entries: &[Entry],
+    parameters: &[Parameter],
+    fields: &Fields,
+    outside: usize,
+    out: &mut Body<'_>,
+) -> Result<(), Full> {
+    let depth = outside.saturating_add(1);
     out.push('{')?;
     for (position, entry) in entries.iter().enumerate() {
         if position > 0 {
             out.push(',')?;
         }
         out.push_str(&entry.open)?;
-        write_node(&entry.node, parameters, fields, out)?;
+        write_node(&entry.node, parameters, fields, depth, out)?;
     }
     out.push('}')
 }
 
-fn write_node(node: &Node, parameters: &[Parameter], fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
+/// Writes a node inside `depth` arrays and objects.
+fn write_node(
+    node: &Node,
+    parameters: &[Parameter],
+    fields: &Fields,
+    depth: usize,
+    out: &mut Body<'_>,
+) -> Result<(), Full> {
     match node {
         Node::Value(index) => match parameters.get(*index) {
-            Some(parameter) => push_value(&*resolve(parameter, fields, out.remaining())?, out),
+            Some(parameter) => push_value(&*resolve(parameter, fields, out.remaining())?, depth, out),
             None => out.push_str("null"),
         },
-        Node::Object(entries) => write_object(entries, parameters, fields, out),
+        Node::Object(entries) => write_object(entries, parameters, fields, depth, out),
         Node::Array(items) => {
             out.push('[')?;
             for (position, item) in items.iter().enumerate() {
                 if position > 0 {
                     out.push(',')?;
                 }
-                write_node(item, parameters, fields, out)?;
+                write_node(item, parameters, fields, depth.saturating_add(1), out)?;
             }
             out.push(']')
         }
     }
 }
 
-/// Appends a value as JSON: `null` when it nests deeper than [`MAX_VALUE_DEPTH`] (serde_json's writer recurses
-/// once per level).
-fn push_value(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
-    if nests_deeper_than(value, MAX_VALUE_DEPTH) {
+/// Appends a value found inside `depth` arrays and objects as JSON: `null` when it nests deeper than
+/// [`MAX_VALUE_DEPTH`] (serde_json's writer recurses once per level) or than the body has room for within
+/// [`MAX_BODY_DEPTH`].
+fn push_value(value: &Value, depth: usize, out: &mut Body<'_>) -> Result<(), Full> {
+    let room = MAX_BODY_DEPTH.saturating_sub(depth).min(MAX_VALUE_DEPTH);
+    if nests_deeper_than(value, room) {
         return out.push_str("null");
     }
     push_json(value, out)
