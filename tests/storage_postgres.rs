@@ -145,7 +145,7 @@ async fn two_servers_claim_every_delivery_exactly_once() {
                         notification: None,
                     })
                     .collect();
-                assert!(storage.finish(done).await.unwrap().is_empty(), "the claim holder finishes its deliveries");
+                assert!(storage.complete(done).await.unwrap().is_empty(), "the claim holder completes its deliveries");
                 mine.extend(claimed.into_iter().map(|d| d.id));
             }
         })
@@ -239,7 +239,7 @@ async fn from_pool_uses_the_hosts_pool() {
     let schema = format!("crm_webhooks_test_{}", uuid::Uuid::new_v4().simple());
     let storage = storage.schema(&schema).unwrap();
     storage.setup().await.unwrap();
-    storage_contract::finish_applies_status_and_log(Arc::new(storage.clone())).await;
+    storage_contract::complete_applies_status_and_log(Arc::new(storage.clone())).await;
     assert!(pool.size() >= 1, "the host's pool does the work");
     let db = TestDb { url, schema, storage };
     db.drop_schema().await;
@@ -336,7 +336,7 @@ async fn a_nul_in_a_response_does_not_block_finishing() {
         entries: vec![entry],
         notification: None,
     };
-    assert!(storage.finish(vec![done]).await.unwrap().is_empty());
+    assert!(storage.complete(vec![done]).await.unwrap().is_empty());
     let log = storage.log(&LogQuery::tenant("acme")).await.unwrap();
     assert_eq!(log[0].response_snippet.as_deref(), Some("bin\u{FFFD}ary"));
     assert_eq!(log[0].error.as_deref(), Some("odd\u{FFFD}error"));
@@ -362,7 +362,7 @@ async fn duplicate_completions_in_one_batch_apply_once() {
         notification: None,
     };
     let lost =
-        storage.finish(vec![completion(DeliveryStatus::Success), completion(DeliveryStatus::Failed)]).await.unwrap();
+        storage.complete(vec![completion(DeliveryStatus::Success), completion(DeliveryStatus::Failed)]).await.unwrap();
     assert_eq!(lost, vec![d.id], "the second completion finds the delivery finished, as in a later call");
     let stored = storage.delivery("acme", d.id).await.unwrap().unwrap();
     assert_eq!(stored.status, DeliveryStatus::Success, "the first completion wins");
@@ -531,7 +531,7 @@ async fn cancelled_calls_leave_no_connection_in_a_transaction_and_keep_acknowled
                     entries: vec![],
                     notification: None,
                 };
-                poll_at_most(storage.finish(vec![completion]), polls).await.map(|r| {
+                poll_at_most(storage.complete(vec![completion]), polls).await.map(|r| {
                     if r.unwrap().is_empty() {
                         finished.insert(id);
                     }

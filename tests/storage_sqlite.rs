@@ -79,7 +79,7 @@ async fn reopening_a_file_keeps_everything() {
         storage.enqueue(vec![waiting.clone(), done.clone()], entries).await.unwrap();
         let c = claim(t0(), 10);
         assert_eq!(storage.claim_due(&c).await.unwrap().len(), 1);
-        assert!(storage.finish(vec![success(&done, c.token, t0())]).await.unwrap().is_empty());
+        assert!(storage.complete(vec![success(&done, c.token, t0())]).await.unwrap().is_empty());
         let (token, ids) = claimed(&storage, 4).await;
         let granted = storage.grant_quota(&quota(day, 3, token, &ids)).await.unwrap();
         assert_eq!(granted, ids[..3]);
@@ -205,7 +205,7 @@ async fn a_batch_of_500_claims_and_finishes_in_one_call() {
     let claimed = storage.claim_due(&c).await.unwrap();
     assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), deliveries.iter().map(|d| d.id).collect::<Vec<_>>());
     let completions = claimed.iter().map(|d| success(d, c.token, c.now)).collect();
-    assert!(storage.finish(completions).await.unwrap().is_empty());
+    assert!(storage.complete(completions).await.unwrap().is_empty());
     assert_eq!(storage.next_due_at().await.unwrap(), None);
     let successes = storage.log(&LogQuery::tenant("acme").status(DeliveryStatus::Success).limit(1000)).await.unwrap();
     assert_eq!(successes.len(), 500);
@@ -279,7 +279,7 @@ async fn a_large_finish_keeps_the_log_in_write_order() {
             done
         })
         .collect();
-    assert_eq!(storage.finish(completions).await.unwrap(), expected_lost, "a claim not held is lost, in order");
+    assert_eq!(storage.complete(completions).await.unwrap(), expected_lost, "a claim not held is lost, in order");
     let log = storage.log(&LogQuery::tenant("acme").limit(1000)).await.unwrap();
     let messages: Vec<_> = log.into_iter().map(|e| e.message).collect();
     written.reverse();
@@ -300,7 +300,7 @@ async fn a_delivery_twice_in_one_finish_settles_once() {
     let first = success(&d, c.token, t0());
     let mut again = success(&d, c.token, t0() + Duration::seconds(1));
     again.entries[0].message = "again".into();
-    let lost = storage.finish(vec![stale, first, again]).await.unwrap();
+    let lost = storage.complete(vec![stale, first, again]).await.unwrap();
     assert_eq!(lost, [d.id, d.id], "the stale claim and the second finish are both lost");
     let log = storage.log(&LogQuery::tenant("acme")).await.unwrap();
     assert_eq!(log.into_iter().map(|e| e.message).collect::<Vec<_>>(), ["delivered"]);

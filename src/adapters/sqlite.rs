@@ -281,7 +281,7 @@ fn insert_notification(tx: &Transaction<'_>, n: &Notification) -> Result<(), Sto
             "INSERT OR IGNORE INTO notifications (delivery_id, tenant, owner, created_at, next_attempt_at, \
              attempts, sent_to, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
-        .map_err(|e| codec::error("finish (queueing a notification)", e))?;
+        .map_err(|e| codec::error("complete (queueing a notification)", e))?;
     insert
         .execute(params![
             &n.delivery_id.as_bytes()[..],
@@ -293,7 +293,7 @@ fn insert_notification(tx: &Transaction<'_>, n: &Notification) -> Result<(), Sto
             sent_to,
             n.last_error,
         ])
-        .map_err(|e| codec::error("finish (queueing a notification)", e))?;
+        .map_err(|e| codec::error("complete (queueing a notification)", e))?;
     Ok(())
 }
 
@@ -438,11 +438,11 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
-        self.write_checked("finish", move |tx| {
-            const OP: &str = "finish";
+    async fn complete(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+        self.write_checked("complete", move |tx| {
+            const OP: &str = "complete";
             // One statement a completion: a multi-row UPDATE ... FROM costs more a row than this does.
-            let mut settle = tx
+            let mut complete = tx
                 .prepare_cached(
                     "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease_expires_at = NULL, \
                      claim_token = NULL, updated_at = ?6 \
@@ -452,7 +452,7 @@ impl Storage for SqliteStorage {
             let mut lost = Vec::new();
             let mut entries = Vec::new();
             for c in &completions {
-                let changed = settle
+                let changed = complete
                     .execute(params![
                         &c.id.as_bytes()[..],
                         &c.token.as_bytes()[..],
@@ -472,7 +472,7 @@ impl Storage for SqliteStorage {
                 }
             }
             // The batch's entries together, in the order given (the log's order for entries of one instant).
-            insert_entries(tx, &entries).map_err(|e| codec::error("finish (appending log entries)", e))?;
+            insert_entries(tx, &entries).map_err(|e| codec::error("complete (appending log entries)", e))?;
             Ok(lost)
         })
         .await
@@ -797,7 +797,7 @@ mod tests {
         assert!(error.is_transient());
         assert!(error.message().contains("claim_due"));
         let locked = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_LOCKED), None);
-        assert_eq!(codec::error("finish", locked).kind(), StorageErrorKind::Unavailable);
+        assert_eq!(codec::error("complete", locked).kind(), StorageErrorKind::Unavailable);
         let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
         assert_eq!(codec::error("enqueue", full).kind(), StorageErrorKind::Other);
     }

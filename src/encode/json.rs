@@ -159,19 +159,19 @@ mod tests {
     }
 
     #[test]
-    fn values_too_deep_to_write_are_null() {
-        let mut deep = Value::Null;
-        for _ in 0..=MAX_VALUE_DEPTH {
-            deep = Value::Array(vec![deep]);
-        }
-        let mut out = String::new();
-        push_value(&deep, &mut Body::unlimited(&mut out)).unwrap();
-        assert_eq!(out, "null");
-        let Value::Array(mut items) = deep else { unreachable!() };
-        let fits = items.pop().unwrap();
-        out.clear();
-        push_value(&fits, &mut Body::unlimited(&mut out)).unwrap();
-        assert_eq!(out.len(), 2 * MAX_VALUE_DEPTH + "null".len());
+    fn values_too_deep_for_the_body_are_null() {
+        let nested = |levels: usize| (0..levels).fold(Value::Null, |inner, _| Value::Array(vec![inner]));
+        let written = |value: &Value, depth: usize| {
+            let mut out = String::new();
+            push_value(value, depth, &mut Body::unlimited(&mut out)).unwrap();
+            out
+        };
+        assert_eq!(written(&nested(MAX_BODY_DEPTH + 1), 0), "null");
+        assert_eq!(written(&nested(MAX_BODY_DEPTH), 0).len(), 2 * MAX_BODY_DEPTH + "null".len(), "fits exactly");
+        assert_eq!(written(&nested(MAX_BODY_DEPTH), 1), "null", "the body's own levels count");
+        assert_eq!(written(&nested(MAX_BODY_DEPTH - 3), 3).len(), 2 * (MAX_BODY_DEPTH - 3) + "null".len());
+        assert_eq!(written(&nested(MAX_VALUE_DEPTH + 1), 0), "null");
+        assert_eq!(written(&Value::Bool(true), MAX_BODY_DEPTH), "true", "a scalar adds no level");
     }
 
     #[test]

@@ -15,7 +15,7 @@ enum Step {
     Written(Result<Vec<DeliveryId>, StorageError>),
 }
 
-/// A `finish` call in progress, with a copy of what it writes (to try once more if it fails).
+/// A `complete` call in progress, with a copy of what it writes (to try once more if it fails).
 struct Write<'a> {
     future: Pin<Box<dyn Future<Output = Result<Vec<DeliveryId>, StorageError>> + Send + 'a>>,
     batch: Vec<Completion>,
@@ -23,7 +23,7 @@ struct Write<'a> {
 
 impl<'a> Write<'a> {
     fn start(engine: &'a Engine, batch: Vec<Completion>) -> Self {
-        Write { future: engine.inner.storage.finish(batch.clone()), batch }
+        Write { future: engine.inner.storage.complete(batch.clone()), batch }
     }
 }
 
@@ -189,7 +189,7 @@ impl Engine {
                 Err(e) => {
                     let retry_at = now + chrono::Duration::minutes(1);
                     let why = format!("deferred: {e}");
-                    put_back.extend(deliveries.iter().map(|d| release(d, token, now, retry_at, &why)));
+                    put_back.extend(deliveries.iter().map(|d| unsent(d, token, now, retry_at, &why)));
                     continue;
                 }
             };
@@ -208,7 +208,7 @@ impl Engine {
                 deliveries.into_iter().partition(|d| granted.contains(&d.id));
             to_send.extend(granted);
             let next_day = next_day_start(now, info.time_zone);
-            put_back.extend(over.iter().map(|d| release(d, token, now, next_day, "deferred: daily quota reached")));
+            put_back.extend(over.iter().map(|d| unsent(d, token, now, next_day, "deferred: daily quota reached")));
         }
         Ok((count, to_send, put_back))
     }
@@ -406,7 +406,7 @@ fn snippet(body: &[u8], secrets: &[String]) -> Option<String> {
     Some(loggable(text))
 }
 
-fn release(delivery: &Delivery, token: ClaimToken, now: DateTime<Utc>, until: DateTime<Utc>, why: &str) -> Completion {
+fn unsent(delivery: &Delivery, token: ClaimToken, now: DateTime<Utc>, until: DateTime<Utc>, why: &str) -> Completion {
     let mut entry = LogEntry::about(delivery, DeliveryStatus::Queued, now, why);
     entry.next_attempt_at = Some(until);
     Completion {

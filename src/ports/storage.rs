@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 
-/// Identifies one claim. Only the holder of a delivery's current claim may finish it: a worker whose lease ran
+/// Identifies one claim. Only the holder of a delivery's current claim may complete it: a worker whose lease ran
 /// out and whose delivery was claimed again cannot overwrite the newer claim's result.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClaimToken(uuid::Uuid);
@@ -181,7 +181,7 @@ impl StorageError {
 ///
 /// Every method that changes a delivery appends its log entries in the same transaction. Times are kept to at
 /// least microsecond precision (the engine writes whole microseconds). A worker whose lease ran out may still
-/// finish its delivery as long as no other claim took it meanwhile: its result is as good as any.
+/// complete its delivery as long as no other claim took it meanwhile: its result is as good as any.
 #[async_trait]
 pub trait Storage: Send + Sync {
     // --- queue -------------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ pub trait Storage: Send + Sync {
 
     /// Applies completions whose claim token still holds the delivery, with their log entries and
     /// notifications; returns the ids whose claim was lost (those are left untouched).
-    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError>;
+    async fn complete(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError>;
 
     /// When the earliest `Queued` delivery is due or the earliest lease runs out, if any.
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError>;

@@ -178,8 +178,8 @@ impl Storage for FaultyStorage {
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
         self.call("claim_due", self.inner.claim_due(claim)).await
     }
-    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
-        self.call("finish", self.inner.finish(completions)).await
+    async fn complete(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+        self.call("complete", self.inner.complete(completions)).await
     }
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
         self.call("next_due_at", self.inner.next_due_at()).await

@@ -130,7 +130,7 @@ impl Storage for MemoryStorage {
         Ok(claimed)
     }
 
-    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+    async fn complete(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
         let mut state = self.state()?;
         let mut lost = Vec::new();
         for completion in completions {

@@ -32,7 +32,7 @@ macro_rules! storage_contract_tests {
     ($make:expr) => {
         $crate::storage_contract_tests!(@cases $make;
             enqueue_and_read_back, enqueue_is_all_or_nothing, enqueue_skips_what_is_already_stored, bodies_keep_every_byte, claim_takes_only_due,
-            claim_orders_and_limits, expired_leases_are_reclaimed, finish_applies_status_and_log,
+            claim_orders_and_limits, expired_leases_are_reclaimed, complete_applies_status_and_log,
             retries_wait_until_due, failure_queues_a_notification, notification_claims_and_updates,
             log_filters_and_pages, prune_keeps_what_is_not_settled, quota_is_capped_per_tenant_and_day,
             quota_is_atomic_under_concurrency, once_fires_once, schedules_compare_and_set,
@@ -290,16 +290,16 @@ pub async fn expired_leases_are_reclaimed(storage: Arc<dyn Storage>) {
     let second = claim(first.lease_until + secs(1), 10);
     let again = storage.claim_due(&second).await.unwrap();
     assert_eq!(again.len(), 1, "a delivery whose lease ran out is claimed again");
-    let lost = storage.finish(vec![completion(&d, first.token, DeliveryStatus::Success, second.now)]).await.unwrap();
-    assert_eq!(lost, vec![d.id], "the old claim may not finish the delivery");
+    let lost = storage.complete(vec![completion(&d, first.token, DeliveryStatus::Success, second.now)]).await.unwrap();
+    assert_eq!(lost, vec![d.id], "the old claim may not complete the delivery");
     let stored = storage.delivery("acme", d.id).await.unwrap().unwrap();
     assert_eq!(stored.status, DeliveryStatus::Dispatched, "a lost claim's completion changes nothing");
     assert_eq!(storage.log(&LogQuery::tenant("acme")).await.unwrap().len(), 1, "a lost claim writes no log entry");
-    let lost = storage.finish(vec![completion(&d, second.token, DeliveryStatus::Success, second.now)]).await.unwrap();
-    assert!(lost.is_empty(), "the current claim finishes the delivery");
+    let lost = storage.complete(vec![completion(&d, second.token, DeliveryStatus::Success, second.now)]).await.unwrap();
+    assert!(lost.is_empty(), "the current claim completes the delivery");
 }
 
-pub async fn finish_applies_status_and_log(storage: Arc<dyn Storage>) {
+pub async fn complete_applies_status_and_log(storage: Arc<dyn Storage>) {
     let d = sample_delivery("acme", "w1", t0());
     enqueue_one(&*storage, &d).await;
     let c = claim(t0(), 10);
@@ -313,7 +313,7 @@ pub async fn finish_applies_status_and_log(storage: Arc<dyn Storage>) {
             ..entry(&d, DeliveryStatus::Success, t0() + secs(2), "delivered")
         },
     ];
-    assert!(storage.finish(vec![done]).await.unwrap().is_empty());
+    assert!(storage.complete(vec![done]).await.unwrap().is_empty());
     let stored = storage.delivery("acme", d.id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.attempts, stored.lease_expires_at), (DeliveryStatus::Success, 1, None));
     assert_eq!(stored.updated_at, t0() + secs(2));
@@ -324,8 +324,8 @@ pub async fn finish_applies_status_and_log(storage: Arc<dyn Storage>) {
     assert_eq!(log[0].response_snippet.as_deref(), Some("ok"));
     assert_eq!(storage.next_due_at().await.unwrap(), None, "a settled delivery is never due");
     assert!(storage.claim_due(&claim(t0() + secs(3600), 10)).await.unwrap().is_empty());
-    let twice = storage.finish(vec![completion(&d, c.token, DeliveryStatus::Failed, t0() + secs(3))]).await.unwrap();
-    assert_eq!(twice, vec![d.id], "a finished delivery cannot be finished again");
+    let twice = storage.complete(vec![completion(&d, c.token, DeliveryStatus::Failed, t0() + secs(3))]).await.unwrap();
+    assert_eq!(twice, vec![d.id], "a completed delivery cannot be completed again");
 }
 
 pub async fn retries_wait_until_due(storage: Arc<dyn Storage>) {
@@ -336,7 +336,7 @@ pub async fn retries_wait_until_due(storage: Arc<dyn Storage>) {
     let retry_at = t0() + Duration::hours(1);
     let mut retry = completion(&d, c.token, DeliveryStatus::Queued, t0());
     retry.next_attempt_at = Some(retry_at);
-    storage.finish(vec![retry]).await.unwrap();
+    storage.complete(vec![retry]).await.unwrap();
     assert_eq!(storage.next_due_at().await.unwrap(), Some(retry_at));
     assert!(storage.claim_due(&claim(retry_at - secs(1), 10)).await.unwrap().is_empty(), "not before it is due");
     let again = storage.claim_due(&claim(retry_at, 10)).await.unwrap();
@@ -363,7 +363,7 @@ async fn fail_with_notification(storage: &dyn Storage, d: &Delivery) {
     storage.claim_due(&c).await.unwrap();
     let mut failed = completion(d, c.token, DeliveryStatus::Failed, t0());
     failed.notification = Some(notification(d, t0()));
-    assert!(storage.finish(vec![failed]).await.unwrap().is_empty());
+    assert!(storage.complete(vec![failed]).await.unwrap().is_empty());
 }
 
 pub async fn failure_queues_a_notification(storage: Arc<dyn Storage>) {
@@ -504,7 +504,7 @@ pub async fn prune_keeps_what_is_not_settled(storage: Arc<dyn Storage>) {
     enqueue_one(&*storage, &old_ok).await;
     let c = claim(t0(), 1);
     storage.claim_due(&c).await.unwrap();
-    storage.finish(vec![completion(&old_ok, c.token, DeliveryStatus::Success, t0())]).await.unwrap();
+    storage.complete(vec![completion(&old_ok, c.token, DeliveryStatus::Success, t0())]).await.unwrap();
     fail_with_notification(&*storage, &failed_notified).await;
     enqueue_one(&*storage, &queued).await;
     enqueue_one(&*storage, &in_flight).await;
@@ -571,7 +571,7 @@ pub async fn quota_is_capped_per_tenant_and_day(storage: Arc<dyn Storage>) {
     // A lease that runs out keeps the grant with its delivery for the next claim; the next attempt counts anew.
     let d0 = storage.delivery("acme", ids[0]).await.unwrap().unwrap();
     let retry = Completion { next_attempt_at: Some(t0()), ..completion(&d0, token, DeliveryStatus::Queued, t0()) };
-    assert_eq!(storage.finish(vec![retry]).await.unwrap(), []);
+    assert_eq!(storage.complete(vec![retry]).await.unwrap(), []);
     let later = claim(t0() + secs(31), 20);
     let taken: HashSet<DeliveryId> = storage.claim_due(&later).await.unwrap().iter().map(|d| d.id).collect();
     assert!(taken.contains(&ids[0]) && taken.contains(&ids[1]), "the retry and the expired lease are claimed");

@@ -172,7 +172,7 @@ impl Storage for Attached {
         Ok(claimed)
     }
 
-    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+    async fn complete(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
@@ -196,9 +196,9 @@ impl Storage for Attached {
             at.push(c.at);
         }
 
-        let mut tx = self.pool.begin().await.map_err(|e| db_error("starting a finish", e))?;
+        let mut tx = self.pool.begin().await.map_err(|e| db_error("starting a completion", e))?;
         let applied_rows = self
-            .query(&self.sql.finish_deliveries)
+            .query(&self.sql.complete_deliveries)
             .bind(id)
             .bind(token)
             .bind(status)
@@ -207,7 +207,7 @@ impl Storage for Attached {
             .bind(at)
             .fetch_all(&mut *tx)
             .await
-            .map_err(|e| db_error("finishing deliveries", e))?;
+            .map_err(|e| db_error("completing deliveries", e))?;
         let applied = ids_of(&applied_rows)?;
 
         let entries: Vec<&LogEntry> =
@@ -229,7 +229,7 @@ impl Storage for Attached {
                 .await
                 .map_err(|e| db_error("queueing a failure notification", e))?;
         }
-        tx.commit().await.map_err(|e| db_error("committing a finish", e))?;
+        tx.commit().await.map_err(|e| db_error("committing a completion", e))?;
 
         // Lost, in the order given: every completion not applied, and every repeat of one that was.
         let mut first_seen = HashSet::with_capacity(completions.len());

@@ -34,7 +34,7 @@
 //! - Times are stored to the microsecond (PostgreSQL's `timestamptz`); nanoseconds are truncated.
 //! - PostgreSQL text cannot hold the character U+0000. In the free-form log fields (`message`, `error`,
 //!   `response_snippet`) and a notification's `last_error`, which may quote a receiver or a mail server, it is
-//!   replaced by U+FFFD rather than failing the write (a failing `finish` would send the delivery again).
+//!   replaced by U+FFFD rather than failing the write (a failing `complete` would send the delivery again).
 //!   Elsewhere (tenant, ids, URLs) a U+0000 makes the write fail with [`StorageErrorKind::Other`].
 //! - `u64` quota figures above `i64::MAX` count as `i64::MAX`.
 //!
@@ -364,8 +364,8 @@ impl Storage for PostgresStorage {
         detached(self, move |s| async move { s.claim_due(&claim).await }).await
     }
 
-    async fn finish(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
-        detached(self, move |s| async move { s.finish(completions).await }).await
+    async fn complete(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
+        detached(self, move |s| async move { s.complete(completions).await }).await
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
@@ -443,7 +443,7 @@ struct Statements {
     insert_deliveries: SqlStr,
     insert_entries: SqlStr,
     claim_deliveries: SqlStr,
-    finish_deliveries: SqlStr,
+    complete_deliveries: SqlStr,
     insert_notification: SqlStr,
     next_due_at: SqlStr,
     delivery: SqlStr,
@@ -508,7 +508,7 @@ impl Statements {
                  )
                  SELECT {DELIVERY_COLUMNS} FROM claimed ORDER BY was_due, created_at, id"
             )),
-            finish_deliveries: sql(format!(
+            complete_deliveries: sql(format!(
                 "UPDATE {s}.deliveries d
                  SET status = c.status, attempts = c.attempts, next_attempt_at = c.next_attempt_at,
                      lease_expires_at = NULL, claim_token = NULL, updated_at = c.at
