@@ -3,7 +3,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use crm_webhooks::{ContentType, Fields, Parameter, WebhookAction};
+use crm_webhooks::payload::{ContentType, Parameter};
+use crm_webhooks::{Fields, WebhookAction};
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde_json::{json, Value};
 

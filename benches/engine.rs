@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use crm_webhooks::testing::{MemoryStorage, MockHttp, RecordingMailer, StaticDirectory};
+use crm_webhooks::testing::{MockHttp, RecordingMailer, StaticDirectory};
+use crm_webhooks::MemoryStorage;
 use crm_webhooks::{Change, Engine, RecordEvent, SqliteStorage, Storage, WorkflowSet};
 
 const WORKFLOW: &str = r#"[{"id": "w", "module": "Leads", "trigger": "every_save", "actions": [{"title": "t",

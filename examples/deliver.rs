@@ -11,7 +11,8 @@
 
 use std::process::ExitCode;
 
-use crm_webhooks::{preview, RecordEvent, WorkflowSet};
+use crm_webhooks::engine::preview;
+use crm_webhooks::{RecordEvent, WorkflowSet};
 
 #[derive(Debug, Default)]
 struct Args {
@@ -60,7 +61,7 @@ fn main() -> ExitCode {
     let result = parse_args().and_then(|args| {
         let (workflows, event) = load(&args)?;
         if args.dry_run {
-            let now = event.occurred_at.unwrap_or_else(|| crm_webhooks::Clock::now(&crm_webhooks::SystemClock));
+            let now = event.occurred_at.unwrap_or_else(|| crm_webhooks::Clock::now(&crm_webhooks::ports::SystemClock));
             let requests =
                 preview(&workflows, &event, now.with_timezone(&chrono_tz::Tz::UTC)).map_err(|e| e.to_string())?;
             let json = serde_json::to_string_pretty(&requests).map_err(|e| format!("cannot print: {e}"))?;

@@ -24,10 +24,11 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crm_webhooks::testing::{MemoryStorage, MockHttp, RecordingMailer, StaticDirectory};
+use crm_webhooks::payload::{ContentType, Parameter};
+use crm_webhooks::testing::{MockHttp, RecordingMailer, StaticDirectory};
+use crm_webhooks::MemoryStorage;
 use crm_webhooks::{
-    Change, ContentType, Engine, HttpClient, Parameter, RecordEvent, ReqwestClient, SqliteStorage, Storage,
-    WebhookAction, WorkflowSet,
+    Change, Engine, HttpClient, RecordEvent, ReqwestClient, SqliteStorage, Storage, WebhookAction, WorkflowSet,
 };
 
 async fn receiver() -> std::io::Result<String> {

@@ -18,10 +18,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crm_webhooks::ports::User;
 use crm_webhooks::testing::{RecordingMailer, StaticDirectory};
-use crm_webhooks::{
-    DeliveryStatus, Engine, LogQuery, RecordEvent, ReqwestClient, SqliteStorage, User, Worker, WorkflowSet,
-};
+use crm_webhooks::{DeliveryStatus, Engine, LogQuery, RecordEvent, ReqwestClient, SqliteStorage, Worker, WorkflowSet};
 
 type Received = Arc<Mutex<Vec<(String, String, String, String)>>>;
 

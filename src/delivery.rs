@@ -7,28 +7,13 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::action::{ContentType, Method};
+use crate::payload::ContentType;
+use crate::workflow::Method;
 
-/// A delivery's id: stable across its retries and sent as the `webhook-id` header, so a receiver can drop
-/// duplicates. Written `msg_` followed by 32 hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DeliveryId(uuid::Uuid);
-
-impl DeliveryId {
-    /// A new random id.
-    pub fn new() -> Self {
-        DeliveryId(uuid::Uuid::new_v4())
-    }
-
-    /// The id's 16 bytes.
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        self.0.as_bytes()
-    }
-
-    /// The id from its 16 bytes.
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        DeliveryId(uuid::Uuid::from_bytes(bytes))
-    }
+crate::id::uuid_id! {
+    /// A delivery's id: stable across its retries and sent as the `webhook-id` header, so a receiver can drop
+    /// duplicates. Written `msg_` followed by 32 hex digits.
+    DeliveryId
 }
 
 impl DeliveryId {
@@ -47,12 +32,6 @@ impl DeliveryId {
         bytes[6] = (bytes[6] & 0x0F) | 0x80; // version 8: custom
         bytes[8] = (bytes[8] & 0x3F) | 0x80; // RFC 9562 variant
         DeliveryId(uuid::Uuid::from_bytes(bytes))
-    }
-}
-
-impl Default for DeliveryId {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

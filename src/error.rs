@@ -2,51 +2,11 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::action::ContentType;
-
-/// How many characters of a text from the configuration or a record a message shows.
-pub(crate) const SHOWN_CHARS: usize = 100;
-
-/// How many characters of a parser's message [`ValidationError::Malformed`] shows (it quotes the offending text).
-const SHOWN_MESSAGE_CHARS: usize = 300;
+use crate::payload::ContentType;
+use crate::shown::shown;
 
 /// How many problems the text of [`ConfigError::Invalid`] lists; [`ConfigError::problems`] has them all.
 pub(crate) const LISTED_PROBLEMS: usize = 20;
-
-/// A text from the configuration as a message shows it: control characters (CR and LF included) and invisible
-/// direction marks escaped as `\n`, `\r`, `\t` or `\u{..}`, so that a message stays one honest line in the host's
-/// log; and at most [`SHOWN_CHARS`] characters of it, followed by `… (N bytes)` when it is longer, so that a
-/// 50 MB URL does not make a 50 MB message.
-pub(crate) fn shown(text: &str) -> String {
-    shown_up_to(text, SHOWN_CHARS)
-}
-
-fn shown_up_to(text: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max_chars) + 24);
-    // `enumerate` stops at the limit: the rest of a long text is never read.
-    for (count, c) in text.chars().enumerate() {
-        if count == max_chars {
-            let _ = write!(out, "… ({} bytes)", text.len());
-            break;
-        }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || is_invisible(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Characters that move or hide the text around them in a terminal or a log viewer: line and paragraph
-/// separators, direction marks, embeddings, overrides and isolates, and the byte order mark.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{61C}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
 
 /// Where in the configuration a problem is: the workflow and, when it is in one, the action.
 ///
@@ -138,10 +98,10 @@ pub enum ValidationError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The URL to notify is longer than [`MAX_URL_BYTES`](crate::MAX_URL_BYTES).
+    /// The URL to notify is longer than [`MAX_URL_BYTES`](crate::workflow::MAX_URL_BYTES).
     #[error(
         "{at}: url \"{url}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
-        max = crate::MAX_URL_BYTES
+        max = crate::workflow::MAX_URL_BYTES
     )]
     UrlTooLong {
         /// Where.
@@ -197,11 +157,11 @@ pub enum ValidationError {
         /// Why it cannot.
         reason: String,
     },
-    /// An action with more than [`MAX_PARAMETERS_PER_ACTION`](crate::MAX_PARAMETERS_PER_ACTION) parameters or
+    /// An action with more than [`MAX_PARAMETERS_PER_ACTION`](crate::workflow::MAX_PARAMETERS_PER_ACTION) parameters or
     /// required names. The parameters themselves are not checked further.
     #[error(
         "{at}: \"{list}\" lists {count} parameters, but an action has at most {max}; move some to another action",
-        max = crate::MAX_PARAMETERS_PER_ACTION
+        max = crate::workflow::MAX_PARAMETERS_PER_ACTION
     )]
     TooManyParameters {
         /// Where.
@@ -211,10 +171,10 @@ pub enum ValidationError {
         /// How many it lists.
         count: usize,
     },
-    /// A template longer than [`MAX_TEMPLATE_BYTES`](crate::MAX_TEMPLATE_BYTES).
+    /// A template longer than [`MAX_TEMPLATE_BYTES`](crate::payload::MAX_TEMPLATE_BYTES).
     #[error(
         "{at}: the template of parameter \"{name}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
-        max = crate::MAX_TEMPLATE_BYTES
+        max = crate::payload::MAX_TEMPLATE_BYTES
     )]
     TemplateTooLong {
         /// Where.
@@ -224,11 +184,11 @@ pub enum ValidationError {
         /// The template's length in bytes.
         bytes: usize,
     },
-    /// A template with more than [`MAX_TEMPLATE_PLACEHOLDERS`](crate::MAX_TEMPLATE_PLACEHOLDERS) placeholders.
+    /// A template with more than [`MAX_TEMPLATE_PLACEHOLDERS`](crate::payload::MAX_TEMPLATE_PLACEHOLDERS) placeholders.
     #[error(
         "{at}: the template of parameter \"{name}\" has {count} placeholders, but at most {max} are allowed; split \
          it into several parameters",
-        max = crate::MAX_TEMPLATE_PLACEHOLDERS
+        max = crate::payload::MAX_TEMPLATE_PLACEHOLDERS
     )]
     TooManyPlaceholders {
         /// Where.
@@ -238,10 +198,10 @@ pub enum ValidationError {
         /// How many placeholders it has.
         count: usize,
     },
-    /// A parameter name longer than [`MAX_PARAMETER_NAME_BYTES`](crate::MAX_PARAMETER_NAME_BYTES).
+    /// A parameter name longer than [`MAX_PARAMETER_NAME_BYTES`](crate::payload::MAX_PARAMETER_NAME_BYTES).
     #[error(
         "{at}: parameter name \"{name}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
-        max = crate::MAX_PARAMETER_NAME_BYTES
+        max = crate::payload::MAX_PARAMETER_NAME_BYTES
     )]
     ParameterNameTooLong {
         /// Where.
@@ -252,11 +212,11 @@ pub enum ValidationError {
         bytes: usize,
     },
     /// A dotted parameter name of more segments than
-    /// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::MAX_PARAMETER_NAME_SEGMENTS) (JSON, JSONARRAY and XML only).
+    /// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::payload::MAX_PARAMETER_NAME_SEGMENTS) (JSON, JSONARRAY and XML only).
     #[error(
         "{at}: parameter name \"{name}\" has {segments} dotted parts, but {content_type} bodies nest at most {max} \
          deep; use fewer dots",
-        max = crate::MAX_PARAMETER_NAME_SEGMENTS
+        max = crate::payload::MAX_PARAMETER_NAME_SEGMENTS
     )]
     ParameterNameTooDeep {
         /// Where.
@@ -336,11 +296,6 @@ impl ConfigError {
     }
 }
 
-/// A parser's message (which may quote the configuration) as [`ValidationError::Malformed`] holds it.
-pub(crate) fn shown_message(message: &str) -> String {
-    shown_up_to(message, SHOWN_MESSAGE_CHARS)
-}
-
 /// The problems as one text: all of them, or the first [`LISTED_PROBLEMS`] and how many more, so that a document
 /// of a million bad parameters does not make a message of a million sentences.
 pub(crate) fn join(errors: &[ValidationError]) -> String {
@@ -365,19 +320,6 @@ pub(crate) fn join(errors: &[ValidationError]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shown_text_is_one_short_line() {
-        assert_eq!(shown("plain é 中"), "plain é 中");
-        assert_eq!(
-            shown("a\r\nb\tc\u{1b}[31m\u{0}\u{85}\u{202E}\u{2028}"),
-            r"a\r\nb\tc\u{1b}[31m\u{0}\u{85}\u{202e}\u{2028}"
-        );
-        let long = "é".repeat(1000);
-        let text = shown(&long);
-        assert_eq!(text, format!("{}… (2000 bytes)", "é".repeat(SHOWN_CHARS)));
-        assert_eq!(shown(&"x".repeat(SHOWN_CHARS)), "x".repeat(SHOWN_CHARS), "a text at the limit is whole");
-    }
 
     #[test]
     fn long_lists_of_problems_are_cut() {

@@ -1,69 +1,69 @@
 #![doc = include_str!("../README.md")]
+//!
+//! # The crate's map
+//!
+//! | Module | What it holds |
+//! |---|---|
+//! | [`engine`] | [`Engine`]: event intake, worker passes, failure emails, the admin reads and writes; [`engine::preview`] |
+//! | [`workflow`] | [`WorkflowSet`], workflows, triggers, criteria, schedules, and the [`WebhookAction`] |
+//! | [`payload`] | what a webhook sends: content types, parameters, templates, the rendered [`payload::Payload`] |
+//! | [`record`] | the [`RecordEvent`] a host feeds in, with its [`Fields`] |
+//! | [`delivery`] | a [`Delivery`], its four statuses, and the delivery log ([`LogEntry`], [`LogQuery`]) |
+//! | [`retry`] | the pure retry machine: 1 h, 2 h and 4 h by default, `Retry-After` honoured |
+//! | [`quota`] | editions and daily allowances per tenant calendar day |
+//! | [`ports`] | the traits a host provides or picks an adapter for: [`Storage`], [`HttpClient`], [`Mailer`], [`Directory`], [`Clock`] |
+//! | [`adapters`] | the adapters: memory, SQLite, PostgreSQL, reqwest, SMTP |
+//! | [`worker`] | the tokio worker loop (feature `tokio`) |
+//! | [`signature`] | Standard Webhooks signatures, for receivers |
+//! | [`secret`] | [`Secret`]: passwords and signing keys, redacted in `Debug` |
+//! | [`error`] | configuration errors ([`ConfigError`]) |
+//! | [`testing`] | test doubles and the storage conformance suite |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
-mod action;
-#[cfg(any(feature = "reqwest", feature = "sqlite", feature = "postgres", feature = "smtp"))]
 pub mod adapters;
-mod delivery;
-mod encode;
-mod engine;
-mod error;
-mod ports;
-mod quota;
-mod record;
-mod retry;
-mod secret;
-mod signature;
+pub mod delivery;
+pub mod engine;
+pub mod error;
+mod id;
+pub mod payload;
+pub mod ports;
+pub mod quota;
+pub mod record;
+pub mod retry;
+pub mod secret;
+mod shown;
+pub mod signature;
+pub mod testing;
+mod value;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-mod worker;
-mod workflow;
+pub mod worker;
+pub mod workflow;
 
-pub use action::{
-    Auth, ContentType, Method, Parameter, RenderError, Template, TemplateError, ValueSource, WebhookAction,
-    WebhookActionBuilder, DEFAULT_MAX_BODY_BYTES, MAX_PARAMETERS_PER_ACTION, MAX_PARAMETER_NAME_BYTES,
-    MAX_PARAMETER_NAME_SEGMENTS, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS, MAX_URL_BYTES,
-};
+pub use adapters::memory::MemoryStorage;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use adapters::postgres::PostgresStorage;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
-pub use adapters::reqwest::{ReqwestClient, ReqwestClientBuilder, ReqwestError};
+pub use adapters::reqwest::ReqwestClient;
 #[cfg(feature = "smtp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
-pub use adapters::smtp::{SmtpError, SmtpMailer, SmtpMailerBuilder, SmtpTls};
+pub use adapters::smtp::SmtpMailer;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use adapters::sqlite::SqliteStorage;
 /// The attribute for implementing the host ports (`#[async_trait]` on your `impl Storage for ...`).
 pub use async_trait::async_trait;
-pub use delivery::{
-    Delivery, DeliveryId, DeliveryStatus, InvalidDeliveryId, InvalidStatus, LogEntry, LogQuery, RESPONSE_SNIPPET_MAX,
-};
-pub use encode::Payload;
-pub use engine::{
-    preview, BuildError, DueSchedule, Engine, EngineBuilder, EngineError, PreviewRequest, RunReport, LEASE_MARGIN,
-};
-pub use error::{ConfigError, Location, ValidationError};
-pub use ports::{
-    Claim, ClaimToken, Clock, Completion, Directory, DirectoryError, Email, HttpClient, HttpError, HttpErrorKind,
-    MailError, Mailer, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
-    SystemClock, TenantInfo, User,
-};
-pub use quota::{next_day_start, quota_day, Edition, QuotaPolicy, Usage};
+pub use delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
+pub use engine::{Engine, EngineBuilder, EngineError};
+pub use error::ConfigError;
+pub use ports::{Clock, Directory, HttpClient, Mailer, Storage};
+pub use quota::{Edition, QuotaPolicy};
 pub use record::{Change, Fields, RecordEvent};
-pub use retry::{
-    next as next_transition, parse_retry_after, AttemptOutcome, InvalidRetrySchedule, RetrySchedule, Transition,
-    MAX_RETRY_AFTER,
-};
 pub use secret::Secret;
-pub use signature::verify_signature;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use worker::{Worker, WorkerHandle};
-pub use workflow::{
-    Condition, Criteria, Operator, Schedule, TimeOfDay, Trigger, Workflow, WorkflowSet, MAX_WEBHOOKS_PER_WORKFLOW,
-};
-pub mod testing;
+pub use worker::Worker;
+pub use workflow::{WebhookAction, WorkflowSet};

@@ -74,7 +74,7 @@ impl Edition {
 pub enum QuotaPolicy {
     /// No limits.
     Unlimited,
-    /// The edition the directory reports for the tenant ([`TenantInfo::edition`](crate::TenantInfo::edition));
+    /// The edition the directory reports for the tenant ([`TenantInfo::edition`](crate::ports::TenantInfo::edition));
     /// a tenant without one has no limit.
     #[default]
     FromDirectory,

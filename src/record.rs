@@ -60,7 +60,7 @@ pub struct RecordEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<DateTime<Utc>>,
     /// Restricts the event to one workflow (by id): set it when feeding the records of a due schedule
-    /// ([`DueSchedule::workflow`](crate::DueSchedule::workflow)). When absent, every workflow of the module whose
+    /// ([`DueSchedule::workflow`](crate::engine::DueSchedule::workflow)). When absent, every workflow of the module whose
     /// trigger fits the change runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,

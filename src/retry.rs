@@ -11,7 +11,7 @@ use crate::ports::HttpError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use crm_webhooks::RetrySchedule;
+/// use crm_webhooks::retry::RetrySchedule;
 /// let schedule = RetrySchedule::default();
 /// assert_eq!(schedule.max_attempts(), 4);
 /// assert_eq!(schedule.delay_after(1), Some(Duration::from_secs(3600)));
@@ -135,12 +135,12 @@ pub fn next(schedule: &RetrySchedule, attempt: u32, outcome: &AttemptOutcome, no
 /// ```
 /// use chrono::{TimeZone, Utc};
 /// let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
-/// assert_eq!(crm_webhooks::parse_retry_after("120", now), Some(now + chrono::Duration::seconds(120)));
+/// assert_eq!(crm_webhooks::retry::parse_retry_after("120", now), Some(now + chrono::Duration::seconds(120)));
 /// assert_eq!(
-///     crm_webhooks::parse_retry_after("Sun, 29 Nov 2026 18:00:00 GMT", now),
+///     crm_webhooks::retry::parse_retry_after("Sun, 29 Nov 2026 18:00:00 GMT", now),
 ///     Some(Utc.with_ymd_and_hms(2026, 11, 29, 18, 0, 0).unwrap())
 /// );
-/// assert_eq!(crm_webhooks::parse_retry_after("soon", now), None);
+/// assert_eq!(crm_webhooks::retry::parse_retry_after("soon", now), None);
 /// ```
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = value.trim();

@@ -37,7 +37,8 @@ pub(crate) fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String 
 /// Receivers in Rust can use it to verify what this crate sends; `secret` is the `whsec_` secret.
 ///
 /// ```
-/// use crm_webhooks::{verify_signature, Secret};
+/// use crm_webhooks::Secret;
+/// use crm_webhooks::signature::verify_signature;
 /// let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
 /// assert!(!verify_signature(&secret, "msg_1", 1614265330, b"{}", "v1,bm9wZQ=="));
 /// ```

@@ -1,9 +1,9 @@
 //! Loading and validating configuration through the public API.
 
-use crm_webhooks::{
-    Auth, ConfigError, ContentType, Criteria, Method, Parameter, Trigger, ValidationError, WebhookAction, Workflow,
-    WorkflowSet,
-};
+use crm_webhooks::error::ValidationError;
+use crm_webhooks::payload::{ContentType, Parameter};
+use crm_webhooks::workflow::{Auth, Criteria, Method, Trigger, Workflow};
+use crm_webhooks::{ConfigError, WebhookAction, WorkflowSet};
 
 const README: &str = include_str!("../examples/data/workflows.json");
 

@@ -3,11 +3,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use crm_webhooks::testing::{ManualClock, MemoryStorage, MockHttp, MockReply, RecordingMailer, StaticDirectory};
+use crm_webhooks::ports::{HttpError, HttpErrorKind, MailError, User};
+use crm_webhooks::retry::RetrySchedule;
+use crm_webhooks::signature::verify_signature;
+use crm_webhooks::testing::{ManualClock, MockHttp, MockReply, RecordingMailer, StaticDirectory};
+use crm_webhooks::MemoryStorage;
 use crm_webhooks::{
-    verify_signature, Change, Clock, DeliveryStatus, Directory, Edition, Engine, EngineError, HttpClient, HttpError,
-    HttpErrorKind, LogEntry, LogQuery, MailError, Mailer, QuotaPolicy, RecordEvent, RetrySchedule, Secret, Storage,
-    User, WorkflowSet,
+    Change, Clock, DeliveryStatus, Directory, Edition, Engine, EngineError, HttpClient, LogEntry, LogQuery, Mailer,
+    QuotaPolicy, RecordEvent, Secret, Storage, WorkflowSet,
 };
 
 const WORKFLOWS: &str = r#"{"workflows": [{"id": "deal-won-invoice", "name": "Closed deal to accounting", "module": "Potentials",

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use crm_webhooks::testing::{FaultyStorage, ManualClock, MemoryStorage, MockHttp, RecordingMailer};
-use crm_webhooks::{DeliveryStatus, Engine, EngineError, LogQuery, RecordEvent, RenderError, SqliteStorage, Storage};
+use crm_webhooks::payload::RenderError;
+use crm_webhooks::testing::{FaultyStorage, ManualClock, MockHttp, RecordingMailer};
+use crm_webhooks::MemoryStorage;
+use crm_webhooks::{DeliveryStatus, Engine, EngineError, LogQuery, RecordEvent, SqliteStorage, Storage};
 
 mod common;
 
@@ -92,7 +94,7 @@ async fn failure_emails_go_to_each_recipient_once_but_for_lost_writes() {
     // The mail server is down while the deliveries fail, so every notification waits in the outbox.
     let down = Arc::new(RecordingMailer::new());
     for _ in 0..10_000 {
-        down.fail_next(crm_webhooks::MailError::transient("421 try again later"));
+        down.fail_next(crm_webhooks::ports::MailError::transient("421 try again later"));
     }
     let (engine, clock) = make_engine(faulty.clone(), Arc::new(MockHttp::new_status(500)), down.clone());
     for n in 0..10 {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use crm_webhooks::testing::{poll_at_most, MemoryStorage, MockHttp, MockReply, RecordingMailer, StaticDirectory};
+use crm_webhooks::testing::{poll_at_most, MockHttp, MockReply, RecordingMailer, StaticDirectory};
+use crm_webhooks::MemoryStorage;
 use crm_webhooks::{Change, Clock, DeliveryStatus, Engine, EngineBuilder, LogQuery, RecordEvent, Storage, WorkflowSet};
 
 const WORKFLOWS: &str = r#"{"workflows": [{"id": "w", "module": "Leads", "trigger": "every_save",
@@ -122,7 +123,7 @@ async fn with_a_stated_timeout_claims_fill_the_lease_and_still_never_overlap() {
         async fn send(
             &self,
             request: http::Request<bytes::Bytes>,
-        ) -> Result<http::Response<bytes::Bytes>, crm_webhooks::HttpError> {
+        ) -> Result<http::Response<bytes::Bytes>, crm_webhooks::ports::HttpError> {
             self.0.send(request).await
         }
         fn request_timeout(&self) -> Option<Duration> {
@@ -219,7 +220,7 @@ fn a_lease_shorter_than_the_request_timeout_is_refused() {
         async fn send(
             &self,
             _: http::Request<bytes::Bytes>,
-        ) -> Result<http::Response<bytes::Bytes>, crm_webhooks::HttpError> {
+        ) -> Result<http::Response<bytes::Bytes>, crm_webhooks::ports::HttpError> {
             Ok(http::Response::new(bytes::Bytes::new()))
         }
         fn request_timeout(&self) -> Option<Duration> {

@@ -6,11 +6,10 @@ use std::cell::Cell;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
-use crm_webhooks::{
-    Change, Condition, ConfigError, ContentType, Criteria, Fields, Operator, Parameter, RecordEvent, RenderError,
-    Schedule, TimeOfDay, ValidationError, WebhookAction, WorkflowSet, DEFAULT_MAX_BODY_BYTES,
-    MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_PLACEHOLDERS,
-};
+use crm_webhooks::error::ValidationError;
+use crm_webhooks::payload::{ContentType, Parameter, RenderError, DEFAULT_MAX_BODY_BYTES, MAX_TEMPLATE_PLACEHOLDERS};
+use crm_webhooks::workflow::{Condition, Criteria, Operator, Schedule, TimeOfDay, MAX_PARAMETERS_PER_ACTION};
+use crm_webhooks::{Change, ConfigError, Fields, RecordEvent, WebhookAction, WorkflowSet};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crm_webhooks::adapters::reqwest::ReqwestClient;
-use crm_webhooks::testing::{MemoryStorage, RecordingMailer, StaticDirectory};
-use crm_webhooks::{
-    Change, DeliveryId, DeliveryStatus, Engine, HttpClient, HttpError, HttpErrorKind, LogQuery, RecordEvent,
-    WorkflowSet,
-};
+use crm_webhooks::ports::{HttpError, HttpErrorKind};
+use crm_webhooks::testing::{RecordingMailer, StaticDirectory};
+use crm_webhooks::MemoryStorage;
+use crm_webhooks::{Change, DeliveryId, DeliveryStatus, Engine, HttpClient, LogQuery, RecordEvent, WorkflowSet};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;

@@ -148,7 +148,7 @@ fn killed_children_lose_nothing_they_acknowledged() {
         assert!(partial.is_empty(), "batches stored in part: {partial:?}");
         // A new worker an hour later (every lease of the killed children has run out) delivers everything,
         // including what was in flight at each kill.
-        let later = crm_webhooks::Clock::now(&crm_webhooks::SystemClock) + chrono::Duration::hours(1);
+        let later = crm_webhooks::Clock::now(&crm_webhooks::ports::SystemClock) + chrono::Duration::hours(1);
         let engine = engine_at(storage.clone(), later);
         engine.run_until_idle(10_000).await.unwrap();
         assert_eq!(engine.next_due_at().await.unwrap(), None, "nothing is left queued or leased");

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use crm_webhooks::adapters::reqwest::{ReqwestClient, ReqwestClientBuilder, ReqwestError};
-use crm_webhooks::{HttpClient, HttpError, HttpErrorKind};
+use crm_webhooks::ports::{HttpError, HttpErrorKind};
+use crm_webhooks::HttpClient;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;

@@ -26,8 +26,8 @@ async fn echoed_credentials_never_reach_storage() {
     let http = Arc::new(
         MockHttp::with_fallback(MockReply::status(200).body(echo.to_owned()))
             .then(MockReply::status(500).body(echo.to_owned()))
-            .then(MockReply::error(crm_webhooks::HttpError::new(
-                crm_webhooks::HttpErrorKind::Connect,
+            .then(MockReply::error(crm_webhooks::ports::HttpError::new(
+                crm_webhooks::ports::HttpErrorKind::Connect,
                 "proxy said: Authorization: Basic YXBpOnMzY3JldA== rejected",
             ))),
     );

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use crm_webhooks::testing::{
-    poll_at_most, FaultyStorage, ManualClock, MemoryStorage, RecordingMailer, SeededRng, StaticDirectory,
-};
+use crm_webhooks::ports::{HttpError, HttpErrorKind, User};
+use crm_webhooks::testing::{poll_at_most, FaultyStorage, ManualClock, RecordingMailer, SeededRng, StaticDirectory};
+use crm_webhooks::MemoryStorage;
 use crm_webhooks::{
-    async_trait, Change, Clock, DeliveryId, DeliveryStatus, Edition, Engine, HttpClient, HttpError, HttpErrorKind,
-    LogQuery, QuotaPolicy, RecordEvent, Storage, User, WorkflowSet,
+    async_trait, Change, Clock, DeliveryId, DeliveryStatus, Edition, Engine, HttpClient, LogQuery, QuotaPolicy,
+    RecordEvent, Storage, WorkflowSet,
 };
 
 const WORKFLOWS: &str = r#"{"workflows": [{"id": "w", "module": "Leads", "trigger": "every_save",

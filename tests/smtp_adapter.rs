@@ -8,7 +8,8 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use crm_webhooks::adapters::smtp::{SmtpMailer, SmtpTls};
-use crm_webhooks::{Email, MailError, Mailer, Secret};
+use crm_webhooks::ports::{Email, MailError};
+use crm_webhooks::{Mailer, Secret};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use crm_webhooks::adapters::reqwest::{ReqwestClient, ReqwestClientBuilder};
-use crm_webhooks::{HttpClient, HttpError, HttpErrorKind};
+use crm_webhooks::ports::{HttpError, HttpErrorKind};
+use crm_webhooks::HttpClient;
 use ipnet::IpNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

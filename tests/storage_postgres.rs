@@ -13,11 +13,9 @@ use std::time::Duration as StdDuration;
 
 use chrono::{Duration, NaiveDate};
 use crm_webhooks::adapters::postgres::{PostgresStorage, DEFAULT_SCHEMA};
+use crm_webhooks::ports::{Claim, ClaimToken, Completion, QuotaRequest, StorageErrorKind};
 use crm_webhooks::testing::storage_contract::{self, sample_delivery, t0};
-use crm_webhooks::{
-    Claim, ClaimToken, Completion, Delivery, DeliveryStatus, LogEntry, LogQuery, QuotaRequest, Storage,
-    StorageErrorKind,
-};
+use crm_webhooks::{Delivery, DeliveryStatus, LogEntry, LogQuery, Storage};
 use sqlx::postgres::PgPoolOptions;
 
 fn in_ci() -> bool {

@@ -6,11 +6,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use crm_webhooks::adapters::sqlite::SqliteStorage;
+use crm_webhooks::ports::{Claim, ClaimToken, Completion, QuotaRequest, StorageErrorKind};
 use crm_webhooks::testing::storage_contract::{sample_delivery, t0};
-use crm_webhooks::{
-    Claim, ClaimToken, Completion, Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, QuotaRequest, Storage,
-    StorageErrorKind,
-};
+use crm_webhooks::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, Storage};
 
 mod memory {
     crm_webhooks::storage_contract_tests!(async {

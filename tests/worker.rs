@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crm_webhooks::testing::{ManualClock, MemoryStorage, MockHttp, MockReply, RecordingMailer, StaticDirectory};
+use crm_webhooks::testing::{ManualClock, MockHttp, MockReply, RecordingMailer, StaticDirectory};
+use crm_webhooks::MemoryStorage;
 use crm_webhooks::{Change, DeliveryStatus, Engine, RecordEvent, Worker, WorkflowSet};
 
 const WORKFLOW: &str = r#"[{"id": "w", "module": "Leads", "trigger": "every_save",

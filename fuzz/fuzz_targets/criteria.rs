@@ -5,7 +5,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use crm_webhooks::{Change, Condition, Criteria, Operator, RecordEvent, Trigger, Workflow};
+use crm_webhooks::{Change, RecordEvent};
+use crm_webhooks::workflow::{Condition, Criteria, Operator, Trigger, Workflow};
 use crm_webhooks_fuzz::{dismantle, fields_of, fixed_now, instant_of, pick, very_deep, ArbKey, ArbValue, ZONES};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,8 @@
 use arbitrary::Arbitrary;
 use std::borrow::Cow;
 
-use crm_webhooks::{ContentType, Fields, Parameter, RenderError, ValueSource, WebhookAction};
+use crm_webhooks::{Fields, WebhookAction};
+use crm_webhooks::payload::{ContentType, Parameter, RenderError, ValueSource};
 use crm_webhooks_fuzz::{
     dismantle, fields_of, nesting, parse_json, parse_xml, pick, very_deep, ArbKey, ArbValue, Element, Expected,
     MAX_VALUE_DEPTH,

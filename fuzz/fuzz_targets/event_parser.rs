@@ -5,7 +5,8 @@
 
 use std::sync::OnceLock;
 
-use crm_webhooks::{preview, RecordEvent, WorkflowSet};
+use crm_webhooks::{RecordEvent, WorkflowSet};
+use crm_webhooks::engine::preview;
 use crm_webhooks_fuzz::{fixed_now, ZONES};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};

@@ -2,7 +2,8 @@
 //! fields derived from the input, exactly what an independent reading of the documented syntax renders.
 #![no_main]
 
-use crm_webhooks::{Fields, Template, TemplateError};
+use crm_webhooks::Fields;
+use crm_webhooks::payload::{Template, TemplateError};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
@@ -122,6 +123,6 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(rendered, want, "{source:?} with {fields:?}");
 
     // As a parameter, through the public constructor, the same text comes out.
-    let parameter = crm_webhooks::Parameter::template("t", source).expect("it parsed once");
+    let parameter = crm_webhooks::payload::Parameter::template("t", source).expect("it parsed once");
     assert_eq!(parameter.resolve(&fields), Value::String(want));
 });

@@ -1,5 +1,6 @@
-//! Real implementations of the ports, each behind its own cargo feature.
+//! Implementations of the ports: [`memory`] always, the others each behind its own cargo feature.
 
+pub mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;

@@ -3,7 +3,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use crm_webhooks::adapters::smtp::{SmtpMailer, SmtpTls};
-//! use crm_webhooks::{Email, Mailer, Secret};
+//! use crm_webhooks::{Mailer, Secret};
+//! use crm_webhooks::ports::Email;
 //!
 //! let mailer = SmtpMailer::builder("smtp.example.com", "CRM <crm@example.com>")
 //!     .tls(SmtpTls::StartTls) // the default; port 587 unless set
@@ -34,7 +35,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::{Email, MailError, Mailer, Secret};
+use crate::ports::{Email, MailError};
+use crate::{Mailer, Secret};
 
 /// How the connection to the SMTP server is encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -2,11 +2,11 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), crm_webhooks::StorageError> {
+//! # async fn main() -> Result<(), crm_webhooks::ports::StorageError> {
 //! use crm_webhooks::adapters::sqlite::SqliteStorage;
 //! use crm_webhooks::Storage;
 //!
-//! let dir = tempfile::tempdir().map_err(|e| crm_webhooks::StorageError::new(crm_webhooks::StorageErrorKind::Other, e.to_string()))?;
+//! let dir = tempfile::tempdir().map_err(|e| crm_webhooks::ports::StorageError::new(crm_webhooks::ports::StorageErrorKind::Other, e.to_string()))?;
 //! let storage = SqliteStorage::open(dir.path().join("webhooks.db"))?;
 //! assert_eq!(storage.next_due_at().await?, None);
 //! # Ok(())
@@ -716,8 +716,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::ports::ClaimToken;
     use crate::testing::storage_contract::{sample_delivery, t0};
-    use crate::{ClaimToken, DeliveryStatus};
+    use crate::DeliveryStatus;
 
     fn raw(storage: &SqliteStorage) -> std::sync::MutexGuard<'_, Connection> {
         storage.inner.connection.lock().unwrap()

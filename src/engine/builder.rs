@@ -1,6 +1,23 @@
 //! Building an engine: its parts, its numbers, and the checks that refuse settings that cannot hold.
 
-use super::*;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::core::{Engine, Inner};
+use super::error::BuildError;
+use crate::payload::DEFAULT_MAX_BODY_BYTES;
+use crate::ports::{Clock, Directory, HttpClient, Mailer, Storage, SystemClock};
+use crate::quota::QuotaPolicy;
+use crate::retry::RetrySchedule;
+
+impl Engine {
+    /// Starts building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+}
 
 /// Builds an [`Engine`]: storage, HTTP client, mailer and directory are required; the clock defaults to the
 /// system clock, the retry schedule to 1 h/2 h/4 h, the quota policy to the directory's editions.
@@ -86,8 +103,8 @@ impl EngineBuilder {
         self
     }
 
-    /// The largest body a webhook may send (default [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES),
-    /// 1 MiB). An event whose body would be larger fails [`Engine::on_event`] with [`EngineError::Render`] before
+    /// The largest body a webhook may send (default [`DEFAULT_MAX_BODY_BYTES`](crate::payload::DEFAULT_MAX_BODY_BYTES),
+    /// 1 MiB). An event whose body would be larger fails [`Engine::on_event`] with [`EngineError::Render`](crate::EngineError::Render) before
     /// anything is stored or sent; rendering stops as soon as the limit is passed.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = Some(bytes);
@@ -130,7 +147,7 @@ impl EngineBuilder {
                 lease,
                 concurrency,
                 claim_window,
-                max_body_bytes: self.max_body_bytes.unwrap_or(crate::action::DEFAULT_MAX_BODY_BYTES),
+                max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
                 workflows: RwLock::new(HashMap::new()),
             }),
         })

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 
-use crate::action::{Auth, WebhookAction};
+use crate::workflow::{Auth, WebhookAction};
 
 /// What replaces a secret in stored text.
 const REDACTED: &str = "[redacted]";
@@ -45,7 +45,7 @@ pub(super) fn scrub(text: String, secrets: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{ContentType, Parameter};
+    use crate::payload::{ContentType, Parameter};
     use crate::secret::Secret;
 
     #[test]

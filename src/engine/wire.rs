@@ -1,6 +1,15 @@
 //! What goes on the wire: the headers of an attempt, and the requests an event would send ([`preview`]).
 
-use super::*;
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+
+use crate::delivery::{Delivery, DeliveryId};
+use crate::payload::{RenderError, DEFAULT_MAX_BODY_BYTES};
+use crate::ports::{HttpError, HttpErrorKind};
+use crate::record::RecordEvent;
+use crate::workflow::{redact_url, Auth, WebhookAction, WorkflowSet};
 
 /// A request the engine would send, as [`preview`] shows it: the `Authorization` value redacted.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -21,19 +30,19 @@ pub struct PreviewRequest {
 
 /// The requests an event would send under these workflows, without storing or sending anything (a dry run).
 /// `once` workflows are shown as if they had not fired yet. `now` is the tenant's local time. Fails when a body
-/// would pass [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES), as [`Engine::on_event`] would with the
+/// would pass [`DEFAULT_MAX_BODY_BYTES`], as [`Engine::on_event`](crate::engine::Engine::on_event) would with the
 /// default limit.
 pub fn preview(
     workflows: &WorkflowSet,
     event: &RecordEvent,
     now: DateTime<chrono_tz::Tz>,
-) -> Result<Vec<PreviewRequest>, crate::action::RenderError> {
+) -> Result<Vec<PreviewRequest>, RenderError> {
     let mut requests = Vec::new();
     for workflow in
         workflows.matching(event, now).filter(|w| event.workflow.as_deref().is_none_or(|only| only == w.id()))
     {
         for action in workflow.actions() {
-            let payload = action.try_render(&event.fields, crate::action::DEFAULT_MAX_BODY_BYTES)?;
+            let payload = action.try_render(&event.fields, DEFAULT_MAX_BODY_BYTES)?;
             let id = DeliveryId::new();
             let headers = request_headers(action, payload.content_type_header(), id, now.timestamp(), payload.body())
                 .into_iter()
@@ -87,6 +96,26 @@ pub(super) fn request_headers(
         }
     }
     headers
+}
+
+/// The request of one attempt of a delivery, as it leaves at `now`.
+pub(super) fn request(
+    delivery: &Delivery,
+    action: &WebhookAction,
+    now: DateTime<Utc>,
+) -> Result<http::Request<Bytes>, HttpError> {
+    let mut builder = http::Request::builder().method(delivery.method.as_http()).uri(delivery.url.as_str());
+    for (name, value) in
+        request_headers(action, delivery.content_type.header_value(), delivery.id, now.timestamp(), &delivery.body)
+    {
+        builder = builder.header(name, value);
+    }
+    builder.body(delivery.body.clone()).map_err(|e| {
+        HttpError::new(
+            HttpErrorKind::InvalidRequest,
+            format!("cannot build the request to {}: {e}", redact_url(&delivery.url)),
+        )
+    })
 }
 
 fn header_value(text: &str) -> HeaderValue {

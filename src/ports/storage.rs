@@ -8,30 +8,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 
-/// Identifies one claim. Only the holder of a delivery's current claim may complete it: a worker whose lease ran
-/// out and whose delivery was claimed again cannot overwrite the newer claim's result.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClaimToken(uuid::Uuid);
-
-impl ClaimToken {
-    /// A new random token.
-    pub fn new() -> Self {
-        ClaimToken(uuid::Uuid::new_v4())
-    }
-    /// The token's 16 bytes.
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        self.0.as_bytes()
-    }
-    /// The token from its 16 bytes.
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        ClaimToken(uuid::Uuid::from_bytes(bytes))
-    }
-}
-
-impl Default for ClaimToken {
-    fn default() -> Self {
-        Self::new()
-    }
+crate::id::uuid_id! {
+    /// Identifies one claim. Only the holder of a delivery's current claim may complete it: a worker whose lease
+    /// ran out and whose delivery was claimed again cannot overwrite the newer claim's result.
+    ClaimToken
 }
 
 impl fmt::Debug for ClaimToken {

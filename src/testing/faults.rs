@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::lock;
+use super::doubles::lock;
 use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
 use crate::ports::{
     Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,

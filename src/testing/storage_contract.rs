@@ -20,9 +20,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
-use crate::action::{ContentType, Method};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
+use crate::payload::ContentType;
 use crate::ports::{Claim, ClaimToken, Completion, Notification, NotificationUpdate, QuotaRequest, Storage};
+use crate::workflow::Method;
 
 /// Writes one `#[tokio::test]` per check of [`storage_contract`](crate::testing::storage_contract), each with a
 /// fresh store made by the given async expression: anything that converts into a [`Setup`] (an `Arc` of a

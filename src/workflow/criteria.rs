@@ -7,9 +7,11 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::encode::{nests_deeper_than, MAX_VALUE_DEPTH};
-use crate::error::{shown, Location, ValidationError};
+use super::schedule::local_time;
+use crate::error::{Location, ValidationError};
 use crate::record::{Change, RecordEvent};
+use crate::shown::shown;
+use crate::value::{nests_deeper_than, MAX_VALUE_DEPTH};
 
 /// Entry criteria: every condition of `all` holds, and at least one of `any` when `any` is not empty.
 ///
@@ -256,7 +258,7 @@ fn day_count(value: &Value) -> Option<i64> {
 fn days_from_today(value: &Value, now: DateTime<Tz>) -> Option<i64> {
     let tz = now.timezone();
     let date = parse_moment(value, tz)?.local_date(tz)?;
-    let today = super::local_time(now.naive_utc(), tz)?.date();
+    let today = local_time(now.naive_utc(), tz)?.date();
     // Two dates in chrono's range are at most 191 million days apart: this subtraction cannot overflow.
     Some((date - today).num_days())
 }
@@ -270,7 +272,7 @@ fn changed(event: &RecordEvent, field: &str) -> bool {
 }
 
 fn text(value: &Value) -> String {
-    crate::encode::text_of(value)
+    crate::value::text_of(value)
 }
 
 fn lower_text(value: &Value) -> String {
@@ -378,7 +380,7 @@ impl Moment {
     fn local_date(self, tz: Tz) -> Option<NaiveDate> {
         match self {
             Moment::Day(date) => Some(date),
-            Moment::Instant(instant) => super::local_time(instant.naive_utc(), tz).map(|local| local.date()),
+            Moment::Instant(instant) => local_time(instant.naive_utc(), tz).map(|local| local.date()),
         }
     }
 }

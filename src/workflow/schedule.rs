@@ -2,11 +2,19 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::shown;
+use crate::shown::shown;
+
+/// The local time of a UTC instant in a time zone, or `None` when it is past the range chrono represents (a year
+/// beyond ±262,142), where chrono's own `naive_local` and `date_naive` would panic.
+pub(super) fn local_time(utc: NaiveDateTime, tz: Tz) -> Option<NaiveDateTime> {
+    utc.checked_add_offset(tz.offset_from_utc_datetime(&utc).fix())
+}
 
 /// When a scheduled workflow runs, in the tenant's time zone.
 ///
@@ -21,7 +29,7 @@ use crate::error::shown;
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use crm_webhooks::Schedule;
+/// use crm_webhooks::workflow::Schedule;
 /// let daily: Schedule = serde_json::from_str(r#"{"every": "daily", "at": "09:00"}"#).unwrap();
 /// let after = Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap(); // 11:00 in Berlin
 /// let next = daily.next_after(after, chrono_tz::Europe::Berlin).unwrap();
@@ -127,7 +135,7 @@ impl Schedule {
     /// specific date in the past) or none can be represented (near the end of chrono's range). Never panics, for
     /// any schedule (validated or not) and any instant.
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        let local_after = super::local_time(after.naive_utc(), tz)?;
+        let local_after = local_time(after.naive_utc(), tz)?;
         match self {
             Schedule::Hourly { minute } => {
                 let start = local_after.date().and_hms_opt(local_after.hour(), *minute % 60, 0)?;
@@ -147,7 +155,7 @@ impl Schedule {
 
 /// The first day from `after`'s local date on which `wanted` holds and `at` is later than `after`.
 fn first_day(tz: Tz, after: DateTime<Utc>, at: TimeOfDay, wanted: impl Fn(NaiveDate) -> bool) -> Option<DateTime<Utc>> {
-    let mut date = super::local_time(after.naive_utc(), tz)?.date();
+    let mut date = local_time(after.naive_utc(), tz)?.date();
     // Four years and a day covers every day-of-month and weekday combination (29 February included).
     for _ in 0..(4 * 366 + 1) {
         if wanted(date) {

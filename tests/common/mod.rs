@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
+use crm_webhooks::ports::User;
 use crm_webhooks::testing::{ManualClock, MockHttp, RecordingMailer, StaticDirectory};
-use crm_webhooks::{Change, Engine, RecordEvent, Storage, User, WorkflowSet};
+use crm_webhooks::{Change, Engine, RecordEvent, Storage, WorkflowSet};
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

@@ -1,7 +1,7 @@
 //! [`PostgresStorage`]: the [`Storage`] for several engines on several servers sharing one PostgreSQL database.
 //!
 //! ```no_run
-//! # async fn start() -> Result<(), crm_webhooks::StorageError> {
+//! # async fn start() -> Result<(), crm_webhooks::ports::StorageError> {
 //! use std::sync::Arc;
 //! use crm_webhooks::adapters::postgres::PostgresStorage;
 //!
@@ -30,7 +30,7 @@
 //! - `once` triggers and schedule compare-and-set rely on primary keys and conditional writes, never on reads
 //!   followed by writes.
 //!
-//! # Differences from [`MemoryStorage`](crate::testing::MemoryStorage)
+//! # Differences from [`MemoryStorage`](crate::MemoryStorage)
 //! - Times are stored to the microsecond (PostgreSQL's `timestamptz`); nanoseconds are truncated.
 //! - PostgreSQL text cannot hold the character U+0000. In the free-form log fields (`message`, `error`,
 //!   `response_snippet`) and a notification's `last_error`, which may quote a receiver or a mail server, it is
@@ -57,11 +57,12 @@ use sqlx::{AssertSqlSafe, Connection, Postgres, Row, SqlSafeStr, SqlStr};
 
 mod attached;
 
-use crate::action::{ContentType, Method};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
+use crate::payload::ContentType;
 use crate::ports::{
     Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
 };
+use crate::workflow::Method;
 
 /// The sqlx this adapter is built with: build the pool you pass to [`PostgresStorage::from_pool`] with it, so the
 /// versions match.

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 
 use super::resolve::SsrfRefusal;
-use crate::{HttpError, HttpErrorKind};
+use crate::ports::{HttpError, HttpErrorKind};
 
 /// The method and `scheme://host:port` of a request, the only parts of it that go into messages: a path or query
 /// can hold a token (many webhook URLs embed their secret in the path), userinfo holds a password, and headers

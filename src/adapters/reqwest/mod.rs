@@ -67,7 +67,8 @@ use ipnet::IpNet;
 use self::errors::Target;
 use self::guard::SsrfPolicy;
 use self::resolve::{GuardedResolver, SsrfRefusal};
-use crate::{HttpClient, HttpError, HttpErrorKind};
+use crate::ports::{HttpError, HttpErrorKind};
+use crate::HttpClient;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -60,7 +60,7 @@ fn filter(
 }
 
 /// The SSRF guard refused a destination. Found again in reqwest's error chain to classify the error as
-/// [`HttpErrorKind::Refused`](crate::HttpErrorKind::Refused).
+/// [`HttpErrorKind::Refused`](crate::ports::HttpErrorKind::Refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SsrfRefusal {
     /// The host name, when the address came from resolving one; `None` for an IP-literal URL.

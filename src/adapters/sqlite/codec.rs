@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{ErrorCode, Row};
 
-use crate::action::{ContentType, Method};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
+use crate::payload::ContentType;
 use crate::ports::{Notification, StorageError, StorageErrorKind};
+use crate::workflow::Method;
 
 /// Columns of `deliveries`, in the order [`delivery`] reads them.
 pub(super) const DELIVERY_COLUMNS: &str = "id, tenant, workflow, action, module, record_id, owner, method, url, \

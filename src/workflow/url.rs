@@ -1,6 +1,6 @@
 //! Checking a webhook URL when the action is built, and showing one without its credentials.
 
-use super::*;
+use crate::shown::shown;
 
 /// The longest URL an action may notify, in bytes: browsers and servers commonly refuse longer ones, and the URL
 /// is stored with every delivery and shown in the log.
@@ -67,5 +67,48 @@ pub(super) fn shown_url(url: &str) -> String {
     match credentials_split(url) {
         Some((scheme, rest)) => format!("{}[redacted]@{}", shown(scheme), shown(rest)),
         None => shown(url),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_absolute_http() {
+        assert!(check_url("https://example.com/x?y=1").is_ok());
+        assert!(check_url("http://127.0.0.1:8080").is_ok());
+        for bad in ["", "ftp://example.com", "/relative", "example.com/x", "https://", " https://a.b", "mailto:a@b.c"] {
+            assert!(check_url(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(redact_url("https://user:pw@host.com/a@b"), "https://[redacted]@host.com/a@b");
+        assert_eq!(redact_url("https://host.com/a@b"), "https://host.com/a@b");
+        assert_eq!(redact_url("no scheme@all"), "no scheme@all");
+        assert_eq!(shown_url("https://user:pw@host.com/\r\n"), r"https://[redacted]@host.com/\r\n");
+        let long_password = format!("https://u:{}@host.com/", "p".repeat(5000));
+        assert_eq!(shown_url(&long_password), "https://[redacted]@host.com/");
+    }
+
+    #[test]
+    fn long_urls_are_refused_before_parsing() {
+        let at_limit = format!("https://x.example/{}", "a".repeat(MAX_URL_BYTES - 18));
+        assert_eq!(at_limit.len(), MAX_URL_BYTES);
+        assert!(check_url(&at_limit).is_ok());
+        assert_eq!(check_url(&format!("{at_limit}a")).unwrap_err(), UrlProblem::TooLong);
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused() {
+        for url in ["https://u:p@host.com/", "https://u@host.com", "http://:p@host.com:8080/x", "https://a@b@host.com"]
+        {
+            assert_eq!(check_url(url).unwrap_err(), UrlProblem::Credentials, "{url}");
+        }
+        for url in ["https://host.com/a@b", "https://host.com?to=a@b", "https://host.com#a@b", "https://host.com/@"] {
+            assert!(check_url(url).is_ok(), "{url}");
+        }
     }
 }

@@ -21,11 +21,10 @@
 
 use serde_json::Value;
 
-use crate::action::Parameter;
-use crate::record::Fields;
-
+use super::parameter::{resolve, Parameter};
 use super::shape::{Entry, Node};
-use super::{resolve, Body, Full};
+use crate::record::Fields;
+use crate::value::{push_text, Body, Full};
 
 /// The XML declaration every body starts with.
 pub(super) const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
@@ -95,11 +94,11 @@ fn push_value(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
         Value::Null => Ok(()),
         Value::String(text) => push_escaped(text, out),
         // Digits, signs, `.`, `e` or `true`/`false`: nothing to escape.
-        Value::Number(_) | Value::Bool(_) => super::push_text(value, out),
+        Value::Number(_) | Value::Bool(_) => push_text(value, out),
         Value::Array(_) | Value::Object(_) => {
             // Escaping only adds, so the text may take at most what is left of the body.
             let mut text = String::new();
-            super::push_text(value, &mut Body::new(&mut text, out.remaining()))?;
+            push_text(value, &mut Body::new(&mut text, out.remaining()))?;
             push_escaped(&text, out)
         }
     }

@@ -1,4 +1,5 @@
-//! `MemoryStorage`: the whole storage contract in memory, for tests and single-process hosts.
+//! [`MemoryStorage`]: the whole storage contract in memory, for tests and single-process hosts that accept
+//! losing the queue on restart.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};

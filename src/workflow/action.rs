@@ -5,18 +5,16 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::encode::{self, Body, Full, NameLimit, Payload, Shape};
-use crate::error::{shown, Location, ValidationError};
+use super::url::{check_url, shown_url, UrlProblem};
+use crate::error::{Location, ValidationError};
+use crate::payload::{
+    self, ContentType, NameLimit, Parameter, Payload, RenderError, Shape, ValueSource, MAX_TEMPLATE_BYTES,
+    MAX_TEMPLATE_PLACEHOLDERS,
+};
 use crate::record::Fields;
 use crate::secret::Secret;
-
-mod template;
-mod url;
-
-pub use template::{Template, TemplateError};
-pub(crate) use url::redact_url;
-pub use url::MAX_URL_BYTES;
-use url::{check_url, shown_url, UrlProblem};
+use crate::shown::shown;
+use crate::value::Full;
 
 /// The HTTP method of a webhook: `POST` creates a record at the receiver, `PUT` updates one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -53,49 +51,8 @@ impl fmt::Display for Method {
     }
 }
 
-/// The format of the request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ContentType {
-    /// `application/xml`: one root element with an element per parameter.
-    #[serde(rename = "XML")]
-    Xml,
-    /// `application/json`: an object of the parameters.
-    #[serde(rename = "JSON")]
-    Json,
-    /// `application/json`: the same object as the single element of an array.
-    #[serde(rename = "JSONARRAY")]
-    JsonArray,
-    /// `application/x-www-form-urlencoded`: one pair per parameter.
-    #[serde(rename = "FORM")]
-    Form,
-}
-
-impl ContentType {
-    /// The `Content-Type` header value this content type is sent with.
-    pub fn header_value(self) -> &'static str {
-        match self {
-            ContentType::Xml => "application/xml; charset=utf-8",
-            ContentType::Json | ContentType::JsonArray => "application/json",
-            ContentType::Form => "application/x-www-form-urlencoded; charset=utf-8",
-        }
-    }
-
-    /// The name used in configuration: `XML`, `JSON`, `JSONARRAY` or `FORM`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentType::Xml => "XML",
-            ContentType::Json => "JSON",
-            ContentType::JsonArray => "JSONARRAY",
-            ContentType::Form => "FORM",
-        }
-    }
-}
-
-impl fmt::Display for ContentType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The most parameters an action may have (and the most names its `required` list may hold).
+pub const MAX_PARAMETERS_PER_ACTION: usize = 100;
 
 /// How the webhook authenticates to the receiver.
 ///
@@ -115,156 +72,17 @@ pub enum Auth {
     },
 }
 
-/// Where a parameter's value comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ValueSource {
-    /// A literal JSON value, sent as written.
-    Value(Value),
-    /// The value of a record field (null, or empty text, when the record lacks it).
-    Field(String),
-    /// Text with `${field}` or `$field` placeholders.
-    Template(Template),
-}
-
-/// The longest parameter name, in bytes (for every content type).
-pub const MAX_PARAMETER_NAME_BYTES: usize = 256;
-
-/// The most dotted segments of a JSON, JSONARRAY or XML parameter name (`a.b.c` has 3): the deepest a body nests.
-/// Encoding walks the nesting by recursion, and this is what bounds it. FORM names do not nest and are not counted.
-pub const MAX_PARAMETER_NAME_SEGMENTS: usize = 32;
-
-/// The most parameters an action may have (and the most names its `required` list may hold).
-pub const MAX_PARAMETERS_PER_ACTION: usize = 100;
-
-/// The longest template, in bytes.
-pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
-
-/// The most placeholders (`${field}` or `$field`) one template may hold. With the other limits this bounds what a
-/// configuration can multiply a record's text by; [`WebhookAction::try_render`] bounds the body itself.
-pub const MAX_TEMPLATE_PLACEHOLDERS: usize = 64;
-
-/// One name → value pair sent to the receiver.
-///
-/// JSON: `{"name": "public_id", "value": "ACME-42"}`, `{"name": "amount", "field": "amount"}` or
-/// `{"name": "summary", "template": "Deal ${potentialname} won"}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Parameter {
-    /// The name at the receiver. In JSON, JSONARRAY and XML a dotted name (`customer.name`) nests and a
-    /// numeric segment (`lines.0.sku`) builds an array; FORM sends names verbatim.
-    pub name: String,
-    /// Where the value comes from.
-    pub source: ValueSource,
-}
-
-impl Parameter {
-    /// A parameter with a literal value.
-    pub fn value(name: impl Into<String>, value: impl Into<Value>) -> Self {
-        Parameter { name: name.into(), source: ValueSource::Value(value.into()) }
-    }
-
-    /// A parameter taken from a record field.
-    pub fn field(name: impl Into<String>, field: impl Into<String>) -> Self {
-        Parameter { name: name.into(), source: ValueSource::Field(field.into()) }
-    }
-
-    /// A parameter rendered from a template such as `"Deal ${potentialname} won"`.
-    pub fn template(name: impl Into<String>, template: &str) -> Result<Self, TemplateError> {
-        Ok(Parameter { name: name.into(), source: ValueSource::Template(Template::parse(template)?) })
-    }
-
-    /// The value this parameter takes for a record.
-    pub fn resolve(&self, fields: &Fields) -> Value {
-        match &self.source {
-            ValueSource::Value(value) => value.clone(),
-            ValueSource::Field(field) => fields.get(field).cloned().unwrap_or(Value::Null),
-            ValueSource::Template(template) => Value::String(template.render(fields)),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawParameter {
-    name: String,
-    // `Some(Value::Null)` for an explicit `"value": null`, `None` when the key is absent.
-    #[serde(default, deserialize_with = "present")]
-    value: Option<Value>,
-    #[serde(default)]
-    field: Option<String>,
-    #[serde(default)]
-    template: Option<String>,
-}
-
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(deserializer).map(Some)
-}
-
-impl<'de> Deserialize<'de> for Parameter {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let raw = RawParameter::deserialize(deserializer)?;
-        let source = match (raw.value, raw.field, raw.template) {
-            (Some(value), None, None) => ValueSource::Value(value),
-            (None, Some(field), None) => ValueSource::Field(field),
-            (None, None, Some(template)) => ValueSource::Template(
-                Template::parse(&template)
-                    .map_err(|e| D::Error::custom(format!("parameter \"{}\": {e}", shown(&raw.name))))?,
-            ),
-            _ => {
-                return Err(D::Error::custom(format!(
-                    "parameter \"{}\" must have exactly one of \"value\", \"field\" or \"template\"",
-                    shown(&raw.name)
-                )))
-            }
-        };
-        Ok(Parameter { name: raw.name, source })
-    }
-}
-
-impl Serialize for Parameter {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("name", &self.name)?;
-        match &self.source {
-            ValueSource::Value(value) => map.serialize_entry("value", value)?,
-            ValueSource::Field(field) => map.serialize_entry("field", field)?,
-            ValueSource::Template(template) => map.serialize_entry("template", template.source())?,
-        }
-        map.end()
-    }
-}
-
-/// The body limit an engine uses unless told otherwise: 1 MiB (see [`WebhookAction::try_render`]).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// Why [`WebhookAction::try_render`] wrote no body.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RenderError {
-    /// The body would be longer than the limit; rendering stopped as soon as it passed it.
-    #[error(
-        "the body of \"{action}\" would exceed {limit} bytes; shorten the template or raise \
-         EngineBuilder::max_body_bytes"
-    )]
-    BodyTooLarge {
-        /// The limit, in bytes.
-        limit: usize,
-        /// The action's title (as messages show it: see [`ValidationError`](crate::ValidationError)).
-        action: String,
-    },
-}
-
-/// A webhook action, validated: its URL is absolute http(s), without credentials and at most [`MAX_URL_BYTES`]
+/// A webhook action, validated: its URL is absolute http(s), without credentials and at most [`MAX_URL_BYTES`](crate::workflow::MAX_URL_BYTES)
 /// long, its parameter names fit its content type, its required parameters are present and not empty, and it keeps
-/// to the limits on size ([`MAX_PARAMETERS_PER_ACTION`], [`MAX_PARAMETER_NAME_BYTES`],
-/// [`MAX_PARAMETER_NAME_SEGMENTS`], [`MAX_TEMPLATE_BYTES`], [`MAX_TEMPLATE_PLACEHOLDERS`]). Every way of making one
+/// to the limits on size ([`MAX_PARAMETERS_PER_ACTION`], [`MAX_PARAMETER_NAME_BYTES`](crate::payload::MAX_PARAMETER_NAME_BYTES),
+/// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::payload::MAX_PARAMETER_NAME_SEGMENTS), [`MAX_TEMPLATE_BYTES`], [`MAX_TEMPLATE_PLACEHOLDERS`]). Every way of making one
 /// (the builder, deserializing it, loading a [`WorkflowSet`](crate::WorkflowSet)) checks all of that.
 ///
 /// Build one with [`WebhookAction::builder`] or deserialize it from its JSON form (`kind` is optional and must be
 /// `"webhook"`):
 /// ```
-/// use crm_webhooks::{WebhookAction, ContentType};
+/// use crm_webhooks::WebhookAction;
+/// use crm_webhooks::payload::ContentType;
 /// let action: WebhookAction = serde_json::from_str(r#"{
 ///   "kind": "webhook", "title": "Create invoice", "url": "https://accounting.example.com/invoices",
 ///   "method": "POST", "content_type": "JSON", "auth": {"type": "none"},
@@ -423,10 +241,11 @@ impl WebhookAction {
     /// Like [`WebhookAction::render`], but a body longer than `max_body` bytes is an error, found as it is being
     /// written: rendering stops at the first write that would pass the limit, so an oversized body is never built
     /// (at most about twice `max_body` is ever held, while a template is being rendered).
-    /// [`DEFAULT_MAX_BODY_BYTES`] is a sensible limit.
+    /// [`DEFAULT_MAX_BODY_BYTES`](crate::payload::DEFAULT_MAX_BODY_BYTES) is a sensible limit.
     ///
     /// ```
-    /// use crm_webhooks::{ContentType, Parameter, RenderError, WebhookAction};
+    /// use crm_webhooks::WebhookAction;
+    /// use crm_webhooks::payload::{ContentType, Parameter, RenderError};
     /// let action = WebhookAction::builder("Notes", "https://example.com/hook", ContentType::Json)
     ///     .parameter(Parameter::template("text", "${notes} ${notes}").unwrap())
     ///     .build()
@@ -438,7 +257,7 @@ impl WebhookAction {
     /// assert_eq!(error, RenderError::BodyTooLarge { limit: 1000, action: "Notes".into() });
     /// ```
     pub fn try_render(&self, fields: &Fields, max_body: usize) -> Result<Payload, RenderError> {
-        encode::render(self.content_type, &self.shape, &self.parameters, fields, max_body)
+        payload::render(self.content_type, &self.shape, &self.parameters, fields, max_body)
             .map_err(|Full| RenderError::BodyTooLarge { limit: max_body, action: shown(&self.title) })
     }
 
@@ -565,7 +384,7 @@ fn check_parameters(raw: &RawAction, at: &Location, errors: &mut Vec<ValidationE
             Some(_) => {}
         }
     }
-    match encode::compile(raw.content_type, &raw.parameters) {
+    match payload::compile(raw.content_type, &raw.parameters) {
         Ok(shape) => Some(shape),
         Err(errs) => {
             errors.extend(errs.into_iter().map(|e| {
@@ -647,64 +466,5 @@ impl WebhookActionBuilder {
     /// Validates the action.
     pub fn build(self) -> Result<WebhookAction, crate::ConfigError> {
         WebhookAction::from_raw(self.raw, &Location::default()).map_err(crate::ConfigError::Invalid)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates_parse_both_placeholder_forms() {
-        let t = Template::parse("a ${x} $y_1-$$ $ ${ z }").unwrap();
-        let fields = serde_json::json!({"x": 1.0, "y_1": true, "z": "Z"});
-        assert_eq!(t.render(fields.as_object().unwrap()), "a 1 true-$ $ Z");
-        assert_eq!(t.fields().collect::<Vec<_>>(), ["x", "y_1", "z"]);
-        assert_eq!(Template::parse("x ${oops").unwrap_err(), TemplateError::Unclosed { at: 2 });
-        assert_eq!(Template::parse("${}").unwrap_err(), TemplateError::Empty { at: 0 });
-    }
-
-    #[test]
-    fn missing_fields_render_as_nothing() {
-        let t = Template::parse("[$missing]").unwrap();
-        assert_eq!(t.render(&Fields::new()), "[]");
-    }
-
-    #[test]
-    fn urls_must_be_absolute_http() {
-        assert!(check_url("https://example.com/x?y=1").is_ok());
-        assert!(check_url("http://127.0.0.1:8080").is_ok());
-        for bad in ["", "ftp://example.com", "/relative", "example.com/x", "https://", " https://a.b", "mailto:a@b.c"] {
-            assert!(check_url(bad).is_err(), "{bad:?} was accepted");
-        }
-    }
-
-    #[test]
-    fn credentials_in_urls_are_redacted() {
-        assert_eq!(redact_url("https://user:pw@host.com/a@b"), "https://[redacted]@host.com/a@b");
-        assert_eq!(redact_url("https://host.com/a@b"), "https://host.com/a@b");
-        assert_eq!(redact_url("no scheme@all"), "no scheme@all");
-        assert_eq!(shown_url("https://user:pw@host.com/\r\n"), r"https://[redacted]@host.com/\r\n");
-        let long_password = format!("https://u:{}@host.com/", "p".repeat(5000));
-        assert_eq!(shown_url(&long_password), "https://[redacted]@host.com/");
-    }
-
-    #[test]
-    fn long_urls_are_refused_before_parsing() {
-        let at_limit = format!("https://x.example/{}", "a".repeat(MAX_URL_BYTES - 18));
-        assert_eq!(at_limit.len(), MAX_URL_BYTES);
-        assert!(check_url(&at_limit).is_ok());
-        assert_eq!(check_url(&format!("{at_limit}a")).unwrap_err(), UrlProblem::TooLong);
-    }
-
-    #[test]
-    fn urls_with_credentials_are_refused() {
-        for url in ["https://u:p@host.com/", "https://u@host.com", "http://:p@host.com:8080/x", "https://a@b@host.com"]
-        {
-            assert_eq!(check_url(url).unwrap_err(), UrlProblem::Credentials, "{url}");
-        }
-        for url in ["https://host.com/a@b", "https://host.com?to=a@b", "https://host.com#a@b", "https://host.com/@"] {
-            assert!(check_url(url).is_ok(), "{url}");
-        }
     }
 }

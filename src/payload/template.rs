@@ -1,6 +1,16 @@
-//! `${field}` templates: parsed once when the action is built, rendered for each record.
+//! `${field}` templates: parsed once when the action is built, filled in for each record.
 
-use super::*;
+use std::fmt;
+
+use crate::record::Fields;
+use crate::value::{push_text, Body, Full};
+
+/// The longest template, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
+
+/// The most placeholders (`${field}` or `$field`) one template may hold. With the other limits this bounds what a
+/// configuration can multiply a record's text by; [`WebhookAction::try_render`](crate::workflow::WebhookAction::try_render) bounds the body itself.
+pub const MAX_TEMPLATE_PLACEHOLDERS: usize = 64;
 
 /// A parameter template, compiled once: `${field}` and `$field` insert a record field, `$$` writes `$`.
 ///
@@ -8,10 +18,10 @@ use super::*;
 /// numbers without a trailing `.0`, booleans as `true`/`false`, a missing field or null as nothing.
 ///
 /// ```
-/// use crm_webhooks::Template;
+/// use crm_webhooks::payload::Template;
 /// let template = Template::parse("Deal ${potentialname} won: $amount USD").unwrap();
 /// let fields = serde_json::json!({"potentialname": "Big deal", "amount": 1200.0});
-/// assert_eq!(template.render(fields.as_object().unwrap()), "Deal Big deal won: 1200 USD");
+/// assert_eq!(template.fill(fields.as_object().unwrap()), "Deal Big deal won: 1200 USD");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Template {
@@ -101,22 +111,22 @@ impl Template {
         })
     }
 
-    /// Renders the template for a record.
-    pub fn render(&self, fields: &Fields) -> String {
+    /// Fills in the template for a record.
+    pub fn fill(&self, fields: &Fields) -> String {
         let mut out = String::with_capacity(self.source.len());
         // Without a limit nothing is full.
-        let _ = self.render_into(fields, &mut Body::unlimited(&mut out));
+        let _ = self.fill_into(fields, &mut Body::unlimited(&mut out));
         out
     }
 
-    /// Renders the template for a record into a body, stopping as soon as it is full.
-    pub(crate) fn render_into(&self, fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
+    /// Fills in the template for a record.into a body, stopping as soon as it is full.
+    pub(crate) fn fill_into(&self, fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
         for part in &self.parts {
             match part {
                 TemplatePart::Literal(text) => out.push_str(text)?,
                 TemplatePart::Field(name) => {
                     if let Some(value) = fields.get(name) {
-                        encode::push_text(value, out)?;
+                        push_text(value, out)?;
                     }
                 }
             }
@@ -135,5 +145,26 @@ fn push_field(parts: &mut Vec<TemplatePart>, literal: &mut String, name: &str) {
 impl fmt::Debug for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Template").field(&self.source).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse_both_placeholder_forms() {
+        let t = Template::parse("a ${x} $y_1-$$ $ ${ z }").unwrap();
+        let fields = serde_json::json!({"x": 1.0, "y_1": true, "z": "Z"});
+        assert_eq!(t.fill(fields.as_object().unwrap()), "a 1 true-$ $ Z");
+        assert_eq!(t.fields().collect::<Vec<_>>(), ["x", "y_1", "z"]);
+        assert_eq!(Template::parse("x ${oops").unwrap_err(), TemplateError::Unclosed { at: 2 });
+        assert_eq!(Template::parse("${}").unwrap_err(), TemplateError::Empty { at: 0 });
+    }
+
+    #[test]
+    fn missing_fields_fill_in_as_nothing() {
+        let t = Template::parse("[$missing]").unwrap();
+        assert_eq!(t.fill(&Fields::new()), "[]");
     }
 }

@@ -25,10 +25,38 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::action::{ContentType, Parameter, MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
+use super::content_type::ContentType;
+use super::form;
+use super::parameter::{Parameter, MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
+use crate::value::{push_json, Body};
 
-use super::{form, json, Body, NameError, NameLimit};
-use crate::error::shown;
+use crate::shown::shown;
+
+/// A parameter name that the content type cannot carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NameError {
+    /// The parameter name, as written.
+    pub(crate) name: String,
+    /// Why it cannot be sent, and what to do: a sentence that follows "cannot be sent as XML: ".
+    pub(crate) reason: String,
+    /// The limit the name passes, if that is the problem (the action reports those with their own variants).
+    pub(crate) limit: Option<NameLimit>,
+}
+
+/// A limit on parameter names that a name passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameLimit {
+    /// Longer than [`MAX_PARAMETER_NAME_BYTES`](crate::payload::MAX_PARAMETER_NAME_BYTES): the length in bytes.
+    Bytes(usize),
+    /// More dotted segments than [`MAX_PARAMETER_NAME_SEGMENTS`](crate::payload::MAX_PARAMETER_NAME_SEGMENTS): how many.
+    Segments(usize),
+}
+
+impl NameError {
+    pub(crate) fn new(name: &str, reason: impl Into<String>) -> Self {
+        NameError { name: name.to_owned(), reason: reason.into(), limit: None }
+    }
+}
 
 /// The compiled parameter names of one action, for the content type they were compiled for.
 #[derive(Debug, Clone)]
@@ -387,7 +415,7 @@ impl Draft {
                     ContentType::Json | ContentType::JsonArray | ContentType::Form => {
                         let mut open = String::with_capacity(key.len() + 3);
                         // Without a limit nothing is full.
-                        let _ = json::push_json(key.as_str(), &mut Body::unlimited(&mut open));
+                        let _ = push_json(key.as_str(), &mut Body::unlimited(&mut open));
                         open.push(':');
                         (open, String::new())
                     }

@@ -8,10 +8,9 @@
 
 use serde_json::Value;
 
-use crate::action::Parameter;
+use super::parameter::{resolve, Parameter};
 use crate::record::Fields;
-
-use super::{resolve, Body, Full};
+use crate::value::{push_text, Body, Full};
 
 /// A name, form-encoded.
 pub(super) fn encode_name(name: &str) -> Box<str> {
@@ -43,7 +42,7 @@ pub(super) fn write(
             value => {
                 // Encoding only adds, so the text may take at most what is left of the body.
                 text.clear();
-                super::push_text(value, &mut Body::new(&mut text, out.remaining()))?;
+                push_text(value, &mut Body::new(&mut text, out.remaining()))?;
                 push_encoded(&text, out)?;
             }
         }

@@ -1,0 +1,123 @@
+//! The engine itself: what its clones share, its clock, and the tenants' registered workflows.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::ports::{Clock, Directory, HttpClient, Mailer, Storage, TenantInfo};
+use crate::quota::QuotaPolicy;
+use crate::retry::RetrySchedule;
+use crate::workflow::WorkflowSet;
+
+/// Delivers webhooks: evaluates events against the tenants' workflows, queues what matches, and runs worker
+/// passes that send, retry, count quota, log and notify. Cheap to clone; clones share everything.
+///
+/// ```
+/// use std::sync::Arc;
+/// use crm_webhooks::MemoryStorage;
+/// use crm_webhooks::testing::{ManualClock, MockHttp, RecordingMailer, StaticDirectory};
+/// use crm_webhooks::{Change, DeliveryStatus, Engine, LogQuery, RecordEvent, WorkflowSet};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let http = Arc::new(MockHttp::new_ok());
+/// let engine = Engine::builder()
+///     .storage(Arc::new(MemoryStorage::new()))
+///     .http(http.clone())
+///     .mailer(Arc::new(RecordingMailer::new()))
+///     .directory(Arc::new(StaticDirectory::new()))
+///     .clock(Arc::new(ManualClock::new(chrono::Utc::now())))
+///     .build()?;
+/// engine.set_workflows("acme", WorkflowSet::from_json(r#"{"workflows": [{"id": "w", "module": "Leads",
+///     "trigger": "every_save", "actions": [{"title": "Notify", "url": "https://example.com/hook",
+///     "content_type": "JSON", "parameters": [{"name": "email", "field": "email"}]}]}]}"#)?);
+///
+/// let event = RecordEvent::new("acme", "Leads", "10x1", Change::Created, "19x1").field("email", "a@b.c");
+/// let ids = engine.on_event(&event).await?;
+/// assert_eq!(ids.len(), 1);
+/// engine.run_due().await?;
+/// assert_eq!(http.requests()[0].body, r#"{"email":"a@b.c"}"#);
+/// let log = engine.log(&LogQuery::tenant("acme")).await?;
+/// assert_eq!(log[0].status, DeliveryStatus::Success);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// What every clone of an engine shares.
+pub(super) struct Inner {
+    pub(super) storage: Arc<dyn Storage>,
+    pub(super) http: Arc<dyn HttpClient>,
+    pub(super) mailer: Arc<dyn Mailer>,
+    pub(super) directory: Arc<dyn Directory>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) retry: RetrySchedule,
+    pub(super) quota: QuotaPolicy,
+    pub(super) batch_size: usize,
+    pub(super) lease: Duration,
+    pub(super) concurrency: usize,
+    /// The most deliveries claimed and not yet finished at once: as many as the lease covers (see `run_due`).
+    pub(super) claim_window: usize,
+    pub(super) max_body_bytes: usize,
+    pub(super) workflows: RwLock<HashMap<String, Arc<WorkflowSet>>>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("retry", &self.inner.retry)
+            .field("quota", &self.inner.quota)
+            .field("batch_size", &self.inner.batch_size)
+            .field("lease", &self.inner.lease)
+            .field("concurrency", &self.inner.concurrency)
+            .field("max_body_bytes", &self.inner.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `std` duration as a chrono one (the longest chrono holds, for one past it).
+pub(super) fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Engine {
+    /// The engine's clock reading, cut to whole microseconds: every storage keeps at least that precision, so
+    /// times read back equal the times written.
+    pub fn now(&self) -> DateTime<Utc> {
+        use chrono::SubsecRound as _;
+        self.inner.clock.now().trunc_subsecs(6)
+    }
+
+    /// Deliveries claimed per pass.
+    pub fn batch_size(&self) -> usize {
+        self.inner.batch_size
+    }
+
+    /// Registers (replaces) a tenant's workflows. Every engine sharing a storage must hold the same workflows:
+    /// credentials and signing secrets are read from them when a delivery is sent, never stored.
+    pub fn set_workflows(&self, tenant: impl Into<String>, workflows: WorkflowSet) {
+        let mut all = self.inner.workflows.write().unwrap_or_else(PoisonError::into_inner);
+        all.insert(tenant.into(), Arc::new(workflows));
+    }
+
+    /// A tenant's registered workflows.
+    pub fn workflows(&self, tenant: &str) -> Option<Arc<WorkflowSet>> {
+        let all = self.inner.workflows.read().unwrap_or_else(PoisonError::into_inner);
+        all.get(tenant).cloned()
+    }
+
+    /// Every tenant with registered workflows.
+    pub(super) fn tenants(&self) -> Vec<(String, Arc<WorkflowSet>)> {
+        let all = self.inner.workflows.read().unwrap_or_else(PoisonError::into_inner);
+        all.iter().map(|(t, w)| (t.clone(), w.clone())).collect()
+    }
+
+    /// A tenant's daily allowance under the engine's quota policy (`None`: unlimited).
+    pub(super) fn allowance(&self, info: &TenantInfo) -> Option<u64> {
+        self.inner.quota.edition(info.edition).map(|edition| edition.daily_allowance(info.licensed_users))
+    }
+}

@@ -1,0 +1,199 @@
+//! What follows an attempt, and a delivery put back unsent: pure functions that build the [`Completion`] the
+//! pass writes back, and the quota split of what a claim took.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, RESPONSE_SNIPPET_MAX};
+use crate::ports::{ClaimToken, Completion, Notification};
+use crate::retry::{self, AttemptOutcome, RetrySchedule, Transition};
+
+use super::redact;
+
+/// One attempt, made: what was sent, when, and what came back.
+#[derive(Debug)]
+pub(super) struct Attempted {
+    /// The delivery as claimed (its `attempts` not yet counting this one).
+    pub(super) delivery: Delivery,
+    /// The claim it was taken with.
+    pub(super) token: ClaimToken,
+    /// When the request left.
+    pub(super) sent_at: DateTime<Utc>,
+    /// When its answer (or error) came.
+    pub(super) finished_at: DateTime<Utc>,
+    /// The answer.
+    pub(super) outcome: AttemptOutcome,
+    /// The start of the response body, redacted, for the log.
+    pub(super) response_snippet: Option<String>,
+}
+
+/// The write-back of an attempt: its status, the next attempt's time on the retry schedule, the `Dispatched` and
+/// result log entries, and a failure notification when it failed for good.
+pub(super) fn complete(retry: &RetrySchedule, attempted: Attempted) -> Completion {
+    let Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet } = attempted;
+    let attempt = delivery.attempts.saturating_add(1);
+    let max = retry.max_attempts();
+    let transition = retry::next(retry, attempt, &outcome, finished_at);
+    let mut dispatched = LogEntry::about(
+        &delivery,
+        DeliveryStatus::Dispatched,
+        sent_at,
+        format!("attempt {attempt} of {max} dispatched"),
+    );
+    dispatched.attempt = attempt;
+    let (status, next_attempt_at, message) = match transition {
+        Transition::Succeeded => (DeliveryStatus::Success, None, format!("attempt {attempt} delivered")),
+        Transition::RetryAt(at) => (
+            DeliveryStatus::Queued,
+            Some(at),
+            format!("attempt {attempt} failed; retry {attempt} of {} scheduled", max.saturating_sub(1)),
+        ),
+        Transition::GaveUp if attempt >= max => (
+            DeliveryStatus::Failed,
+            None,
+            format!("attempt {attempt} failed; no retries left, owner and admins notified"),
+        ),
+        Transition::GaveUp => {
+            (DeliveryStatus::Failed, None, format!("attempt {attempt} failed permanently; owner and admins notified"))
+        }
+    };
+    let (http_status, error) = match &outcome {
+        AttemptOutcome::Response { status, .. } if (200..300).contains(status) => (Some(*status), None),
+        AttemptOutcome::Response { status, .. } => (Some(*status), Some(describe_status(*status))),
+        AttemptOutcome::Error(e) => (None, Some(loggable(e.to_string()))),
+    };
+    let mut result = LogEntry::about(&delivery, status, finished_at, message);
+    result.attempt = attempt;
+    result.http_status = http_status;
+    result.response_snippet = response_snippet;
+    result.error = error;
+    result.next_attempt_at = next_attempt_at;
+    let notification = (status == DeliveryStatus::Failed).then(|| Notification {
+        delivery_id: delivery.id,
+        tenant: delivery.tenant.clone(),
+        owner: delivery.owner.clone(),
+        created_at: finished_at,
+        next_attempt_at: finished_at,
+        attempts: 0,
+        sent_to: Vec::new(),
+        last_error: None,
+    });
+    Completion {
+        id: delivery.id,
+        token,
+        status,
+        attempts: attempt,
+        next_attempt_at,
+        at: finished_at,
+        entries: vec![dispatched, result],
+        notification,
+    }
+}
+
+/// The deliveries of a claim, grouped by tenant (in tenant order, so that a pass is the same every time).
+pub(super) fn by_tenant(claimed: Vec<Delivery>) -> BTreeMap<String, Vec<Delivery>> {
+    let mut groups: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+    for delivery in claimed {
+        groups.entry(delivery.tenant.clone()).or_default().push(delivery);
+    }
+    groups
+}
+
+/// Splits a tenant's claimed deliveries into those granted quota (to send) and the rest (to put back).
+pub(super) fn split_granted(deliveries: Vec<Delivery>, granted: &[DeliveryId]) -> (Vec<Delivery>, Vec<Delivery>) {
+    let granted: HashSet<&DeliveryId> = granted.iter().collect();
+    deliveries.into_iter().partition(|d| granted.contains(&d.id))
+}
+
+/// Text for the log: NUL cannot be stored by every database (PostgreSQL text refuses it), so it becomes U+FFFD.
+fn loggable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
+/// The start of a response body, cut at a character boundary, for the log.
+pub(super) fn snippet(body: &[u8], secrets: &[String]) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    // A little more than is kept, so a secret that straddles the cut is still found whole and redacted.
+    let longest_secret = secrets.iter().map(String::len).max().unwrap_or(0);
+    let window = &body[..body.len().min(RESPONSE_SNIPPET_MAX.saturating_add(longest_secret))];
+    let text = match std::str::from_utf8(window) {
+        Ok(text) => text.to_owned(),
+        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&window[..e.valid_up_to()]).into_owned(),
+        Err(_) => String::from_utf8_lossy(window).into_owned(),
+    };
+    let mut text = redact::scrub(text, secrets);
+    if text.len() > RESPONSE_SNIPPET_MAX {
+        let mut end = RESPONSE_SNIPPET_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    Some(loggable(text))
+}
+
+pub(super) fn unsent(
+    delivery: &Delivery,
+    token: ClaimToken,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    why: &str,
+) -> Completion {
+    let mut entry = LogEntry::about(delivery, DeliveryStatus::Queued, now, why);
+    entry.next_attempt_at = Some(until);
+    Completion {
+        id: delivery.id,
+        token,
+        status: DeliveryStatus::Queued,
+        attempts: delivery.attempts,
+        next_attempt_at: Some(until),
+        at: now,
+        entries: vec![entry],
+        notification: None,
+    }
+}
+
+pub(super) fn describe_status(status: u16) -> String {
+    let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    match status {
+        300..=399 => format!("HTTP {status} {reason} (redirects are not followed)"),
+        _ => format!("HTTP {status} {reason}").trim_end().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_are_capped_at_a_character_boundary() {
+        let long = "é".repeat(RESPONSE_SNIPPET_MAX);
+        let cut = snippet(long.as_bytes(), &[]).unwrap();
+        assert!(cut.len() <= RESPONSE_SNIPPET_MAX && cut.len() >= RESPONSE_SNIPPET_MAX - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(snippet(b"", &[]), None);
+        assert_eq!(snippet(b"a\0b", &[]).as_deref(), Some("a\u{FFFD}b"), "NUL is not stored");
+    }
+
+    #[test]
+    fn a_secret_across_the_cut_is_redacted_whole() {
+        let secrets = vec!["TOKEN123".to_owned()];
+        let body = format!("{}TOKEN123", "a".repeat(RESPONSE_SNIPPET_MAX - 4));
+        let cut = snippet(body.as_bytes(), &secrets).unwrap();
+        assert!(!cut.contains("TOKE") && cut.len() <= RESPONSE_SNIPPET_MAX, "{}", &cut[cut.len() - 20..]);
+    }
+
+    #[test]
+    fn statuses_are_described() {
+        assert_eq!(describe_status(404), "HTTP 404 Not Found");
+        assert!(describe_status(302).contains("redirects are not followed"));
+        assert_eq!(describe_status(599), "HTTP 599");
+    }
+}

@@ -1,0 +1,28 @@
+//! The payload: what a webhook sends. Its [`ContentType`], its [`Parameter`]s (each a literal [`ValueSource::Value`],
+//! a record field, or a [`Template`]), and the [`Payload`] an action renders for a record.
+//!
+//! An action's parameter names are checked for its content type and compiled once into the tree of names the
+//! encoder walks (`shape`); rendering then writes the body of a record without parsing names again. It fails only
+//! when the body would pass the limit it is given ([`RenderError::BodyTooLarge`]), and then stops at once: every
+//! write is checked before it copies anything. The formats, one file each:
+//! - JSON and JSONARRAY: an object of the parameters (in a one-element array for JSONARRAY), dotted names nesting
+//!   objects and numeric segments building arrays, values keeping their JSON types;
+//! - XML: the declaration and a `<record>` root element with an element per parameter, nested the same way, a
+//!   numeric segment repeating its parent element, values as escaped text;
+//! - FORM: `application/x-www-form-urlencoded` pairs, names verbatim.
+
+mod content_type;
+mod form;
+mod json;
+mod parameter;
+mod render;
+mod shape;
+mod template;
+mod xml;
+
+pub use content_type::ContentType;
+pub use parameter::{Parameter, ValueSource, MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
+pub(crate) use render::render;
+pub use render::{Payload, RenderError, DEFAULT_MAX_BODY_BYTES};
+pub(crate) use shape::{compile, NameLimit, Shape};
+pub use template::{Template, TemplateError, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS};

@@ -1,0 +1,247 @@
+//! Field values: how deep they nest, their text form, and the bounded text buffer every body is written into.
+//!
+//! A leaf of the crate: the encoders, templates and criteria all read values through it, and it depends on
+//! nothing of theirs.
+
+use std::io;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The deepest nesting of arrays and objects a value may have to be written (serde_json's own parser refuses
+/// deeper documents, so a host that parsed its records with it never has deeper values).
+pub(crate) const MAX_VALUE_DEPTH: usize = 128;
+
+/// Whether a value nests arrays and objects more than `limit` deep, found without recursion: writing, comparing,
+/// cloning or dropping a `Value` recurses once per level, so a deeper value is never handed to any of those.
+pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
+    // Most values are scalars: no list to allocate for them.
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return false;
+    }
+    let mut pending: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: &mut dyn Iterator<Item = &Value> = match value {
+            Value::Array(items) => &mut items.iter(),
+            Value::Object(map) => &mut map.values(),
+            _ => continue,
+        };
+        if depth >= limit {
+            return true;
+        }
+        let below = depth.saturating_add(1);
+        pending.extend(children.map(|child| (child, below)));
+    }
+    false
+}
+
+/// A body being written, and the most bytes it may reach. Every write is checked before it copies anything, so a
+/// body past its limit is never built: rendering stops at the first write that would pass it.
+pub(crate) struct Body<'a> {
+    text: &'a mut String,
+    limit: usize,
+}
+
+/// A write would have taken a [`Body`] past its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Full;
+
+impl<'a> Body<'a> {
+    /// Writes into `text`, which may grow up to `limit` bytes.
+    pub(crate) fn new(text: &'a mut String, limit: usize) -> Self {
+        Body { text, limit }
+    }
+
+    /// Writes into `text` without a limit: no write fails, since no `String` reaches `usize::MAX` bytes.
+    pub(crate) fn unlimited(text: &'a mut String) -> Self {
+        Body::new(text, usize::MAX)
+    }
+
+    pub(crate) fn push_str(&mut self, text: &str) -> Result<(), Full> {
+        if text.len() > self.remaining() {
+            return Err(Full);
+        }
+        self.text.push_str(text);
+        Ok(())
+    }
+
+    pub(crate) fn push(&mut self, c: char) -> Result<(), Full> {
+        self.push_str(c.encode_utf8(&mut [0; 4]))
+    }
+
+    /// How many more bytes may be written.
+    pub(crate) fn remaining(&self) -> usize {
+        self.limit.saturating_sub(self.text.len())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.text.truncate(len);
+    }
+}
+
+/// Appends the compact JSON text of a value (or a key), as `serde_json` writes it; stops as soon as the body is
+/// full, in the middle of a string if need be.
+pub(crate) fn push_json<T: Serialize + ?Sized>(value: &T, out: &mut Body<'_>) -> Result<(), Full> {
+    let mark = out.len();
+    let mut sink = TextSink { out: &mut *out, full: false };
+    let written = serde_json::to_writer(&mut sink, value);
+    let full = sink.full;
+    match written {
+        Ok(()) => Ok(()),
+        Err(_) if full => Err(Full),
+        // serde_json writes whole UTF-8 fragments (it only splits strings before ASCII escapes), and serializing
+        // a `Value` or a `str` cannot fail otherwise; `null` keeps the document well-formed if that ever changed.
+        Err(_) => {
+            out.truncate(mark);
+            out.push_str("null")
+        }
+    }
+}
+
+/// Lets `serde_json` write into a [`Body`]: each write must be whole UTF-8, which is checked, not assumed; a full
+/// body fails the write, which stops serde_json.
+struct TextSink<'a, 'b> {
+    out: &'a mut Body<'b>,
+    full: bool,
+}
+
+impl io::Write for TextSink<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = std::str::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.out.push_str(text).map_err(|Full| {
+            self.full = true;
+            io::Error::other("the body is full")
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a value as text: strings as is, numbers without a trailing `.0` (`1200.0` → `1200`, `1200.5` →
+/// `1200.5`, `1e20` in serde_json's exponent form `1e+20`), booleans as `true`/`false`, null as nothing, arrays and
+/// objects as compact JSON (as nothing, like null, when they nest deeper than [`MAX_VALUE_DEPTH`]).
+pub(crate) fn push_text(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
+    match value {
+        Value::Null => Ok(()),
+        Value::String(s) => out.push_str(s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            // Written aside first, so that a `.0` about to be cut never counts against the limit.
+            let mut digits = String::with_capacity(24);
+            push_json(n, &mut Body::unlimited(&mut digits))?;
+            match digits.strip_suffix(".0") {
+                Some("-0") if n.is_f64() => out.push_str("0"),
+                Some(whole) if n.is_f64() => out.push_str(whole),
+                _ => out.push_str(&digits),
+            }
+        }
+        other if nests_deeper_than(other, MAX_VALUE_DEPTH) => Ok(()),
+        other => push_json(other, out),
+    }
+}
+
+/// A value as text (see [`push_text`]), for comparisons.
+pub(crate) fn text_of(value: &Value) -> String {
+    let mut out = String::new();
+    // Without a limit nothing is full.
+    let _ = push_text(value, &mut Body::unlimited(&mut out));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn text(value: Value) -> String {
+        text_of(&value)
+    }
+
+    #[test]
+    fn text_of_values() {
+        assert_eq!(text(json!("a b")), "a b");
+        assert_eq!(text(json!(1200.0)), "1200");
+        assert_eq!(text(json!(1200.5)), "1200.5");
+        assert_eq!(text(json!(-0.0)), "0");
+        assert_eq!(text(json!(9.5e15)), "9500000000000000");
+        assert_eq!(text(json!(1e20)), "1e+20");
+        assert_eq!(text(json!(u64::MAX)), "18446744073709551615");
+        assert_eq!(text(json!(-7)), "-7");
+        assert_eq!(text(json!(true)), "true");
+        assert_eq!(text(json!(false)), "false");
+        assert_eq!(text(Value::Null), "");
+        assert_eq!(text(json!([1, 2.0, "x"])), "[1,2.0,\"x\"]");
+        assert_eq!(text(json!({"b": 1, "a": null})), "{\"a\":null,\"b\":1}");
+    }
+
+    proptest! {
+        #[test]
+        fn floats_are_written_without_a_trailing_point_zero(f in any::<f64>().prop_filter("finite", |f| f.is_finite())) {
+            let written = text(json!(f));
+            prop_assert!(!written.ends_with(".0"), "{}", written);
+            prop_assert_eq!(written.parse::<f64>().ok(), Some(f));
+        }
+    }
+
+    #[test]
+    fn nesting_is_measured_without_recursion() {
+        assert!(!nests_deeper_than(&json!("x"), 0));
+        assert!(nests_deeper_than(&json!([]), 0));
+        assert!(!nests_deeper_than(&json!([[1], {"a": [2]}]), 3));
+        assert!(nests_deeper_than(&json!([[1], {"a": [[2]]}]), 3));
+        assert!(!nests_deeper_than(&json!([[1], {"a": [[2]]}]), 4));
+        assert_eq!(text(json!([[[[1]]]])), "[[[[1]]]]");
+    }
+
+    #[test]
+    fn a_body_never_passes_its_limit() {
+        let mut text = String::new();
+        let mut body = Body::new(&mut text, 5);
+        assert_eq!(body.push_str("abc"), Ok(()));
+        assert_eq!(body.push_str("def"), Err(Full));
+        assert_eq!(body.push('é'), Ok(()));
+        assert_eq!(body.push('x'), Err(Full));
+        assert_eq!(body.remaining(), 0);
+        assert_eq!(text, "abcé");
+        // A number's `.0` is cut before it is counted.
+        let mut text = String::new();
+        assert_eq!(push_text(&json!(12.0), &mut Body::new(&mut text, 2)), Ok(()));
+        assert_eq!(text, "12");
+    }
+
+    fn to_text(value: &Value) -> String {
+        let mut out = String::new();
+        push_json(value, &mut Body::unlimited(&mut out)).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_full_body_stops_serde_json_midway() {
+        let mut out = String::new();
+        let value = Value::String("x".repeat(100_000));
+        assert_eq!(push_json(&value, &mut Body::new(&mut out, 1000)), Err(Full));
+        assert!(out.len() <= 1000, "{}", out.len());
+    }
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        let value = serde_json::json!({"b": [1, 2.5, -0.0, 1e300, true, null], "a": "\"\\\u{1}\u{7f}\u{2028}é😀"});
+        assert_eq!(to_text(&value), serde_json::to_string(&value).unwrap());
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_written_exactly_as_serde_json_writes_it(text in any::<String>()) {
+            let value = Value::String(text);
+            prop_assert_eq!(to_text(&value), serde_json::to_string(&value).unwrap());
+        }
+    }
+}
