@@ -98,10 +98,10 @@ pub enum ValidationError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The URL to notify is longer than [`MAX_URL_BYTES`](crate::workflow::MAX_URL_BYTES).
+    /// The URL to notify is longer than [`MAX_URL_BYTES`](crate::limits::MAX_URL_BYTES).
     #[error(
         "{at}: url \"{url}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
-        max = crate::workflow::MAX_URL_BYTES
+        max = crate::limits::MAX_URL_BYTES
     )]
     UrlTooLong {
         /// Where.
@@ -157,11 +157,11 @@ pub enum ValidationError {
         /// Why it cannot.
         reason: String,
     },
-    /// An action with more than [`MAX_PARAMETERS_PER_ACTION`](crate::workflow::MAX_PARAMETERS_PER_ACTION) parameters or
+    /// An action with more than [`MAX_PARAMETERS_PER_ACTION`](crate::limits::MAX_PARAMETERS_PER_ACTION) parameters or
     /// required names. The parameters themselves are not checked further.
     #[error(
         "{at}: \"{list}\" lists {count} parameters, but an action has at most {max}; move some to another action",
-        max = crate::workflow::MAX_PARAMETERS_PER_ACTION
+        max = crate::limits::MAX_PARAMETERS_PER_ACTION
     )]
     TooManyParameters {
         /// Where.
@@ -171,10 +171,10 @@ pub enum ValidationError {
         /// How many it lists.
         count: usize,
     },
-    /// A template longer than [`MAX_TEMPLATE_BYTES`](crate::payload::MAX_TEMPLATE_BYTES).
+    /// A template longer than [`MAX_TEMPLATE_BYTES`](crate::limits::MAX_TEMPLATE_BYTES).
     #[error(
         "{at}: the template of parameter \"{name}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
-        max = crate::payload::MAX_TEMPLATE_BYTES
+        max = crate::limits::MAX_TEMPLATE_BYTES
     )]
     TemplateTooLong {
         /// Where.
@@ -184,11 +184,11 @@ pub enum ValidationError {
         /// The template's length in bytes.
         bytes: usize,
     },
-    /// A template with more than [`MAX_TEMPLATE_PLACEHOLDERS`](crate::payload::MAX_TEMPLATE_PLACEHOLDERS) placeholders.
+    /// A template with more than [`MAX_TEMPLATE_PLACEHOLDERS`](crate::limits::MAX_TEMPLATE_PLACEHOLDERS) placeholders.
     #[error(
         "{at}: the template of parameter \"{name}\" has {count} placeholders, but at most {max} are allowed; split \
          it into several parameters",
-        max = crate::payload::MAX_TEMPLATE_PLACEHOLDERS
+        max = crate::limits::MAX_TEMPLATE_PLACEHOLDERS
     )]
     TooManyPlaceholders {
         /// Where.
@@ -198,10 +198,10 @@ pub enum ValidationError {
         /// How many placeholders it has.
         count: usize,
     },
-    /// A parameter name longer than [`MAX_PARAMETER_NAME_BYTES`](crate::payload::MAX_PARAMETER_NAME_BYTES).
+    /// A parameter name longer than [`MAX_PARAMETER_NAME_BYTES`](crate::limits::MAX_PARAMETER_NAME_BYTES).
     #[error(
         "{at}: parameter name \"{name}\" is {bytes} bytes long, but at most {max} are allowed; shorten it",
-        max = crate::payload::MAX_PARAMETER_NAME_BYTES
+        max = crate::limits::MAX_PARAMETER_NAME_BYTES
     )]
     ParameterNameTooLong {
         /// Where.
@@ -212,11 +212,11 @@ pub enum ValidationError {
         bytes: usize,
     },
     /// A dotted parameter name of more segments than
-    /// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::payload::MAX_PARAMETER_NAME_SEGMENTS) (JSON, JSONARRAY and XML only).
+    /// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::limits::MAX_PARAMETER_NAME_SEGMENTS) (JSON, JSONARRAY and XML only).
     #[error(
         "{at}: parameter name \"{name}\" has {segments} dotted parts, but {content_type} bodies nest at most {max} \
          deep; use fewer dots",
-        max = crate::payload::MAX_PARAMETER_NAME_SEGMENTS
+        max = crate::limits::MAX_PARAMETER_NAME_SEGMENTS
     )]
     ParameterNameTooDeep {
         /// Where.

@@ -17,6 +17,7 @@
 //! | [`signature`] | Standard Webhooks signatures, for receivers |
 //! | [`secret`] | [`Secret`]: passwords and signing keys, redacted in `Debug` |
 //! | [`error`] | configuration errors ([`ConfigError`]) |
+//! | [`limits`] | every limit a configuration and a body keep to |
 //! | [`testing`] | test doubles and the storage conformance suite |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
@@ -26,6 +27,7 @@ pub mod delivery;
 pub mod engine;
 pub mod error;
 mod id;
+pub mod limits;
 pub mod payload;
 pub mod ports;
 pub mod quota;

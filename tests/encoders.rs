@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crm_webhooks::error::ValidationError;
+use crm_webhooks::limits::MAX_PARAMETERS_PER_ACTION;
 use crm_webhooks::payload::{ContentType, Parameter, RenderError};
-use crm_webhooks::workflow::MAX_PARAMETERS_PER_ACTION;
 use crm_webhooks::{ConfigError, Fields, WebhookAction};
 use proptest::prelude::*;
 use quick_xml::events::Event;

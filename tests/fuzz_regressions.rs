@@ -1,6 +1,7 @@
 //! Findings of the fuzz targets in `fuzz/`, reproduced through the public API.
 
-use crm_webhooks::payload::{ContentType, Parameter, MAX_PARAMETER_NAME_SEGMENTS};
+use crm_webhooks::limits::MAX_PARAMETER_NAME_SEGMENTS;
+use crm_webhooks::payload::{ContentType, Parameter};
 use crm_webhooks::{Fields, WebhookAction};
 use serde_json::Value;
 

@@ -1,5 +1,6 @@
 //! Secrets (Basic credentials, signing secrets) never reach anything stored or printed, even when a receiver
 //! echoes them back. A test binary of its own: it installs a tracing subscriber, which must not race other tests.
+#![cfg(all(feature = "sqlite", feature = "tokio"))]
 
 use std::sync::Arc;
 

@@ -467,6 +467,7 @@ fn crash_recovery_delivers_every_event() {
 
 /// The same runs on a SQLite file. SQLite works on tokio's blocking threads, so a run is not replayed poll for
 /// poll; the invariants hold all the same.
+#[cfg(feature = "sqlite")]
 #[test]
 fn the_same_faults_on_a_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -478,6 +479,7 @@ fn the_same_faults_on_a_sqlite_file() {
 }
 
 /// Crash recovery on a SQLite file at length: about 5,000 events (run in CI).
+#[cfg(feature = "sqlite")]
 #[test]
 #[ignore = "long: crash recovery on SQLite (run in CI)"]
 fn crash_recovery_on_a_sqlite_file_at_length() {

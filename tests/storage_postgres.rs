@@ -371,6 +371,7 @@ async fn duplicate_completions_in_one_batch_apply_once() {
 
 /// Several engines on two servers, each with its own worker, share one database: every delivery is sent exactly
 /// once, and a tenant's daily quota is never passed.
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_engines_and_workers_send_each_delivery_once_within_quota() {
     use crm_webhooks::testing::{ManualClock, MockHttp, RecordingMailer, StaticDirectory};

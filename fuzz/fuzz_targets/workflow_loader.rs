@@ -4,7 +4,7 @@
 #![no_main]
 
 use crm_webhooks::{ConfigError, Fields, RecordEvent, WorkflowSet};
-use crm_webhooks::payload::DEFAULT_MAX_BODY_BYTES;
+use crm_webhooks::limits::DEFAULT_MAX_BODY_BYTES;
 use crm_webhooks_fuzz::{fixed_now, ZONES};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::core::{Engine, Inner};
 use super::error::BuildError;
-use crate::payload::DEFAULT_MAX_BODY_BYTES;
+use crate::limits::DEFAULT_MAX_BODY_BYTES;
 use crate::ports::{Clock, Directory, HttpClient, Mailer, Storage, SystemClock};
 use crate::quota::QuotaPolicy;
 use crate::retry::RetrySchedule;
@@ -103,7 +103,7 @@ impl EngineBuilder {
         self
     }
 
-    /// The largest body a webhook may send (default [`DEFAULT_MAX_BODY_BYTES`](crate::payload::DEFAULT_MAX_BODY_BYTES),
+    /// The largest body a webhook may send (default [`DEFAULT_MAX_BODY_BYTES`](crate::limits::DEFAULT_MAX_BODY_BYTES),
     /// 1 MiB). An event whose body would be larger fails [`Engine::on_event`] with [`EngineError::Render`](crate::EngineError::Render) before
     /// anything is stored or sent; rendering stops as soon as the limit is passed.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {

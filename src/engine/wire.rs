@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::delivery::{Delivery, DeliveryId};
-use crate::payload::{RenderError, DEFAULT_MAX_BODY_BYTES};
+use crate::limits::DEFAULT_MAX_BODY_BYTES;
+use crate::payload::RenderError;
 use crate::ports::{HttpError, HttpErrorKind};
 use crate::record::RecordEvent;
 use crate::workflow::{redact_url, Auth, WebhookAction, WorkflowSet};

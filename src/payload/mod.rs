@@ -21,8 +21,8 @@ mod template;
 mod xml;
 
 pub use content_type::ContentType;
-pub use parameter::{Parameter, ValueSource, MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
+pub use parameter::{Parameter, ValueSource};
 pub(crate) use render::render;
-pub use render::{Payload, RenderError, DEFAULT_MAX_BODY_BYTES};
+pub use render::{Payload, RenderError};
 pub(crate) use shape::{compile, NameLimit, Shape};
-pub use template::{Template, TemplateError, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS};
+pub use template::{Template, TemplateError};

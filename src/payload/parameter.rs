@@ -21,13 +21,6 @@ pub enum ValueSource {
     Template(Template),
 }
 
-/// The longest parameter name, in bytes (for every content type).
-pub const MAX_PARAMETER_NAME_BYTES: usize = 256;
-
-/// The most dotted segments of a JSON, JSONARRAY or XML parameter name (`a.b.c` has 3): the deepest a body nests.
-/// Encoding walks the nesting by recursion, and this is what bounds it. FORM names do not nest and are not counted.
-pub const MAX_PARAMETER_NAME_SEGMENTS: usize = 32;
-
 /// One name → value pair sent to the receiver.
 ///
 /// JSON: `{"name": "public_id", "value": "ACME-42"}`, `{"name": "amount", "field": "amount"}` or

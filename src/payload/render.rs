@@ -12,9 +12,6 @@ use super::{form, json, xml};
 use crate::record::Fields;
 use crate::value::{Body, Full};
 
-/// The body limit an engine uses unless told otherwise: 1 MiB (see [`WebhookAction::try_render`](crate::WebhookAction::try_render)).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-
 /// Why [`WebhookAction::try_render`](crate::WebhookAction::try_render) wrote no body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

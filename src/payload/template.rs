@@ -5,13 +5,6 @@ use std::fmt;
 use crate::record::Fields;
 use crate::value::{push_text, Body, Full};
 
-/// The longest template, in bytes.
-pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
-
-/// The most placeholders (`${field}` or `$field`) one template may hold. With the other limits this bounds what a
-/// configuration can multiply a record's text by; [`WebhookAction::try_render`](crate::workflow::WebhookAction::try_render) bounds the body itself.
-pub const MAX_TEMPLATE_PLACEHOLDERS: usize = 64;
-
 /// A parameter template, compiled once: `${field}` and `$field` insert a record field, `$$` writes `$`.
 ///
 /// A `$` not followed by `{`, `$` or a letter, digit or `_` is written as is. Field values are written as text:

@@ -7,10 +7,8 @@ use serde_json::Value;
 
 use super::url::{check_url, shown_url, UrlProblem};
 use crate::error::{Location, ValidationError};
-use crate::payload::{
-    self, ContentType, NameLimit, Parameter, Payload, RenderError, Shape, ValueSource, MAX_TEMPLATE_BYTES,
-    MAX_TEMPLATE_PLACEHOLDERS,
-};
+use crate::limits::{MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS};
+use crate::payload::{self, ContentType, NameLimit, Parameter, Payload, RenderError, Shape, ValueSource};
 use crate::record::Fields;
 use crate::secret::Secret;
 use crate::shown::shown;
@@ -51,9 +49,6 @@ impl fmt::Display for Method {
     }
 }
 
-/// The most parameters an action may have (and the most names its `required` list may hold).
-pub const MAX_PARAMETERS_PER_ACTION: usize = 100;
-
 /// How the webhook authenticates to the receiver.
 ///
 /// JSON: `{"type": "none"}` or `{"type": "basic", "username": "api", "password": "s3cret"}`.
@@ -72,10 +67,10 @@ pub enum Auth {
     },
 }
 
-/// A webhook action, validated: its URL is absolute http(s), without credentials and at most [`MAX_URL_BYTES`](crate::workflow::MAX_URL_BYTES)
+/// A webhook action, validated: its URL is absolute http(s), without credentials and at most [`MAX_URL_BYTES`](crate::limits::MAX_URL_BYTES)
 /// long, its parameter names fit its content type, its required parameters are present and not empty, and it keeps
-/// to the limits on size ([`MAX_PARAMETERS_PER_ACTION`], [`MAX_PARAMETER_NAME_BYTES`](crate::payload::MAX_PARAMETER_NAME_BYTES),
-/// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::payload::MAX_PARAMETER_NAME_SEGMENTS), [`MAX_TEMPLATE_BYTES`], [`MAX_TEMPLATE_PLACEHOLDERS`]). Every way of making one
+/// to the limits on size ([`MAX_PARAMETERS_PER_ACTION`], [`MAX_PARAMETER_NAME_BYTES`](crate::limits::MAX_PARAMETER_NAME_BYTES),
+/// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::limits::MAX_PARAMETER_NAME_SEGMENTS), [`MAX_TEMPLATE_BYTES`], [`MAX_TEMPLATE_PLACEHOLDERS`]). Every way of making one
 /// (the builder, deserializing it, loading a [`WorkflowSet`](crate::WorkflowSet)) checks all of that.
 ///
 /// Build one with [`WebhookAction::builder`] or deserialize it from its JSON form (`kind` is optional and must be
@@ -241,7 +236,7 @@ impl WebhookAction {
     /// Like [`WebhookAction::render`], but a body longer than `max_body` bytes is an error, found as it is being
     /// written: rendering stops at the first write that would pass the limit, so an oversized body is never built
     /// (at most about twice `max_body` is ever held, while a template is being rendered).
-    /// [`DEFAULT_MAX_BODY_BYTES`](crate::payload::DEFAULT_MAX_BODY_BYTES) is a sensible limit.
+    /// [`DEFAULT_MAX_BODY_BYTES`](crate::limits::DEFAULT_MAX_BODY_BYTES) is a sensible limit.
     ///
     /// ```
     /// use crm_webhooks::WebhookAction;

@@ -1,5 +1,5 @@
 //! Workflows: which records fire (a [`Trigger`] and entry [`Criteria`]) and which webhooks they send (up to
-//! [`MAX_WEBHOOKS_PER_WORKFLOW`] [`WebhookAction`]s). A tenant's workflows are a [`WorkflowSet`], loaded from JSON
+//! [`MAX_WEBHOOKS_PER_WORKFLOW`](crate::limits::MAX_WEBHOOKS_PER_WORKFLOW) [`WebhookAction`]s). A tenant's workflows are a [`WorkflowSet`], loaded from JSON
 //! and validated as a whole.
 
 mod action;
@@ -8,9 +8,8 @@ mod schedule;
 mod set;
 mod url;
 
-pub use action::{Auth, Method, WebhookAction, WebhookActionBuilder, MAX_PARAMETERS_PER_ACTION};
+pub use action::{Auth, Method, WebhookAction, WebhookActionBuilder};
 pub use criteria::{Condition, Criteria, Operator};
 pub use schedule::{Schedule, TimeOfDay};
-pub use set::{Trigger, Workflow, WorkflowSet, MAX_WEBHOOKS_PER_WORKFLOW};
+pub use set::{Trigger, Workflow, WorkflowSet};
 pub(crate) use url::redact_url;
-pub use url::MAX_URL_BYTES;

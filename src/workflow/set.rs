@@ -11,11 +11,9 @@ use super::action::{RawAction, WebhookAction};
 use super::criteria::Criteria;
 use super::schedule::Schedule;
 use crate::error::{ConfigError, Location, ValidationError};
+use crate::limits::MAX_WEBHOOKS_PER_WORKFLOW;
 use crate::record::{Change, RecordEvent};
 use crate::shown::shown_message;
-
-/// The most webhook actions one workflow may hold (the product's limit).
-pub const MAX_WEBHOOKS_PER_WORKFLOW: usize = 3;
 
 /// When a workflow runs, following Vtiger's execution conditions.
 ///

@@ -1,10 +1,7 @@
 //! Checking a webhook URL when the action is built, and showing one without its credentials.
 
+use crate::limits::MAX_URL_BYTES;
 use crate::shown::shown;
-
-/// The longest URL an action may notify, in bytes: browsers and servers commonly refuse longer ones, and the URL
-/// is stored with every delivery and shown in the log.
-pub const MAX_URL_BYTES: usize = 2048;
 
 /// What is wrong with a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

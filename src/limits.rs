@@ -1,0 +1,31 @@
+//! Every limit a configuration and a body must keep to. [`WorkflowSet`](crate::WorkflowSet) and
+//! [`WebhookAction`](crate::WebhookAction) refuse configurations past them with a typed
+//! [`ValidationError`](crate::error::ValidationError); [`DEFAULT_MAX_BODY_BYTES`] is the default of
+//! [`EngineBuilder::max_body_bytes`](crate::EngineBuilder::max_body_bytes).
+
+/// The most webhook actions one workflow may hold (the product's limit).
+pub const MAX_WEBHOOKS_PER_WORKFLOW: usize = 3;
+
+/// The longest URL an action may notify, in bytes: browsers and servers commonly refuse longer ones, and the URL
+/// is stored with every delivery and shown in the log.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// The most parameters an action may have (and the most names its `required` list may hold).
+pub const MAX_PARAMETERS_PER_ACTION: usize = 100;
+
+/// The longest parameter name, in bytes (for every content type).
+pub const MAX_PARAMETER_NAME_BYTES: usize = 256;
+
+/// The most dotted segments of a JSON, JSONARRAY or XML parameter name (`a.b.c` has 3): the deepest a body nests.
+/// Encoding walks the nesting by recursion, and this is what bounds it. FORM names do not nest and are not counted.
+pub const MAX_PARAMETER_NAME_SEGMENTS: usize = 32;
+
+/// The longest template, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
+
+/// The most placeholders (`${field}` or `$field`) one template may hold. With the other limits this bounds what a
+/// configuration can multiply a record's text by; [`WebhookAction::try_render`](crate::workflow::WebhookAction::try_render) bounds the body itself.
+pub const MAX_TEMPLATE_PLACEHOLDERS: usize = 64;
+
+/// The body limit an engine uses unless told otherwise: 1 MiB (see [`WebhookAction::try_render`](crate::WebhookAction::try_render)).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -1,0 +1,59 @@
+//! The conformance suite every [`Storage`] must pass. Each check takes a fresh, empty store and panics with a
+//! message naming the broken rule.
+//!
+//! Run it for your own backend with [`storage_contract_tests!`](crate::storage_contract_tests), which writes one
+//! `#[tokio::test]` per check. It takes an async expression that gives a fresh store per check: an `Arc` of the
+//! store, a [`Fixture`] (a store with what must live as long as it and a clean-up to run after the check), or a
+//! [`Setup::Skip`] with the reason the checks cannot run here:
+//! ```ignore
+//! crm_webhooks::storage_contract_tests!(async { std::sync::Arc::new(MyStorage::connect().await) });
+//! ```
+
+mod harness;
+mod log;
+mod outbox;
+mod queue;
+mod sample;
+mod state;
+
+pub use harness::{run, BoxFuture, Fixture, Setup};
+pub use log::{log_filters_and_pages, prune_keeps_what_is_not_settled};
+pub use outbox::{failure_queues_a_notification, notification_claims_and_updates};
+pub use queue::{
+    bodies_keep_every_byte, claim_orders_and_limits, claim_takes_only_due, complete_applies_status_and_log,
+    concurrent_claims_never_overlap, enqueue_and_read_back, enqueue_is_all_or_nothing,
+    enqueue_skips_what_is_already_stored, expired_leases_are_reclaimed, retries_wait_until_due,
+};
+pub use sample::{sample_delivery, t0};
+pub use state::{
+    once_fires_once, quota_is_atomic_under_concurrency, quota_is_capped_per_tenant_and_day, schedules_compare_and_set,
+};
+
+/// Writes one `#[tokio::test]` per check of [`storage_contract`](crate::testing::storage_contract), each with a
+/// fresh store made by the given async expression: anything that converts into a [`Setup`] (an `Arc` of a
+/// store, a [`Fixture`], or [`Setup::Skip`]). This is the one list of the checks.
+#[macro_export]
+macro_rules! storage_contract_tests {
+    ($make:expr) => {
+        $crate::storage_contract_tests!(@cases $make;
+            enqueue_and_read_back, enqueue_is_all_or_nothing, enqueue_skips_what_is_already_stored, bodies_keep_every_byte, claim_takes_only_due,
+            claim_orders_and_limits, expired_leases_are_reclaimed, complete_applies_status_and_log,
+            retries_wait_until_due, failure_queues_a_notification, notification_claims_and_updates,
+            log_filters_and_pages, prune_keeps_what_is_not_settled, quota_is_capped_per_tenant_and_day,
+            quota_is_atomic_under_concurrency, once_fires_once, schedules_compare_and_set,
+            concurrent_claims_never_overlap);
+    };
+    (@cases $make:expr; $($name:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::testing::storage_contract::run(
+                    stringify!($name),
+                    $make.await,
+                    |storage| ::std::boxed::Box::pin($crate::testing::storage_contract::$name(storage)),
+                )
+                .await;
+            }
+        )+
+    };
+}
