@@ -10,9 +10,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::AssertSqlSafe;
 
 use super::{
-    corrupt, db_error, delivery_from_row, entry_from_row, id_from_row, notification_from_row, status_text, to_i64,
-    without_nul, PostgresStorage,
+    corrupt, db_error, delivery_from_row, entry_from_row, id_from_row, notification_from_row, to_i64, without_nul,
+    PostgresStorage,
 };
+use crate::adapters::sql::status_text;
 use sqlx::postgres::PgRow;
 use sqlx::Row as _;
 

@@ -57,6 +57,7 @@ use sqlx::{AssertSqlSafe, Connection, Postgres, Row, SqlSafeStr, SqlStr};
 
 mod attached;
 
+use super::sql::{status_from_text, status_text};
 use crate::action::{ContentType, Method};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 use crate::ports::{
@@ -612,15 +613,6 @@ impl Statements {
 
 // --- rows -------------------------------------------------------------------------------------------------------
 
-fn status_text(status: DeliveryStatus) -> &'static str {
-    match status {
-        DeliveryStatus::Queued => "queued",
-        DeliveryStatus::Dispatched => "dispatched",
-        DeliveryStatus::Success => "success",
-        DeliveryStatus::Failed => "failed",
-    }
-}
-
 fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, StorageError>
 where
     T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
@@ -639,7 +631,7 @@ fn count_from_row(row: &PgRow, name: &str) -> Result<u32, StorageError> {
 
 fn status_from_row(row: &PgRow, name: &str) -> Result<DeliveryStatus, StorageError> {
     let text: String = column(row, name)?;
-    text.parse().map_err(|e| corrupt(format!("column {name}: {e}")))
+    status_from_text(&text).map_err(|e| corrupt(format!("column {name}: {e}")))
 }
 
 fn delivery_from_row(row: &PgRow) -> Result<Delivery, StorageError> {
