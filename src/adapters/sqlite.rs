@@ -37,6 +37,7 @@ use crate::ports::{
     Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
 };
 
+use super::sql::status_text;
 use codec::{micros, opt_micros, sql_count, DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFICATION_COLUMNS};
 
 /// The [`Storage`] for a single server: a SQLite database file (WAL mode, `synchronous = NORMAL`, a busy
@@ -227,7 +228,7 @@ fn insert_entries(tx: &Transaction<'_>, entries: &[&LogEntry]) -> Result<(), rus
             bind(&e.workflow)?;
             bind(&e.action)?;
             bind(&e.record_id)?;
-            bind(&e.status.as_str())?;
+            bind(&status_text(e.status))?;
             bind(&e.attempt)?;
             bind(&micros(e.at))?;
             bind(&e.http_status)?;
@@ -262,7 +263,7 @@ fn insert_delivery(tx: &Transaction<'_>, d: &Delivery) -> Result<bool, rusqlite:
             d.url,
             d.content_type.as_str(),
             &d.body[..],
-            d.status.as_str(),
+            status_text(d.status),
             d.attempts,
             opt_micros(d.next_attempt_at),
             opt_micros(d.lease_expires_at),
@@ -316,7 +317,7 @@ fn claim_pick_sql() -> String {
 /// statement changes, spilled to a temporary file past 64 KiB); any error rolls the whole transaction back anyway.
 fn claim_take_sql() -> String {
     format!(
-        "UPDATE OR FAIL deliveries SET status = 'Dispatched', lease_expires_at = ?3, claim_token = ?4, \
+        "UPDATE OR FAIL deliveries SET status = 'dispatched', lease_expires_at = ?3, claim_token = ?4, \
          updated_at = ?1 WHERE rowid IN (SELECT rowid {DUE_DELIVERIES})"
     )
 }
@@ -344,7 +345,7 @@ fn log_filter(query: &LogQuery) -> (String, Vec<Value>) {
         add("action = ?", Value::Text(action.clone()));
     }
     if let Some(status) = query.status {
-        add("status = ?", Value::Text(status.as_str().to_owned()));
+        add("status = ?", Value::Text(status_text(status).to_owned()));
     }
     if let Some(record_id) = &query.record_id {
         add("record_id = ?", Value::Text(record_id.clone()));
@@ -416,7 +417,7 @@ impl Storage for SqliteStorage {
             if !unreadable.is_empty() {
                 let mut set_aside = tx
                     .prepare_cached(
-                        "UPDATE deliveries SET status = 'Failed', next_attempt_at = NULL, lease_expires_at = NULL, \
+                        "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_expires_at = NULL, \
                          claim_token = NULL, updated_at = ?2 WHERE rowid = ?1",
                     )
                     .map_err(|e| codec::error(OP, e))?;
@@ -446,7 +447,7 @@ impl Storage for SqliteStorage {
                 .prepare_cached(
                     "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease_expires_at = NULL, \
                      claim_token = NULL, updated_at = ?6 \
-                     WHERE id = ?1 AND claim_token = ?2 AND status = 'Dispatched'",
+                     WHERE id = ?1 AND claim_token = ?2 AND status = 'dispatched'",
                 )
                 .map_err(|e| codec::error(OP, e))?;
             let mut lost = Vec::new();
@@ -456,7 +457,7 @@ impl Storage for SqliteStorage {
                     .execute(params![
                         &c.id.as_bytes()[..],
                         &c.token.as_bytes()[..],
-                        c.status.as_str(),
+                        status_text(c.status),
                         c.attempts,
                         opt_micros(c.next_attempt_at),
                         micros(c.at),
@@ -514,7 +515,7 @@ impl Storage for SqliteStorage {
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         self.write("prune", move |tx| {
-            const DOOMED: &str = "SELECT id FROM deliveries WHERE status IN ('Success', 'Failed') AND updated_at < ?1 \
+            const DOOMED: &str = "SELECT id FROM deliveries WHERE status IN ('success', 'failed') AND updated_at < ?1 \
                  AND id NOT IN (SELECT delivery_id FROM notifications)";
             let before = micros(before);
             tx.execute(&format!("DELETE FROM log_entries WHERE delivery_id IN ({DOOMED})"), [before])?;
@@ -543,7 +544,7 @@ impl Storage for SqliteStorage {
             let mut held = tx
                 .prepare_cached(
                     "SELECT attempts, quota_day, quota_attempt FROM deliveries \
-                     WHERE id = ?1 AND claim_token = ?2 AND status = 'Dispatched'",
+                     WHERE id = ?1 AND claim_token = ?2 AND status = 'dispatched'",
                 )
                 .map_err(|e| codec::error(OP, e))?;
             let mut grant = tx
@@ -743,7 +744,7 @@ mod tests {
         assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![good.id], "the readable one is claimed");
         let back: String =
             raw(&storage).query_row("SELECT status FROM deliveries WHERE id = x'0102'", [], |r| r.get(0)).unwrap();
-        assert_eq!(back, "Failed", "the unreadable one is set aside");
+        assert_eq!(back, "failed", "the unreadable one is set aside");
         let log = storage.log(&LogQuery::tenant("acme").status(DeliveryStatus::Failed)).await.unwrap();
         assert_eq!(log.len(), 1);
         assert!(
@@ -834,7 +835,7 @@ mod tests {
             let log = plan(&log_sql(&log_filter(&query).0));
             assert!(log.contains(index) && !log.contains("TEMP B-TREE"), "{query:?}: {log}");
         }
-        let prune = plan("SELECT id FROM deliveries WHERE status IN ('Success', 'Failed') AND updated_at < 5");
+        let prune = plan("SELECT id FROM deliveries WHERE status IN ('success', 'failed') AND updated_at < 5");
         assert!(prune.contains("deliveries_settled"), "{prune}");
         let log_prune = plan("DELETE FROM log_entries WHERE delivery_id IN (SELECT id FROM deliveries)");
         assert!(log_prune.contains("log_by_delivery"), "{log_prune}");

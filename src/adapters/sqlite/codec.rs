@@ -2,7 +2,8 @@
 //! [`StorageErrorKind::Corrupt`] error naming the table and column, never a panic.
 //!
 //! Times are integer microseconds since the Unix epoch (they sort and compare in SQL as instants do), ids and
-//! claim tokens 16-byte BLOBs, bodies BLOBs, statuses, methods and content types their documented names.
+//! claim tokens 16-byte BLOBs, bodies BLOBs, statuses their lower-case names (as in PostgreSQL), methods and
+//! content types their documented names.
 
 use std::fmt::Display;
 
@@ -11,6 +12,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{ErrorCode, Row};
 
 use crate::action::{ContentType, Method};
+use crate::adapters::sql::status_from_text;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
 use crate::ports::{Notification, StorageError, StorageErrorKind};
 
@@ -161,7 +163,7 @@ impl<'r, 's> Columns<'r, 's> {
     }
 
     fn status(&self, index: usize) -> Result<DeliveryStatus, StorageError> {
-        self.text(index)?.parse().map_err(|e| self.corrupt(index, e))
+        status_from_text(&self.text(index)?).map_err(|e| self.corrupt(index, e))
     }
 
     fn method(&self, index: usize) -> Result<Method, StorageError> {

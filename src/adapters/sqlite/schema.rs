@@ -19,8 +19,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;
 
 /// Every migration, in order (`migrations/NNNN_*.sql`). Append only: a released migration never changes.
-const MIGRATIONS: [&str; 2] =
-    [include_str!("migrations/0001_initial.sql"), include_str!("migrations/0002_quota_grants.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_quota_grants.sql"),
+    include_str!("migrations/0003_lowercase_statuses.sql"),
+];
 
 /// Applies the connection settings: a busy timeout, `synchronous = NORMAL`, and WAL for files (readers do not
 /// block the writer, and NORMAL is durable across application crashes in WAL mode).
