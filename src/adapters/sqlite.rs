@@ -37,8 +37,10 @@ use crate::ports::{
     Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
 };
 
-use super::sql::status_text;
-use codec::{micros, opt_micros, sql_count, DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFICATION_COLUMNS};
+use super::sql::{
+    log_page, sql_count, status_text, LogParam, Placeholders, DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFICATION_COLUMNS,
+};
+use codec::{micros, opt_micros};
 
 /// The [`Storage`] for a single server: a SQLite database file (WAL mode, `synchronous = NORMAL`, a busy
 /// timeout) or a private in-memory database, created and migrated on open.
@@ -203,8 +205,7 @@ fn insert_entries_sql(rows: usize) -> &'static str {
             .map(|k| {
                 // OR FAIL, as in `claim_take_sql`: no statement journal for a statement of many rows.
                 format!(
-                    "INSERT OR FAIL INTO log_entries (delivery_id, tenant, workflow, action, record_id, status, \
-                     attempt, at, http_status, response_snippet, error, next_attempt_at, message) VALUES {}",
+                    "INSERT OR FAIL INTO log_entries ({LOG_COLUMNS}) VALUES {}",
                     vec![row.as_str(); 1 << k].join(", ")
                 )
             })
@@ -244,12 +245,14 @@ fn insert_entries(tx: &Transaction<'_>, entries: &[&LogEntry]) -> Result<(), rus
 
 /// Stores a delivery unless one with its id is already stored; `false` when it was.
 fn insert_delivery(tx: &Transaction<'_>, d: &Delivery) -> Result<bool, rusqlite::Error> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO deliveries (id, tenant, workflow, action, module, record_id, owner, method, url, \
-         content_type, body, status, attempts, next_attempt_at, lease_expires_at, created_at, updated_at, \
-         redelivery_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
-         ON CONFLICT (id) DO NOTHING",
-    )?;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+             ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING"
+        )
+    });
+    let mut insert = tx.prepare_cached(sql)?;
     insert
         .execute(params![
             &d.id.as_bytes()[..],
@@ -277,12 +280,11 @@ fn insert_delivery(tx: &Transaction<'_>, d: &Delivery) -> Result<bool, rusqlite:
 fn insert_notification(tx: &Transaction<'_>, n: &Notification) -> Result<(), StorageError> {
     let sent_to = codec::sent_to(&n.sent_to)?;
     // The first notification about a delivery stays, as in `MemoryStorage`.
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO notifications (delivery_id, tenant, owner, created_at, next_attempt_at, \
-             attempts, sent_to, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .map_err(|e| codec::error("complete (queueing a notification)", e))?;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!("INSERT OR IGNORE INTO notifications ({NOTIFICATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+    });
+    let mut insert = tx.prepare_cached(sql).map_err(|e| codec::error("complete (queueing a notification)", e))?;
     insert
         .execute(params![
             &n.delivery_id.as_bytes()[..],
@@ -322,44 +324,23 @@ fn claim_take_sql() -> String {
     )
 }
 
-/// A log query with the `WHERE` clause of [`log_filter`], then the limit and offset.
-fn log_sql(filter: &str) -> String {
-    format!("SELECT {LOG_COLUMNS} FROM log_entries WHERE {filter} ORDER BY at DESC, seq DESC LIMIT ? OFFSET ?")
-}
-
-/// The `WHERE` clause and parameters of a log query: every filter runs in SQL.
-fn log_filter(query: &LogQuery) -> (String, Vec<Value>) {
+/// A page of the log (see [`log_page`]) and the values it binds.
+fn log_sql(query: &LogQuery) -> (String, Vec<Value>) {
     // One delivery's few entries are found through `log_by_delivery`; `+tenant` (no index may use that term)
     // keeps the planner from walking the tenant's whole log in time order instead.
-    let mut clause = String::from(if query.delivery_id.is_some() { "+tenant = ?" } else { "tenant = ?" });
-    let mut values = vec![Value::Text(query.tenant.clone())];
-    let mut add = |sql: &str, value: Value| {
-        clause.push_str(" AND ");
-        clause.push_str(sql);
-        values.push(value);
-    };
-    if let Some(workflow) = &query.workflow {
-        add("workflow = ?", Value::Text(workflow.clone()));
-    }
-    if let Some(action) = &query.action {
-        add("action = ?", Value::Text(action.clone()));
-    }
-    if let Some(status) = query.status {
-        add("status = ?", Value::Text(status_text(status).to_owned()));
-    }
-    if let Some(record_id) = &query.record_id {
-        add("record_id = ?", Value::Text(record_id.clone()));
-    }
-    if let Some(id) = query.delivery_id {
-        add("delivery_id = ?", Value::Blob(id.as_bytes().to_vec()));
-    }
-    if let Some(since) = query.since {
-        add("at >= ?", Value::Integer(micros(since)));
-    }
-    if let Some(until) = query.until {
-        add("at < ?", Value::Integer(micros(until)));
-    }
-    (clause, values)
+    let tenant = if query.delivery_id.is_some() { "+tenant" } else { "tenant" };
+    let (sql, params) =
+        log_page(&format!("SELECT {LOG_COLUMNS} FROM log_entries"), tenant, query, Placeholders::Question);
+    let values = params
+        .into_iter()
+        .map(|param| match param {
+            LogParam::Text(text) => Value::Text(text.to_owned()),
+            LogParam::Id(id) => Value::Blob(id.as_bytes().to_vec()),
+            LogParam::Time(at) => Value::Integer(micros(at)),
+            LogParam::Count(n) => Value::Integer(n),
+        })
+        .collect();
+    (sql, values)
 }
 
 #[async_trait]
@@ -503,11 +484,9 @@ impl Storage for SqliteStorage {
     }
 
     async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
-        let (filter, mut values) = log_filter(query);
-        values.push(Value::Integer(sql_count(query.limit)));
-        values.push(Value::Integer(sql_count(query.offset)));
+        let (sql, values) = log_sql(query);
         self.run("log", move |connection| {
-            let mut statement = connection.prepare_cached(&log_sql(&filter)).map_err(|e| codec::error("log", e))?;
+            let mut statement = connection.prepare_cached(&sql).map_err(|e| codec::error("log", e))?;
             collect(statement.query(params_from_iter(values)), "log", codec::log_entry)
         })
         .await
@@ -832,7 +811,7 @@ mod tests {
             (LogQuery::tenant("a").delivery(id).workflow("w").between(t0(), t0()), "log_by_delivery"),
         ];
         for (query, index) in logs {
-            let log = plan(&log_sql(&log_filter(&query).0));
+            let log = plan(&log_sql(&query).0);
             assert!(log.contains(index) && !log.contains("TEMP B-TREE"), "{query:?}: {log}");
         }
         let prune = plan("SELECT id FROM deliveries WHERE status IN ('success', 'failed') AND updated_at < 5");

@@ -3,7 +3,6 @@
 //! caller that drops its future cannot leave a connection halfway through a transaction.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,7 +12,7 @@ use super::{
     corrupt, db_error, delivery_from_row, entry_from_row, id_from_row, notification_from_row, to_i64, without_nul,
     PostgresStorage,
 };
-use crate::adapters::sql::status_text;
+use crate::adapters::sql::{log_page, status_text, LogParam, Placeholders};
 use sqlx::postgres::PgRow;
 use sqlx::Row as _;
 
@@ -256,53 +255,17 @@ impl Storage for Attached {
     }
 
     async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
-        // Only fixed fragments go into the text; every value is a bind parameter.
-        let mut sql = String::with_capacity(self.sql.log_prefix.len() + 160);
-        sql.push_str(&self.sql.log_prefix);
-        let mut n = 1; // $1 is the tenant
-        let mut filter = |sql: &mut String, column: &str, op: &str, present: bool| {
-            if present {
-                n += 1;
-                let _ = write!(sql, " AND {column} {op} ${n}");
-            }
-        };
-        filter(&mut sql, "workflow", "=", query.workflow.is_some());
-        filter(&mut sql, "action", "=", query.action.is_some());
-        filter(&mut sql, "status", "=", query.status.is_some());
-        filter(&mut sql, "record_id", "=", query.record_id.is_some());
-        filter(&mut sql, "delivery_id", "=", query.delivery_id.is_some());
-        filter(&mut sql, "at", ">=", query.since.is_some());
-        filter(&mut sql, "at", "<", query.until.is_some());
-        let _ = write!(sql, " ORDER BY at DESC, seq DESC LIMIT ${} OFFSET ${}", n + 1, n + 2);
-
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&query.tenant);
-        if let Some(workflow) = &query.workflow {
-            q = q.bind(workflow);
+        let (sql, params) = log_page(&self.sql.log_from, "tenant", query, Placeholders::Dollar);
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for param in params {
+            q = match param {
+                LogParam::Text(text) => q.bind(text),
+                LogParam::Id(id) => q.bind(id.as_bytes().as_slice()),
+                LogParam::Time(at) => q.bind(at),
+                LogParam::Count(n) => q.bind(n),
+            };
         }
-        if let Some(action) = &query.action {
-            q = q.bind(action);
-        }
-        if let Some(status) = query.status {
-            q = q.bind(status_text(status));
-        }
-        if let Some(record_id) = &query.record_id {
-            q = q.bind(record_id);
-        }
-        if let Some(delivery_id) = &query.delivery_id {
-            q = q.bind(delivery_id.as_bytes().as_slice());
-        }
-        if let Some(since) = query.since {
-            q = q.bind(since);
-        }
-        if let Some(until) = query.until {
-            q = q.bind(until);
-        }
-        let rows = q
-            .bind(to_i64(query.limit))
-            .bind(to_i64(query.offset))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("reading the delivery log", e))?;
+        let rows = q.fetch_all(&self.pool).await.map_err(|e| db_error("reading the delivery log", e))?;
         rows.iter().map(entry_from_row).collect()
     }
 

@@ -57,7 +57,10 @@ use sqlx::{AssertSqlSafe, Connection, Postgres, Row, SqlSafeStr, SqlStr};
 
 mod attached;
 
-use super::sql::{status_from_text, status_text};
+use super::sql::{
+    latest_version, pending, status_from_text, status_text, Migration, DELIVERY_COLUMNS, LOG_COLUMNS,
+    NOTIFICATION_COLUMNS,
+};
 use crate::action::{ContentType, Method};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 use crate::ports::{
@@ -71,14 +74,7 @@ pub use sqlx;
 /// The schema used unless [`PostgresStorage::schema`] names another.
 pub const DEFAULT_SCHEMA: &str = "crm_webhooks";
 
-/// One embedded migration. `__SCHEMA__` in its SQL stands for the quoted schema name.
-struct Migration {
-    version: i32,
-    description: &'static str,
-    sql: &'static str,
-}
-
-/// Every migration, in order. Append only: a released migration never changes.
+/// Every migration, in order. `__SCHEMA__` in their SQL stands for the quoted schema name.
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -105,7 +101,7 @@ pub struct PostgresStorage {
 
 impl PostgresStorage {
     /// The schema version this library writes; [`setup`](Self::setup) brings the schema to it.
-    pub const SCHEMA_VERSION: i32 = 2;
+    pub const SCHEMA_VERSION: i32 = latest_version(MIGRATIONS) as i32;
 
     /// Opens a pool of connections to `url` (`postgres://user:password@host:port/database`) and checks that one
     /// connection can be made. Uses the [default schema](DEFAULT_SCHEMA); does not run [`setup`](Self::setup).
@@ -223,7 +219,7 @@ impl PostgresStorage {
                 ),
             ));
         }
-        for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        for migration in pending(MIGRATIONS, i64::from(current)) {
             let doing = format!("applying migration {} ({})", migration.version, migration.description);
             sqlx::raw_sql(AssertSqlSafe(migration.sql.replace("__SCHEMA__", &quoted)))
                 .execute(&mut *tx)
@@ -232,7 +228,7 @@ impl PostgresStorage {
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO {quoted}.schema_migrations (version, description) VALUES ($1, $2)"
             )))
-            .bind(migration.version)
+            .bind(i32::from(migration.version))
             .bind(migration.description)
             .execute(&mut *tx)
             .await
@@ -430,13 +426,6 @@ impl Storage for PostgresStorage {
 
 // --- SQL --------------------------------------------------------------------------------------------------------
 
-const DELIVERY_COLUMNS: &str = "id, tenant, workflow, action, module, record_id, owner, method, url, content_type, \
-                                body, status, attempts, next_attempt_at, lease_expires_at, created_at, updated_at, \
-                                redelivery_of";
-
-const ENTRY_COLUMNS: &str = "delivery_id, tenant, workflow, action, record_id, status, attempt, at, http_status, \
-                             response_snippet, error, next_attempt_at, message";
-
 /// Every statement, written once per schema (the schema name cannot be a bind parameter). Prepared statements
 /// are cached per connection by their text.
 #[derive(Debug)]
@@ -448,7 +437,8 @@ struct Statements {
     insert_notification: SqlStr,
     next_due_at: SqlStr,
     delivery: SqlStr,
-    log_prefix: String,
+    /// `SELECT` the log's columns `FROM` the table, for [`log_page`](crate::adapters::sql::log_page).
+    log_from: String,
     prune: SqlStr,
     acquire_quota: SqlStr,
     held_grants: SqlStr,
@@ -482,11 +472,11 @@ impl Statements {
             )),
             // ORDER BY ord: `seq` follows the order the entries were given in.
             insert_entries: sql(format!(
-                "INSERT INTO {s}.log_entries ({ENTRY_COLUMNS})
-                 SELECT {ENTRY_COLUMNS}
+                "INSERT INTO {s}.log_entries ({LOG_COLUMNS})
+                 SELECT {LOG_COLUMNS}
                  FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
                      $8::timestamptz[], $9::int4[], $10::text[], $11::text[], $12::timestamptz[], $13::text[])
-                     WITH ORDINALITY AS e({ENTRY_COLUMNS}, ord)
+                     WITH ORDINALITY AS e({LOG_COLUMNS}, ord)
                  ORDER BY ord"
             )),
             // `due_at` is `next_attempt_at` for queued rows and `lease_expires_at` for dispatched ones, so this is
@@ -519,8 +509,7 @@ impl Statements {
                  RETURNING d.id"
             )),
             insert_notification: sql(format!(
-                "INSERT INTO {s}.notifications
-                     (delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to, last_error)
+                "INSERT INTO {s}.notifications ({NOTIFICATION_COLUMNS})
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (delivery_id) DO NOTHING"
             )),
@@ -528,7 +517,7 @@ impl Statements {
                 "SELECT min(due_at) FROM {s}.deliveries WHERE status IN ('queued', 'dispatched')"
             )),
             delivery: sql(format!("SELECT {DELIVERY_COLUMNS} FROM {s}.deliveries WHERE id = $1 AND tenant = $2")),
-            log_prefix: format!("SELECT {ENTRY_COLUMNS} FROM {s}.log_entries WHERE tenant = $1"),
+            log_from: format!("SELECT {LOG_COLUMNS} FROM {s}.log_entries"),
             // Data-modifying CTEs all run, in one statement: the log goes with its deliveries.
             prune: sql(format!(
                 "WITH doomed AS (
@@ -588,8 +577,7 @@ impl Statements {
                      WHERE n.delivery_id = due.delivery_id
                      RETURNING n.*, due.due_at AS was_due
                  )
-                 SELECT delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to, last_error
-                 FROM claimed ORDER BY was_due, delivery_id"
+                 SELECT {NOTIFICATION_COLUMNS} FROM claimed ORDER BY was_due, delivery_id"
             )),
             delete_notification: sql(format!(
                 "DELETE FROM {s}.notifications WHERE delivery_id = $1 AND claim_token = $2"
@@ -838,8 +826,8 @@ mod tests {
     #[test]
     fn migrations_are_numbered_in_order_up_to_the_schema_version() {
         for (i, migration) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(migration.version, i as i32 + 1);
+            assert_eq!(usize::from(migration.version), i + 1);
         }
-        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(PostgresStorage::SCHEMA_VERSION));
+        assert_eq!(MIGRATIONS.last().map(|m| i32::from(m.version)), Some(PostgresStorage::SCHEMA_VERSION));
     }
 }
