@@ -35,6 +35,20 @@ pub(super) fn error(operation: &str, e: rusqlite::Error) -> StorageError {
     StorageError::new(kind, format!("SQLite {operation} failed: {e}{advice}"))
 }
 
+/// Runs a prepared query and decodes every row with `decode`.
+pub(super) fn collect<T>(
+    rows: rusqlite::Result<rusqlite::Rows<'_>>,
+    operation: &str,
+    decode: impl Fn(&Row<'_>) -> Result<T, StorageError>,
+) -> Result<Vec<T>, StorageError> {
+    let mut rows = rows.map_err(|e| error(operation, e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| error(operation, e))? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
 /// An instant as stored: microseconds since the epoch (chrono's whole range fits in an `i64`).
 pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
