@@ -369,6 +369,63 @@ async fn duplicate_completions_in_one_batch_apply_once() {
     db.drop_schema().await;
 }
 
+/// Writes, through the `Storage` API, a delivery in each status and log entries of each status.
+async fn every_status(storage: &dyn Storage) {
+    let deliveries: Vec<Delivery> = (0..4).map(|i| sample_delivery("acme", "w1", t0() + Duration::hours(i))).collect();
+    let entries = deliveries.iter().map(|d| LogEntry::about(d, DeliveryStatus::Queued, t0(), "queued")).collect();
+    storage.enqueue(deliveries.clone(), entries).await.unwrap();
+    let now = t0() + Duration::hours(2);
+    let claim = Claim { now, limit: 3, lease_until: now + Duration::minutes(1), token: ClaimToken::new() };
+    assert_eq!(storage.claim_due(&claim).await.unwrap().len(), 3, "the fourth stays queued");
+    let done = |d: &Delivery, status| Completion {
+        id: d.id,
+        token: claim.token,
+        status,
+        attempts: 1,
+        next_attempt_at: None,
+        at: now,
+        entries: vec![
+            LogEntry::about(d, DeliveryStatus::Dispatched, now, "sending"),
+            LogEntry::about(d, status, now, "done"),
+        ],
+        notification: None,
+    };
+    let completions = vec![done(&deliveries[0], DeliveryStatus::Success), done(&deliveries[1], DeliveryStatus::Failed)];
+    assert!(storage.complete(completions).await.unwrap().is_empty(), "the third stays dispatched");
+}
+
+/// Both SQL backends store a status as the same text: `queued`, `dispatched`, `success`, `failed`.
+#[tokio::test]
+async fn statuses_are_stored_as_the_same_texts_as_in_sqlite() {
+    let Some(db) = TestDb::new().await else { return };
+    every_status(&db.storage).await;
+    let mut stored = Vec::new();
+    for table in ["deliveries", "log_entries"] {
+        let texts: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT status FROM \"{}\".{table} ORDER BY status",
+            db.schema
+        )))
+        .fetch_all(db.storage.pool())
+        .await
+        .unwrap();
+        assert_eq!(texts, ["dispatched", "failed", "queued", "success"], "{table}");
+        stored.push(texts);
+    }
+    #[cfg(feature = "sqlite")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("webhooks.db");
+        every_status(&crm_webhooks::adapters::sqlite::SqliteStorage::open(&path).unwrap()).await;
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for (table, postgres) in ["deliveries", "log_entries"].into_iter().zip(&stored) {
+            let mut statement = raw.prepare(&format!("SELECT DISTINCT status FROM {table} ORDER BY status")).unwrap();
+            let sqlite: Vec<String> = statement.query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect();
+            assert_eq!(&sqlite, postgres, "{table}: SQLite stores the texts PostgreSQL does");
+        }
+    }
+    db.drop_schema().await;
+}
+
 /// Several engines on two servers, each with its own worker, share one database: every delivery is sent exactly
 /// once, and a tenant's daily quota is never passed.
 #[cfg(feature = "tokio")]

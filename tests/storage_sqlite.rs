@@ -160,6 +160,162 @@ async fn a_version_1_file_is_upgraded_and_keeps_its_rows() {
     assert_eq!(version, SqliteStorage::SCHEMA_VERSION);
 }
 
+/// The id of the `n`th delivery of the version 2 file.
+fn v2_id(n: u8) -> DeliveryId {
+    DeliveryId::from_bytes([n; 16])
+}
+
+/// `SELECT DISTINCT status` of `table`, sorted.
+fn stored_statuses(connection: &rusqlite::Connection, table: &str) -> Vec<String> {
+    let mut statement = connection.prepare(&format!("SELECT DISTINCT status FROM {table} ORDER BY status")).unwrap();
+    statement.query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+/// A file written by a build of schema version 2 (statuses stored as `Queued`, `Dispatched`, `Success`, `Failed`),
+/// with a delivery in each status (the dispatched one claimed, leased and holding a quota grant), their log, a
+/// quota count, a notification, a once mark and a schedule, is rebuilt by migration 3: every row reads back and
+/// works, and only the lower-case texts are stored.
+#[tokio::test]
+async fn a_version_2_file_is_upgraded_to_lower_case_statuses_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    let at = |d: Duration| (t0() + d).timestamp_micros();
+    let (t, lease, later) = (at(Duration::zero()), at(Duration::seconds(30)), at(Duration::hours(1)));
+    let token = ClaimToken::from_bytes([0xee; 16]);
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let (q, d, s, f) =
+        (hex(v2_id(1).as_bytes()), hex(v2_id(2).as_bytes()), hex(v2_id(3).as_bytes()), hex(v2_id(4).as_bytes()));
+    let token_hex = hex(token.as_bytes());
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(include_str!("../src/adapters/sqlite/migrations/0001_initial.sql")).unwrap();
+        raw.execute_batch(include_str!("../src/adapters/sqlite/migrations/0002_quota_grants.sql")).unwrap();
+        let columns = "id, tenant, workflow, action, module, record_id, owner, method, url, content_type, body, \
+                       status, attempts, next_attempt_at, lease_expires_at, claim_token, created_at, updated_at, \
+                       quota_day, quota_attempt";
+        let fixed = "'acme', 'w1', 'Create invoice', 'Potentials', '13x42', '19x1', 'POST', \
+                     'https://receiver.example/hook', 'JSON', x'7b7d'";
+        let entry = |id: &str, status: &str, attempt: u32, message: &str| {
+            format!(
+                "INSERT INTO log_entries (delivery_id, tenant, workflow, action, record_id, status, attempt, at, \
+                 message) VALUES (x'{id}', 'acme', 'w1', 'Create invoice', '13x42', '{status}', {attempt}, {t}, \
+                 '{message}');"
+            )
+        };
+        raw.execute_batch(&format!(
+            "INSERT INTO deliveries ({columns}) VALUES
+                 (x'{q}', {fixed}, 'Queued', 0, {later}, NULL, NULL, {t}, {t}, NULL, NULL),
+                 (x'{d}', {fixed}, 'Dispatched', 1, NULL, {lease}, x'{token_hex}', {t}, {t}, '2026-11-29', 2),
+                 (x'{s}', {fixed}, 'Success', 1, NULL, NULL, NULL, {t}, {t}, '2026-11-29', 1),
+                 (x'{f}', {fixed}, 'Failed', 1, NULL, NULL, NULL, {t}, {t}, '2026-11-29', 1);
+             {} {} {} {} {} {} {}
+             INSERT INTO quota_usage (tenant, day, used) VALUES ('acme', '2026-11-29', 7);
+             INSERT INTO notifications (delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to)
+                 VALUES (x'{f}', 'acme', '19x1', {t}, {t}, 0, '[]');
+             INSERT INTO fired_once (tenant, workflow, record_id) VALUES ('acme', 'w1', '13x42');
+             INSERT INTO schedules (tenant, workflow, next_run) VALUES ('acme', 'daily', {later});
+             PRAGMA user_version = 2;",
+            entry(&q, "Queued", 0, "q queued"),
+            entry(&d, "Queued", 0, "d queued"),
+            entry(&d, "Dispatched", 1, "d dispatched"),
+            entry(&s, "Queued", 0, "s queued"),
+            entry(&s, "Success", 1, "s delivered"),
+            entry(&f, "Queued", 0, "f queued"),
+            entry(&f, "Failed", 1, "f failed"),
+        ))
+        .unwrap();
+    }
+
+    let storage = SqliteStorage::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let version: u32 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SqliteStorage::SCHEMA_VERSION);
+    let lower = ["dispatched", "failed", "queued", "success"];
+    assert_eq!(stored_statuses(&raw, "deliveries"), lower);
+    assert_eq!(stored_statuses(&raw, "log_entries"), lower);
+    let integrity: String = raw.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+    // Every column, `due_at` still virtual (hidden = 2), the grant columns still last; both indexes again.
+    let mut columns = raw.prepare("SELECT name, hidden FROM pragma_table_xinfo('deliveries') ORDER BY cid").unwrap();
+    let columns: Vec<(String, i64)> =
+        columns.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names.join(", "),
+        "id, tenant, workflow, action, module, record_id, owner, method, url, content_type, body, status, attempts, \
+         next_attempt_at, lease_expires_at, claim_token, created_at, updated_at, redelivery_of, due_at, quota_day, \
+         quota_attempt"
+    );
+    assert_eq!(columns.iter().find(|(name, _)| name == "due_at").map(|c| c.1), Some(2));
+    let mut indexes = raw
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries' AND sql IS NOT NULL \
+             ORDER BY name",
+        )
+        .unwrap();
+    let indexes: Vec<String> = indexes.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(indexes, ["deliveries_due", "deliveries_settled"]);
+    let old_text = raw.execute(&format!("UPDATE deliveries SET status = 'Queued' WHERE id = x'{q}'"), []);
+    assert!(old_text.is_err(), "the old text is refused");
+
+    // Every row reads back.
+    let mut read = Vec::new();
+    for n in 1..=4 {
+        read.push(storage.delivery("acme", v2_id(n)).await.unwrap().expect("the version 2 row reads back"));
+    }
+    let [queued, dispatched, succeeded, failed] = <[Delivery; 4]>::try_from(read).unwrap();
+    assert_eq!(
+        (queued.status, queued.attempts, queued.next_attempt_at),
+        (DeliveryStatus::Queued, 0, Some(t0() + Duration::hours(1)))
+    );
+    assert_eq!(
+        (dispatched.status, dispatched.attempts, dispatched.lease_expires_at),
+        (DeliveryStatus::Dispatched, 1, Some(t0() + Duration::seconds(30)))
+    );
+    assert_eq!((succeeded.status, failed.status), (DeliveryStatus::Success, DeliveryStatus::Failed));
+    assert_eq!(&queued.body[..], b"{}");
+    let log = storage.log(&LogQuery::tenant("acme")).await.unwrap();
+    assert_eq!(log.len(), 7);
+    for (status, messages) in [
+        (DeliveryStatus::Queued, &["q queued", "d queued", "s queued", "f queued"][..]),
+        (DeliveryStatus::Dispatched, &["d dispatched"][..]),
+        (DeliveryStatus::Success, &["s delivered"][..]),
+        (DeliveryStatus::Failed, &["f failed"][..]),
+    ] {
+        let found = storage.log(&LogQuery::tenant("acme").status(status)).await.unwrap();
+        let mut found: Vec<_> = found.into_iter().map(|e| e.message).collect();
+        found.sort();
+        let mut expected = messages.to_vec();
+        expected.sort();
+        assert_eq!(found, expected, "log entries of {status}");
+    }
+
+    // The claimed delivery is due when its lease runs out, and its claim and quota grant still hold.
+    assert_eq!(storage.next_due_at().await.unwrap(), Some(t0() + Duration::seconds(30)));
+    let day = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    assert_eq!(
+        storage.grant_quota(&quota(day, 7, token, &[v2_id(2)])).await.unwrap(),
+        [v2_id(2)],
+        "the grant it holds"
+    );
+    assert_eq!(storage.quota_used("acme", day).await.unwrap(), 7, "not counted again");
+    let c = claim(t0() + Duration::seconds(30), 10);
+    let reclaimed = storage.claim_due(&c).await.unwrap();
+    assert_eq!(reclaimed.iter().map(|d| d.id).collect::<Vec<_>>(), [v2_id(2)], "the lease ran out");
+    assert!(storage.complete(vec![success(&reclaimed[0], c.token, c.now)]).await.unwrap().is_empty());
+    assert_eq!(storage.next_due_at().await.unwrap(), Some(t0() + Duration::hours(1)));
+
+    // The rest of the state, and pruning what settled (the failed one waits for its notification).
+    let notifications = storage.claim_notifications(&claim(t0(), 10)).await.unwrap();
+    assert_eq!(notifications.iter().map(|n| n.delivery_id).collect::<Vec<_>>(), [v2_id(4)]);
+    assert!(!storage.mark_fired("acme", "w1", "13x42").await.unwrap());
+    assert_eq!(storage.next_run("acme", "daily").await.unwrap(), Some(t0() + Duration::hours(1)));
+    assert_eq!(storage.prune(t0() + Duration::hours(2)).await.unwrap(), 2);
+    assert!(storage.delivery("acme", v2_id(3)).await.unwrap().is_none());
+    assert!(storage.delivery("acme", v2_id(4)).await.unwrap().is_some());
+    assert_eq!(stored_statuses(&raw, "deliveries"), ["failed", "queued"]);
+}
+
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,8 @@
 //! [`StorageErrorKind::Corrupt`] error naming the table and column, never a panic.
 //!
 //! Times are integer microseconds since the Unix epoch (they sort and compare in SQL as instants do), ids and
-//! claim tokens 16-byte BLOBs, bodies BLOBs, statuses, methods and content types their documented names.
+//! claim tokens 16-byte BLOBs, bodies BLOBs, statuses their lower-case names (as in PostgreSQL), methods and
+//! content types their documented names.
 
 use std::fmt::Display;
 
@@ -10,22 +11,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{ErrorCode, Row};
 
+use crate::adapters::sql::status_from_text;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
 use crate::payload::ContentType;
 use crate::ports::{Notification, StorageError, StorageErrorKind};
 use crate::workflow::Method;
-
-/// Columns of `deliveries`, in the order [`delivery`] reads them.
-pub(super) const DELIVERY_COLUMNS: &str = "id, tenant, workflow, action, module, record_id, owner, method, url, \
-     content_type, body, status, attempts, next_attempt_at, lease_expires_at, created_at, updated_at, redelivery_of";
-
-/// Columns of `log_entries`, in the order [`log_entry`] reads them.
-pub(super) const LOG_COLUMNS: &str = "delivery_id, tenant, workflow, action, record_id, status, attempt, at, \
-     http_status, response_snippet, error, next_attempt_at, message";
-
-/// Columns of `notifications`, in the order [`notification`] reads them.
-pub(super) const NOTIFICATION_COLUMNS: &str =
-    "delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to, last_error";
 
 /// A rusqlite failure during `operation`, classified: busy or locked is worth retrying, a damaged file is corrupt.
 pub(super) fn error(operation: &str, e: rusqlite::Error) -> StorageError {
@@ -46,6 +36,20 @@ pub(super) fn error(operation: &str, e: rusqlite::Error) -> StorageError {
     StorageError::new(kind, format!("SQLite {operation} failed: {e}{advice}"))
 }
 
+/// Runs a prepared query and decodes every row with `decode`.
+pub(super) fn collect<T>(
+    rows: rusqlite::Result<rusqlite::Rows<'_>>,
+    operation: &str,
+    decode: impl Fn(&Row<'_>) -> Result<T, StorageError>,
+) -> Result<Vec<T>, StorageError> {
+    let mut rows = rows.map_err(|e| error(operation, e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| error(operation, e))? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
 /// An instant as stored: microseconds since the epoch (chrono's whole range fits in an `i64`).
 pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
@@ -59,11 +63,6 @@ pub(super) fn time(micros: i64) -> DateTime<Utc> {
 /// An optional instant as stored.
 pub(super) fn opt_micros(at: Option<DateTime<Utc>>) -> Option<i64> {
     at.map(micros)
-}
-
-/// A count or limit as an SQL integer; values past `i64::MAX` mean "no limit" anyway.
-pub(super) fn sql_count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Reads one row of `table`, column by column, turning every surprise into a `Corrupt` error.
@@ -162,7 +161,7 @@ impl<'r, 's> Columns<'r, 's> {
     }
 
     fn status(&self, index: usize) -> Result<DeliveryStatus, StorageError> {
-        self.text(index)?.parse().map_err(|e| self.corrupt(index, e))
+        status_from_text(&self.text(index)?).map_err(|e| self.corrupt(index, e))
     }
 
     fn method(&self, index: usize) -> Result<Method, StorageError> {
@@ -182,7 +181,7 @@ impl<'r, 's> Columns<'r, 's> {
     }
 }
 
-/// A row of [`DELIVERY_COLUMNS`].
+/// A row of `sql::DELIVERY_COLUMNS`.
 pub(super) fn delivery(row: &Row<'_>) -> Result<Delivery, StorageError> {
     let c = Columns::new(row, "delivery");
     Ok(Delivery {
@@ -208,7 +207,7 @@ pub(super) fn delivery(row: &Row<'_>) -> Result<Delivery, StorageError> {
 }
 
 /// What is left of a due delivery row that does not decode: its `rowid` (the pick reads it after
-/// [`DELIVERY_COLUMNS`]) and a log entry saying why it was set aside, from whatever of the row still reads.
+/// `sql::DELIVERY_COLUMNS`) and a log entry saying why it was set aside, from whatever of the row still reads.
 pub(super) fn unreadable(row: &Row<'_>, why: &StorageError, now: DateTime<Utc>) -> (i64, LogEntry) {
     let c = Columns::new(row, "delivery");
     let rowid: i64 = row.get(18).unwrap_or(0);
@@ -232,7 +231,7 @@ pub(super) fn unreadable(row: &Row<'_>, why: &StorageError, now: DateTime<Utc>) 
     (rowid, entry)
 }
 
-/// A row of [`LOG_COLUMNS`].
+/// A row of `sql::LOG_COLUMNS`.
 pub(super) fn log_entry(row: &Row<'_>) -> Result<LogEntry, StorageError> {
     let c = Columns::new(row, "log entry");
     Ok(LogEntry {
@@ -252,7 +251,7 @@ pub(super) fn log_entry(row: &Row<'_>) -> Result<LogEntry, StorageError> {
     })
 }
 
-/// A row of [`NOTIFICATION_COLUMNS`].
+/// A row of `sql::NOTIFICATION_COLUMNS`.
 pub(super) fn notification(row: &Row<'_>) -> Result<Notification, StorageError> {
     let c = Columns::new(row, "notification");
     let sent_to = c.text(6)?;

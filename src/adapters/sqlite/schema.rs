@@ -8,9 +8,10 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use crate::ports::{StorageError, StorageErrorKind};
 
 use super::codec;
+use crate::adapters::sql::{latest_version, pending, Migration};
 
-/// The newest schema this build knows; migration `n` (1-based) brings a database from `n - 1` to `n`.
-pub(super) const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
+/// The newest schema this build knows; migration `n` brings a database from `n - 1` to `n`.
+pub(super) const LATEST_VERSION: u32 = latest_version(&MIGRATIONS) as u32;
 
 /// How long a statement waits for another connection's write lock before failing as `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,9 +19,24 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prepared statements kept per connection (the claim, finish and log statements, and their variants).
 const STATEMENT_CACHE: usize = 64;
 
-/// Every migration, in order (`migrations/NNNN_*.sql`). Append only: a released migration never changes.
-const MIGRATIONS: [&str; 2] =
-    [include_str!("migrations/0001_initial.sql"), include_str!("migrations/0002_quota_grants.sql")];
+/// Every migration, in order.
+const MIGRATIONS: [Migration; 3] = [
+    Migration {
+        version: 1,
+        description: "queue, log, quota counters, trigger state and notification outbox",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "quota grants held by deliveries",
+        sql: include_str!("migrations/0002_quota_grants.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "statuses stored in lower case",
+        sql: include_str!("migrations/0003_lowercase_statuses.sql"),
+    },
+];
 
 /// Applies the connection settings: a busy timeout, `synchronous = NORMAL`, and WAL for files (readers do not
 /// block the writer, and NORMAL is durable across application crashes in WAL mode).
@@ -77,8 +93,9 @@ pub(super) fn migrate(connection: &mut Connection, location: &str) -> Result<(),
     if found == LATEST_VERSION {
         return Ok(());
     }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        tx.execute_batch(migration).map_err(|e| failed(&format!("applying migration {}", index + 1), e))?;
+    for migration in pending(&MIGRATIONS, i64::from(found)) {
+        let doing = format!("applying migration {} ({})", migration.version, migration.description);
+        tx.execute_batch(migration.sql).map_err(|e| failed(&doing, e))?;
     }
     tx.pragma_update(None, "user_version", LATEST_VERSION).map_err(|e| failed("recording the schema version", e))?;
     tx.commit().map_err(|e| failed("committing the migration", e))

@@ -1,4 +1,4 @@
-//! The conformance suite every [`Storage`] must pass. Each check takes a fresh, empty store and panics with a
+//! The conformance suite every [`Storage`](crate::Storage) must pass. Each check takes a fresh, empty store and panics with a
 //! message naming the broken rule.
 //!
 //! Run it for your own backend with [`storage_contract_tests!`](crate::storage_contract_tests), which writes one

@@ -1,0 +1,199 @@
+//! The queue: storing deliveries, claiming the due ones, writing their results back, and reading them.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, Transaction};
+
+use crate::adapters::sql::{sql_count, status_text, DELIVERY_COLUMNS};
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
+use crate::ports::{Claim, Completion, StorageError, StorageErrorKind};
+
+use super::codec::{self, collect, micros, opt_micros};
+use super::{log, outbox};
+
+/// Deliveries due at `?1`, earliest first, at most `?2`. `LIMIT +?2` rather than `LIMIT ?2`: SQLite plans a
+/// statement again whenever the value bound to a bare LIMIT parameter changes.
+const DUE_DELIVERIES: &str = "FROM deliveries WHERE due_at <= ?1 ORDER BY due_at, created_at, id LIMIT +?2";
+
+/// Reads the deliveries a claim takes (`?1` now, `?2` the limit).
+pub(super) fn claim_pick_sql() -> String {
+    format!("SELECT {DELIVERY_COLUMNS}, rowid {DUE_DELIVERIES}")
+}
+
+/// Takes the deliveries [`claim_pick_sql`] read (`?3` the lease, `?4` the claim token).
+///
+/// OR FAIL: a row failing a constraint would fail the statement without SQLite undoing the rows before it. That
+/// spares it the statement journal it otherwise keeps for a statement of many rows (a copy of every page the
+/// statement changes, spilled to a temporary file past 64 KiB); any error rolls the whole transaction back anyway.
+pub(super) fn claim_take_sql() -> String {
+    format!(
+        "UPDATE OR FAIL deliveries SET status = 'dispatched', lease_expires_at = ?3, claim_token = ?4, \
+         updated_at = ?1 WHERE rowid IN (SELECT rowid {DUE_DELIVERIES})"
+    )
+}
+
+/// Stores the deliveries not already stored, and the log entries of those it stored.
+pub(super) fn enqueue(tx: &Transaction<'_>, deliveries: &[Delivery], entries: &[LogEntry]) -> Result<(), StorageError> {
+    let mut skipped = HashSet::new();
+    for d in deliveries {
+        if !insert_delivery(tx, d).map_err(|e| codec::error("enqueue", e))? {
+            skipped.insert(d.id);
+        }
+    }
+    let entries: Vec<&LogEntry> = entries.iter().filter(|e| !skipped.contains(&e.delivery_id)).collect();
+    log::insert_entries(tx, &entries).map_err(|e| codec::error("enqueue (appending log entries)", e))
+}
+
+/// Stores a delivery unless one with its id is already stored; `false` when it was.
+fn insert_delivery(tx: &Transaction<'_>, d: &Delivery) -> Result<bool, rusqlite::Error> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+             ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING"
+        )
+    });
+    let mut insert = tx.prepare_cached(sql)?;
+    insert
+        .execute(params![
+            &d.id.as_bytes()[..],
+            d.tenant,
+            d.workflow,
+            d.action,
+            d.module,
+            d.record_id,
+            d.owner,
+            d.method.as_str(),
+            d.url,
+            d.content_type.as_str(),
+            &d.body[..],
+            status_text(d.status),
+            d.attempts,
+            opt_micros(d.next_attempt_at),
+            opt_micros(d.lease_expires_at),
+            micros(d.created_at),
+            micros(d.updated_at),
+            d.redelivery_of.as_ref().map(|id| &id.as_bytes()[..]),
+        ])
+        .map(|inserted| inserted == 1)
+}
+
+/// Claims the due deliveries, earliest first. A row that does not decode is set aside (failed, with a log entry
+/// saying why) rather than failing every claim, and so every tenant's deliveries, until someone repairs it.
+pub(super) fn claim_due(tx: &Transaction<'_>, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
+    const OP: &str = "claim_due";
+    let now = micros(claim.now);
+    let lease_until = micros(claim.lease_until);
+    // The batch is read in due order, then taken by one UPDATE of the same rows: the write lock held since
+    // BEGIN IMMEDIATE keeps them due until then. A statement costs far more than a row, so not one each.
+    let mut pick = tx.prepare_cached(&claim_pick_sql()).map_err(|e| codec::error(OP, e))?;
+    let mut rows = pick.query(params![now, sql_count(claim.limit)]).map_err(|e| codec::error(OP, e))?;
+    let mut claimed = Vec::new();
+    let mut unreadable = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| codec::error(OP, e))? {
+        match codec::delivery(row) {
+            Ok(delivery) => claimed.push(delivery),
+            Err(why) => unreadable.push(codec::unreadable(row, &why, claim.now)),
+        }
+    }
+    drop(rows);
+    if claimed.is_empty() && unreadable.is_empty() {
+        return Ok(claimed);
+    }
+    let mut take = tx.prepare_cached(&claim_take_sql()).map_err(|e| codec::error(OP, e))?;
+    let taken = take
+        .execute(params![now, sql_count(claim.limit), lease_until, &claim.token.as_bytes()[..]])
+        .map_err(|e| codec::error(OP, e))?;
+    if taken != claimed.len() + unreadable.len() {
+        // Cannot happen under the write lock; refuse (and roll back) rather than hand out a row not taken.
+        return Err(StorageError::new(
+            StorageErrorKind::Other,
+            format!("SQLite {OP} read {} due deliveries but took {taken}", claimed.len()),
+        ));
+    }
+    if !unreadable.is_empty() {
+        set_aside(tx, &unreadable, now).map_err(|e| codec::error(OP, e))?;
+    }
+    // What the UPDATE wrote, as it reads back (to the microsecond).
+    let (lease_until, now) = (codec::time(lease_until), codec::time(now));
+    for d in &mut claimed {
+        d.status = DeliveryStatus::Dispatched;
+        d.lease_expires_at = Some(lease_until);
+        d.updated_at = now;
+    }
+    Ok(claimed)
+}
+
+/// Marks the unreadable rows a claim took (by `rowid`) as failed, and logs why.
+fn set_aside(tx: &Transaction<'_>, unreadable: &[(i64, LogEntry)], now: i64) -> Result<(), rusqlite::Error> {
+    let mut set_aside = tx.prepare_cached(
+        "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_expires_at = NULL, \
+         claim_token = NULL, updated_at = ?2 WHERE rowid = ?1",
+    )?;
+    for (rowid, _) in unreadable {
+        set_aside.execute(params![rowid, now])?;
+    }
+    let entries: Vec<&LogEntry> = unreadable.iter().map(|(_, entry)| entry).collect();
+    log::insert_entries(tx, &entries)
+}
+
+/// Writes back the results of attempts whose claim is still held; the ids of the others (lost), in order.
+pub(super) fn complete(tx: &Transaction<'_>, completions: &[Completion]) -> Result<Vec<DeliveryId>, StorageError> {
+    const OP: &str = "complete";
+    // One statement a completion: a multi-row UPDATE ... FROM costs more a row than this does.
+    let mut complete = tx
+        .prepare_cached(
+            "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease_expires_at = NULL, \
+             claim_token = NULL, updated_at = ?6 \
+             WHERE id = ?1 AND claim_token = ?2 AND status = 'dispatched'",
+        )
+        .map_err(|e| codec::error(OP, e))?;
+    let mut lost = Vec::new();
+    let mut entries = Vec::new();
+    for c in completions {
+        let changed = complete
+            .execute(params![
+                &c.id.as_bytes()[..],
+                &c.token.as_bytes()[..],
+                status_text(c.status),
+                c.attempts,
+                opt_micros(c.next_attempt_at),
+                micros(c.at),
+            ])
+            .map_err(|e| codec::error(OP, e))?;
+        if changed == 0 {
+            lost.push(c.id);
+            continue;
+        }
+        entries.extend(&c.entries);
+        if let Some(notification) = &c.notification {
+            outbox::insert_notification(tx, notification)?;
+        }
+    }
+    // The batch's entries together, in the order given (the log's order for entries of one instant).
+    log::insert_entries(tx, &entries).map_err(|e| codec::error("complete (appending log entries)", e))?;
+    Ok(lost)
+}
+
+/// When the earliest delivery is due, if any is.
+pub(super) fn next_due_at(connection: &Connection) -> Result<Option<DateTime<Utc>>, StorageError> {
+    let mut statement = connection
+        .prepare_cached("SELECT MIN(due_at) FROM deliveries WHERE due_at IS NOT NULL")
+        .map_err(|e| codec::error("next_due_at", e))?;
+    let due = collect(statement.query([]), "next_due_at", |row| codec::first_opt_time(row, "delivery"))?;
+    Ok(due.into_iter().next().flatten())
+}
+
+/// One of `tenant`'s deliveries.
+pub(super) fn delivery(
+    connection: &Connection,
+    tenant: &str,
+    id: DeliveryId,
+) -> Result<Option<Delivery>, StorageError> {
+    let mut statement = connection
+        .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1 AND tenant = ?2"))
+        .map_err(|e| codec::error("delivery", e))?;
+    let found = collect(statement.query(params![&id.as_bytes()[..], tenant]), "delivery", codec::delivery)?;
+    Ok(found.into_iter().next())
+}
