@@ -90,7 +90,8 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    /// `Queued`, `Dispatched`, `Success` or `Failed`.
+    /// The product's name of the status, as the log shows it: `Queued`, `Dispatched`, `Success` or `Failed`
+    /// (storage keeps its own text; parsing takes either case).
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Queued => "Queued",

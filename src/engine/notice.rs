@@ -111,3 +111,89 @@ pub(super) fn email(
     body.push_str("\nYou can redeliver it from the webhook log once the receiver is fixed.\n");
     (subject, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::storage_contract::{sample_delivery, t0};
+
+    fn user(id: &str, email: &str, active: bool, admin: bool) -> User {
+        User { id: id.into(), name: String::new(), email: email.into(), active, admin }
+    }
+
+    #[test]
+    fn recipients_are_the_active_owner_and_admins_each_once() {
+        let owner = user("19x1", "owner@acme.test", true, false);
+        #[rustfmt::skip]
+        let table: Vec<(Option<User>, Vec<User>, Vec<&str>)> = vec![
+            (Some(owner.clone()), vec![user("a", "a@acme.test", true, true)], vec!["19x1", "a"]),
+            (None, vec![user("a", "a@acme.test", true, true)], vec!["a"]),
+            (Some(user("19x1", "o@acme.test", false, false)), vec![], vec![]),
+            (Some(owner.clone()), vec![user("19x1", "owner@acme.test", true, true)], vec!["19x1"]),
+            (Some(owner.clone()), vec![user("b", " OWNER@acme.test ", true, true)], vec!["19x1"]),
+            (Some(owner.clone()), vec![user("c", "  ", true, true), user("d", "d@x", false, true)], vec!["19x1"]),
+            (Some(user("19x1", "", true, false)), vec![user("e", "e@x", true, true), user("e", "e2@x", true, true)], vec!["e"]),
+        ];
+        for (owner, admins, expected) in table {
+            let got: Vec<String> = recipients(owner.clone(), admins.clone()).into_iter().map(|u| u.id).collect();
+            assert_eq!(got, expected, "owner {owner:?}, admins {admins:?}");
+        }
+    }
+
+    #[test]
+    fn the_back_off_doubles_up_to_an_hour() {
+        let minutes: Vec<i64> = (0..9).map(|n| backoff(n).num_minutes()).collect();
+        assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(u32::MAX).num_minutes(), 60);
+    }
+
+    #[test]
+    fn a_round_ends_released_and_due_after_the_back_off() {
+        let n = Notification {
+            delivery_id: DeliveryId::new(),
+            tenant: "acme".into(),
+            owner: "19x1".into(),
+            created_at: t0(),
+            next_attempt_at: t0(),
+            attempts: 1,
+            sent_to: vec!["19x1".into()],
+            last_error: None,
+        };
+        let token = ClaimToken::new();
+        let progress = progress(&n, token, &["19x1".into(), "a".into()]);
+        assert!(progress.keep_claim && !progress.done);
+        assert_eq!((progress.attempts, progress.next_attempt_at), (1, t0()), "progress changes nothing but sent_to");
+        let end = RoundEnd { sent_to: vec!["19x1".into()], done: false, last_error: Some("a: down".into()) };
+        let update = round_end(&n, token, end, t0());
+        assert!(!update.keep_claim && !update.done);
+        assert_eq!((update.attempts, update.next_attempt_at), (2, t0() + chrono::Duration::minutes(4)));
+        assert_eq!(update.last_error.as_deref(), Some("a: down"));
+    }
+
+    #[test]
+    fn the_email_names_everything_an_admin_needs() {
+        let mut d = sample_delivery("acme", "w1", t0());
+        d.url = "https://api:secret@receiver.example/hook".into();
+        let mut first = LogEntry::about(&d, DeliveryStatus::Queued, t0(), "attempt 1 failed; retry 1 of 3 scheduled");
+        first.attempt = 1;
+        first.http_status = Some(500);
+        let mut last =
+            LogEntry::about(&d, DeliveryStatus::Failed, t0() + chrono::Duration::hours(1), "attempt 2 failed");
+        last.attempt = 2;
+        last.error = Some("timed out".into());
+        let mut dispatched = LogEntry::about(&d, DeliveryStatus::Dispatched, t0(), "attempt 2 of 4 dispatched");
+        dispatched.attempt = 2;
+        let (subject, body) = email(d.id, Some(&d), &[last, dispatched, first], Some("Won deals"));
+        assert_eq!(subject, "Webhook failed: \"Create invoice\" of workflow \"Won deals\"");
+        for part in ["Workflow: Won deals (w1)", "Potentials 13x42", &format!("Delivery: {}", d.id), "redeliver"] {
+            assert!(body.contains(part), "{part} missing from {body}");
+        }
+        assert!(!body.contains("secret"), "the URL's credentials are not mailed: {body}");
+        let one = body.find("  1. ").unwrap();
+        let two = body.find("  2. ").unwrap();
+        assert!(one < two && body[one..two].contains("HTTP 500") && body[two..].contains("timed out"), "{body}");
+        assert_eq!(body.matches("  2. ").count(), 1, "the Dispatched entry is not an attempt line");
+        let (subject, body) = email(d.id, None, &[], Some(""));
+        assert!(subject.contains("\"?\"") && body.contains("Record:   ? ?"), "{subject} {body}");
+    }
+}

@@ -171,6 +171,130 @@ pub(super) fn describe_status(status: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::{HttpError, HttpErrorKind};
+    use crate::testing::storage_contract::{sample_delivery, t0};
+    use chrono::Duration;
+
+    fn attempted(attempts_before: u32, outcome: AttemptOutcome) -> Attempted {
+        let mut delivery = sample_delivery("acme", "w1", t0());
+        delivery.attempts = attempts_before;
+        Attempted {
+            delivery,
+            token: ClaimToken::new(),
+            sent_at: t0(),
+            finished_at: t0() + Duration::seconds(2),
+            outcome,
+            response_snippet: Some("ok".into()),
+        }
+    }
+
+    fn response(status: u16) -> AttemptOutcome {
+        AttemptOutcome::Response { status, retry_after: None }
+    }
+
+    /// Every outcome at every attempt of the seed's schedule (1 h, 2 h, 4 h): the status, when the next attempt
+    /// is due, whether the owner is notified, and the result entry's message.
+    #[test]
+    fn every_outcome_at_every_attempt() {
+        let retry = RetrySchedule::default();
+        let later = |hours: i64| Some(t0() + Duration::seconds(2) + Duration::hours(hours));
+        let timeout = || AttemptOutcome::Error(HttpError::new(HttpErrorKind::Timeout, "timed out"));
+        let refused = || AttemptOutcome::Error(HttpError::new(HttpErrorKind::Refused, "refused by the address guard"));
+        #[rustfmt::skip]
+        type Case = (u32, AttemptOutcome, DeliveryStatus, Option<DateTime<Utc>>, &'static str);
+        let table: Vec<Case> = vec![
+            (0, response(200), DeliveryStatus::Success, None, "attempt 1 delivered"),
+            (2, response(204), DeliveryStatus::Success, None, "attempt 3 delivered"),
+            (0, response(500), DeliveryStatus::Queued, later(1), "attempt 1 failed; retry 1 of 3 scheduled"),
+            (1, timeout(), DeliveryStatus::Queued, later(2), "attempt 2 failed; retry 2 of 3 scheduled"),
+            (2, response(404), DeliveryStatus::Queued, later(4), "attempt 3 failed; retry 3 of 3 scheduled"),
+            (
+                3,
+                response(503),
+                DeliveryStatus::Failed,
+                None,
+                "attempt 4 failed; no retries left, owner and admins notified",
+            ),
+            (0, refused(), DeliveryStatus::Failed, None, "attempt 1 failed permanently; owner and admins notified"),
+        ];
+        for (before, outcome, status, next, message) in table {
+            let c = complete(&retry, attempted(before, outcome));
+            let case = message;
+            assert_eq!((c.status, c.next_attempt_at, c.attempts), (status, next, before + 1), "{case}");
+            assert_eq!(c.at, t0() + Duration::seconds(2), "{case}");
+            let [dispatched, result] = &c.entries[..] else { panic!("two entries: {case}") };
+            assert_eq!(
+                (dispatched.status, dispatched.at, dispatched.attempt),
+                (DeliveryStatus::Dispatched, t0(), before + 1)
+            );
+            assert_eq!(dispatched.message, format!("attempt {} of 4 dispatched", before + 1));
+            assert_eq!((result.status, result.message.as_str(), result.next_attempt_at), (status, message, next));
+            assert_eq!(c.notification.is_some(), status == DeliveryStatus::Failed, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_log_says_why_an_attempt_failed() {
+        let retry = RetrySchedule::default();
+        let c = complete(&retry, attempted(0, response(404)));
+        assert_eq!((c.entries[1].http_status, c.entries[1].error.as_deref()), (Some(404), Some("HTTP 404 Not Found")));
+        let c = complete(&retry, attempted(0, response(201)));
+        assert_eq!((c.entries[1].http_status, c.entries[1].error.as_deref()), (Some(201), None));
+        assert_eq!(c.entries[1].response_snippet.as_deref(), Some("ok"));
+        let error = AttemptOutcome::Error(HttpError::new(HttpErrorKind::Connect, "a\0b"));
+        let c = complete(&retry, attempted(0, error));
+        assert_eq!(c.entries[1].http_status, None);
+        assert!(c.entries[1].error.as_deref().is_some_and(|e| e.contains("a\u{FFFD}b")), "{:?}", c.entries[1].error);
+    }
+
+    #[test]
+    fn a_later_retry_after_moves_the_retry_and_an_earlier_one_does_not() {
+        let retry = RetrySchedule::default();
+        let finished = t0() + Duration::seconds(2);
+        for (retry_after, expected) in [
+            (Some(finished + Duration::hours(3)), finished + Duration::hours(3)),
+            (Some(finished + Duration::minutes(5)), finished + Duration::hours(1)),
+            (None, finished + Duration::hours(1)),
+        ] {
+            let c = complete(&retry, attempted(0, AttemptOutcome::Response { status: 429, retry_after }));
+            assert_eq!(c.next_attempt_at, Some(expected), "{retry_after:?}");
+        }
+    }
+
+    #[test]
+    fn a_delivery_put_back_unsent_keeps_its_attempts() {
+        let mut d = sample_delivery("acme", "w1", t0());
+        d.attempts = 2;
+        let token = ClaimToken::new();
+        let c = unsent(&d, token, t0(), t0() + Duration::days(1), "deferred: daily quota reached");
+        assert_eq!(
+            (c.status, c.attempts, c.next_attempt_at, c.token),
+            (DeliveryStatus::Queued, 2, Some(t0() + Duration::days(1)), token)
+        );
+        assert_eq!(c.entries.len(), 1);
+        assert_eq!(c.entries[0].message, "deferred: daily quota reached");
+        assert!(c.notification.is_none());
+    }
+
+    #[test]
+    fn the_quota_split_keeps_order_and_groups_by_tenant() {
+        let ds: Vec<Delivery> = ["b", "a", "b", "a", "c"].iter().map(|t| sample_delivery(t, "w1", t0())).collect();
+        let groups = by_tenant(ds.clone());
+        assert_eq!(groups.keys().map(String::as_str).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(
+            groups["b"].iter().map(|d| d.id).collect::<Vec<_>>(),
+            [ds[0].id, ds[2].id],
+            "claim order within a tenant"
+        );
+        let b = groups["b"].clone();
+        for (granted, sent, held) in
+            [(vec![], 0, 2), (vec![b[1].id], 1, 1), (vec![b[0].id, b[1].id], 2, 0), (vec![ds[1].id], 0, 2)]
+        {
+            let (send, over) = split_granted(b.clone(), &granted);
+            assert_eq!((send.len(), over.len()), (sent, held), "{granted:?}");
+            assert!(send.iter().all(|d| granted.contains(&d.id)) && over.iter().all(|d| !granted.contains(&d.id)));
+        }
+    }
 
     #[test]
     fn snippets_are_capped_at_a_character_boundary() {

@@ -123,3 +123,51 @@ fn header_value(text: &str) -> HeaderValue {
     // Ids, timestamps and base64 signatures are ASCII; an empty value is the harmless fallback.
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::storage_contract::{sample_delivery, t0};
+
+    fn action(json: &str) -> WebhookAction {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn an_attempt_carries_the_standard_webhooks_headers_and_basic_auth() {
+        let d = sample_delivery("acme", "w1", t0());
+        let plain = action(r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON"}"#);
+        let sent = request(&d, &plain, t0()).unwrap();
+        assert_eq!((sent.method().as_str(), sent.uri().to_string()), ("POST", d.url.clone()));
+        let h = sent.headers();
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(h["webhook-id"], d.id.to_string());
+        assert_eq!(h["webhook-timestamp"], t0().timestamp().to_string());
+        assert!(h.get("webhook-signature").is_none() && h.get("authorization").is_none());
+        assert_eq!(sent.body(), &d.body);
+
+        let signed = action(
+            r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON",
+            "auth": {"type": "basic", "username": "api", "password": "pw"},
+            "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#,
+        );
+        let sent = request(&d, &signed, t0()).unwrap();
+        let h = sent.headers();
+        assert_eq!(h["authorization"], "Basic YXBpOnB3");
+        assert!(h["authorization"].is_sensitive());
+        let signature = h["webhook-signature"].to_str().unwrap();
+        let secret = crate::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let id = d.id.to_string();
+        assert!(crate::signature::verify_signature(&secret, &id, t0().timestamp(), &d.body, signature));
+    }
+
+    #[test]
+    fn a_url_that_does_not_build_is_an_invalid_request_without_its_credentials() {
+        let mut d = sample_delivery("acme", "w1", t0());
+        d.url = "https://u:secret@bad host/".into();
+        let plain = action(r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON"}"#);
+        let error = request(&d, &plain, t0()).unwrap_err();
+        assert_eq!(error.kind(), HttpErrorKind::InvalidRequest);
+        assert!(!error.message().contains("secret"), "{}", error.message());
+    }
+}
