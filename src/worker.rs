@@ -9,8 +9,9 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{Engine, RunReport};
 
-/// Runs worker passes until told to stop: after a full batch it goes on at once, otherwise it sleeps until the
-/// next delivery is due or the poll interval passes, whichever is first. Sends within a pass run concurrently
+/// Runs worker passes until told to stop: after a full batch it goes on at once, otherwise it sleeps until its
+/// engine queues work ([`Engine::work_queued`]), the next delivery is due, or the poll interval passes, whichever
+/// is first. Sends within a pass run concurrently
 /// (see [`EngineBuilder::concurrency`](crate::EngineBuilder::concurrency)).
 ///
 /// Shutdown is graceful: a pass in flight is never cancelled; its requests finish and their results are
@@ -39,8 +40,8 @@ impl Worker {
         Worker { engine, poll_interval: Duration::from_secs(1), error_backoff: Duration::from_secs(5) }
     }
 
-    /// The longest the worker sleeps between passes (default 1 s). Work enqueued by another engine is picked up
-    /// within this interval.
+    /// The longest the worker sleeps between passes (default 1 s). Work its own engine queues wakes it at once;
+    /// work enqueued by another engine (another server) is picked up within this interval.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.max(Duration::from_millis(1));
         self
@@ -57,6 +58,8 @@ impl Worker {
         let mut shutdown = std::pin::pin!(shutdown.fuse());
         let mut totals = RunReport::default();
         loop {
+            // Taken before the pass, so that work queued while it runs starts the next one at once.
+            let queued = self.engine.work_queued();
             let pause = match self.engine.run_due().await {
                 Ok(report) => {
                     totals.add(&report);
@@ -83,6 +86,7 @@ impl Worker {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep(pause) => {}
+                _ = queued => {}
             }
         }
         totals

@@ -82,3 +82,35 @@ async fn shutdown_lets_requests_in_flight_finish() {
         assert_eq!(d.status, DeliveryStatus::Success, "nothing is left Dispatched");
     }
 }
+
+/// Its engine's new work wakes the worker: with a poll interval of an hour, every event is still sent, and an
+/// event queued while a pass runs starts the next pass.
+#[tokio::test]
+async fn work_queued_by_its_engine_wakes_the_worker() {
+    let http = Arc::new(MockHttp::new_ok());
+    let engine = engine(http.clone());
+    let handle = Worker::new(engine.clone()).poll_interval(Duration::from_secs(3600)).spawn();
+    for n in 1..=20 {
+        fire(&engine, 1).await;
+        let sent = async {
+            while http.requests().len() < n {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        // Generous: without the wake-up the request would wait for the hour-long poll.
+        assert!(tokio::time::timeout(Duration::from_secs(30), sent).await.is_ok(), "event {n} was not sent");
+    }
+    // A burst, some of it queued while passes run.
+    let burst = tokio::spawn({
+        let engine = engine.clone();
+        async move { fire(&engine, 30).await }
+    });
+    burst.await.unwrap();
+    let all = async {
+        while http.requests().len() < 50 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    assert!(tokio::time::timeout(Duration::from_secs(30), all).await.is_ok(), "{} of 50 sent", http.requests().len());
+    assert_eq!(handle.shutdown().await.sent, 50);
+}

@@ -1,7 +1,7 @@
 //! [`MemoryStorage`]: the whole storage contract in memory, for tests and single-process hosts that accept
 //! losing the queue on restart.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -23,6 +23,9 @@ pub struct MemoryStorage {
 #[derive(Debug, Default)]
 struct State {
     deliveries: HashMap<DeliveryId, Held<Delivery>>,
+    /// Every delivery a claim may take, by when it may (a queued one's next attempt, a claimed one's lease), then
+    /// age and id: the claim's order. Settled deliveries are not in it, so a claim never walks them.
+    due: BTreeSet<DueKey>,
     log: Vec<LogEntry>,
     quota: HashMap<(String, NaiveDate), u64>,
     fired: HashSet<(String, String, String)>,
@@ -37,6 +40,20 @@ struct Held<T> {
     lease_until: Option<DateTime<Utc>>,
     /// The quota grant a delivery holds: the day and the attempt it was granted for.
     grant: Option<(NaiveDate, u32)>,
+}
+
+/// When a delivery may be claimed, its age and its id.
+type DueKey = (DateTime<Utc>, DateTime<Utc>, DeliveryId);
+
+/// The index key of a stored delivery, when a claim may take it.
+fn due_key(held: &Held<Delivery>) -> Option<DueKey> {
+    let d = &held.value;
+    let at = match d.status {
+        DeliveryStatus::Queued => d.next_attempt_at,
+        DeliveryStatus::Dispatched => held.lease_until,
+        DeliveryStatus::Success | DeliveryStatus::Failed => None,
+    }?;
+    Some((at, d.created_at, d.id))
 }
 
 impl<T> Held<T> {
@@ -94,7 +111,11 @@ impl Storage for MemoryStorage {
         let skipped: HashSet<DeliveryId> =
             deliveries.iter().filter(|d| state.deliveries.contains_key(&d.id)).map(|d| d.id).collect();
         for delivery in deliveries.into_iter().filter(|d| !skipped.contains(&d.id)) {
-            state.deliveries.insert(delivery.id, Held::new(delivery));
+            let held = Held::new(delivery);
+            if let Some(key) = due_key(&held) {
+                state.due.insert(key);
+            }
+            state.deliveries.insert(held.value.id, held);
         }
         state.log.extend(entries.into_iter().filter(|e| !skipped.contains(&e.delivery_id)));
         Ok(())
@@ -102,37 +123,29 @@ impl Storage for MemoryStorage {
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
         let mut state = self.state()?;
-        let mut candidates: Vec<(DateTime<Utc>, DateTime<Utc>, DeliveryId)> = state
-            .deliveries
-            .values()
-            .filter_map(|held| {
-                let d = &held.value;
-                let at = match d.status {
-                    DeliveryStatus::Queued => due(d.next_attempt_at, None, false, claim.now),
-                    DeliveryStatus::Dispatched => due(None, held.lease_until, true, claim.now),
-                    _ => None,
-                }?;
-                Some((at, d.created_at, d.id))
-            })
-            .collect();
-        candidates.sort();
-        candidates.truncate(claim.limit);
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for (_, _, id) in candidates {
-            if let Some(held) = state.deliveries.get_mut(&id) {
-                held.token = Some(claim.token);
-                held.lease_until = Some(claim.lease_until);
-                held.value.status = DeliveryStatus::Dispatched;
-                held.value.lease_expires_at = Some(claim.lease_until);
-                held.value.updated_at = claim.now;
-                claimed.push(held.value.clone());
+        let state = &mut *state;
+        let taken: Vec<DueKey> =
+            state.due.iter().take_while(|(at, _, _)| *at <= claim.now).take(claim.limit).copied().collect();
+        let mut claimed = Vec::with_capacity(taken.len());
+        for key in taken {
+            state.due.remove(&key);
+            let Some(held) = state.deliveries.get_mut(&key.2) else { continue };
+            held.token = Some(claim.token);
+            held.lease_until = Some(claim.lease_until);
+            held.value.status = DeliveryStatus::Dispatched;
+            held.value.lease_expires_at = Some(claim.lease_until);
+            held.value.updated_at = claim.now;
+            if let Some(key) = due_key(held) {
+                state.due.insert(key);
             }
+            claimed.push(held.value.clone());
         }
         Ok(claimed)
     }
 
     async fn complete(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError> {
         let mut state = self.state()?;
+        let state = &mut *state;
         let mut lost = Vec::new();
         for completion in completions {
             let Some(held) = state.deliveries.get_mut(&completion.id) else {
@@ -143,6 +156,9 @@ impl Storage for MemoryStorage {
                 lost.push(completion.id);
                 continue;
             }
+            if let Some(key) = due_key(held) {
+                state.due.remove(&key);
+            }
             held.token = None;
             held.lease_until = None;
             held.value.status = completion.status;
@@ -150,6 +166,9 @@ impl Storage for MemoryStorage {
             held.value.next_attempt_at = completion.next_attempt_at;
             held.value.lease_expires_at = None;
             held.value.updated_at = completion.at;
+            if let Some(key) = due_key(held) {
+                state.due.insert(key);
+            }
             state.log.extend(completion.entries);
             if let Some(notification) = completion.notification {
                 state.outbox.entry(notification.delivery_id).or_insert(Held::new(notification));
@@ -159,16 +178,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
-        let state = self.state()?;
-        Ok(state
-            .deliveries
-            .values()
-            .filter_map(|held| match held.value.status {
-                DeliveryStatus::Queued => held.value.next_attempt_at,
-                DeliveryStatus::Dispatched => held.lease_until,
-                _ => None,
-            })
-            .min())
+        Ok(self.state()?.due.first().map(|(at, _, _)| *at))
     }
 
     async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {

@@ -50,6 +50,7 @@ impl Engine {
         let (copy, entries) = plan::redelivery(&current, self.now());
         let new_id = copy.id;
         self.inner.storage.enqueue(vec![copy], entries).await?;
+        self.inner.wake.notify();
         Ok(new_id)
     }
 

@@ -149,6 +149,7 @@ impl EngineBuilder {
                 claim_window,
                 max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
                 workflows: RwLock::new(HashMap::new()),
+                wake: Arc::default(),
             }),
         })
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::wake::{Wake, WorkQueued};
 use crate::ports::{Clock, Directory, HttpClient, Mailer, Storage, TenantInfo};
 use crate::quota::QuotaPolicy;
 use crate::retry::RetrySchedule;
@@ -64,6 +65,8 @@ pub(super) struct Inner {
     pub(super) claim_window: usize,
     pub(super) max_body_bytes: usize,
     pub(super) workflows: RwLock<HashMap<String, Arc<WorkflowSet>>>,
+    /// Wakes this engine's workers when it queues work.
+    pub(super) wake: Arc<Wake>,
 }
 
 impl fmt::Debug for Engine {
@@ -108,6 +111,14 @@ impl Engine {
     pub fn workflows(&self, tenant: &str) -> Option<Arc<WorkflowSet>> {
         let all = self.inner.workflows.read().unwrap_or_else(PoisonError::into_inner);
         all.get(tenant).cloned()
+    }
+
+    /// Completes once this engine (or a clone of it) queues work after the call: a new event's deliveries or a
+    /// redelivery. [`Worker`](crate::Worker) waits on it beside its poll timer, so a save is sent at once; a
+    /// host's own worker loop can do the same. Work queued by another engine (another server sharing the
+    /// storage) does not wake it: the poll interval covers that.
+    pub fn work_queued(&self) -> WorkQueued {
+        self.inner.wake.next()
     }
 
     /// Every tenant with registered workflows.

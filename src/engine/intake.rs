@@ -55,6 +55,7 @@ impl Engine {
         let ids = deliveries.iter().map(|d| d.id).collect();
         if !deliveries.is_empty() {
             self.inner.storage.enqueue(deliveries, entries).await?;
+            self.inner.wake.notify();
         }
         Ok(ids)
     }

@@ -10,7 +10,8 @@
 //! - `redact`: the secrets kept out of stored responses.
 //!
 //! The shells: `intake` (events), `pass` ([`Engine::run_due`]), `notify` (failure emails), `schedules`, `admin`
-//! (log, redelivery, usage), with the engine's shared state in `core` and its construction in `builder`.
+//! (log, redelivery, usage), with the engine's shared state in `core`, its construction in `builder`, and the
+//! wake-up of its workers when it queues work in `wake`.
 
 mod admin;
 mod builder;
@@ -25,10 +26,12 @@ mod plan;
 mod redact;
 mod report;
 mod schedules;
+mod wake;
 mod wire;
 
 pub use self::core::Engine;
 pub use builder::{EngineBuilder, LEASE_MARGIN};
 pub use error::{BuildError, EngineError};
 pub use report::{DueSchedule, RunReport};
+pub use wake::WorkQueued;
 pub use wire::{preview, PreviewRequest};
