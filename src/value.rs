@@ -37,8 +37,11 @@ pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
 
 /// A body being written, and the most bytes it may reach. Every write is checked before it copies anything, so a
 /// body past its limit is never built: rendering stops at the first write that would pass it.
+///
+/// The body is bytes, and every write is UTF-8 (text, or what serde_json writes), so the whole is UTF-8; it is
+/// bytes so that serde_json can write straight into it without each fragment being checked again.
 pub(crate) struct Body<'a> {
-    text: &'a mut String,
+    text: &'a mut Vec<u8>,
     limit: usize,
 }
 
@@ -48,20 +51,25 @@ pub(crate) struct Full;
 
 impl<'a> Body<'a> {
     /// Writes into `text`, which may grow up to `limit` bytes.
-    pub(crate) fn new(text: &'a mut String, limit: usize) -> Self {
+    pub(crate) fn new(text: &'a mut Vec<u8>, limit: usize) -> Self {
         Body { text, limit }
     }
 
-    /// Writes into `text` without a limit: no write fails, since no `String` reaches `usize::MAX` bytes.
-    pub(crate) fn unlimited(text: &'a mut String) -> Self {
+    /// Writes into `text` without a limit: no write fails, since no `Vec` reaches `usize::MAX` bytes.
+    pub(crate) fn unlimited(text: &'a mut Vec<u8>) -> Self {
         Body::new(text, usize::MAX)
     }
 
     pub(crate) fn push_str(&mut self, text: &str) -> Result<(), Full> {
-        if text.len() > self.remaining() {
+        self.push_utf8(text.as_bytes())
+    }
+
+    /// Appends bytes that are UTF-8 (a slice of a `str` cut at character boundaries, or serde_json's output).
+    pub(crate) fn push_utf8(&mut self, bytes: &[u8]) -> Result<(), Full> {
+        if bytes.len() > self.remaining() {
             return Err(Full);
         }
-        self.text.push_str(text);
+        self.text.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -83,18 +91,23 @@ impl<'a> Body<'a> {
     }
 }
 
+/// The text of bytes a [`Body`] was written into (always UTF-8; anything else would be replaced, not trusted).
+pub(crate) fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// Appends the compact JSON text of a value (or a key), as `serde_json` writes it; stops as soon as the body is
 /// full, in the middle of a string if need be.
 pub(crate) fn push_json<T: Serialize + ?Sized>(value: &T, out: &mut Body<'_>) -> Result<(), Full> {
     let mark = out.len();
-    let mut sink = TextSink { out: &mut *out, full: false };
+    let mut sink = Sink { out: &mut *out, full: false };
     let written = serde_json::to_writer(&mut sink, value);
     let full = sink.full;
     match written {
         Ok(()) => Ok(()),
         Err(_) if full => Err(Full),
-        // serde_json writes whole UTF-8 fragments (it only splits strings before ASCII escapes), and serializing
-        // a `Value` or a `str` cannot fail otherwise; `null` keeps the document well-formed if that ever changed.
+        // Serializing a `Value` or a `str` cannot fail otherwise; `null` keeps the document well-formed if that
+        // ever changed.
         Err(_) => {
             out.truncate(mark);
             out.push_str("null")
@@ -102,17 +115,15 @@ pub(crate) fn push_json<T: Serialize + ?Sized>(value: &T, out: &mut Body<'_>) ->
     }
 }
 
-/// Lets `serde_json` write into a [`Body`]: each write must be whole UTF-8, which is checked, not assumed; a full
-/// body fails the write, which stops serde_json.
-struct TextSink<'a, 'b> {
+/// Lets `serde_json` write into a [`Body`]; a full body fails the write, which stops serde_json.
+struct Sink<'a, 'b> {
     out: &'a mut Body<'b>,
     full: bool,
 }
 
-impl io::Write for TextSink<'_, '_> {
+impl io::Write for Sink<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let text = std::str::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        self.out.push_str(text).map_err(|Full| {
+        self.out.push_utf8(buf).map_err(|Full| {
             self.full = true;
             io::Error::other("the body is full")
         })?;
@@ -134,12 +145,12 @@ pub(crate) fn push_text(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => {
             // Written aside first, so that a `.0` about to be cut never counts against the limit.
-            let mut digits = String::with_capacity(24);
+            let mut digits = Vec::with_capacity(24);
             push_json(n, &mut Body::unlimited(&mut digits))?;
-            match digits.strip_suffix(".0") {
-                Some("-0") if n.is_f64() => out.push_str("0"),
-                Some(whole) if n.is_f64() => out.push_str(whole),
-                _ => out.push_str(&digits),
+            match digits.strip_suffix(b".0") {
+                Some(b"-0") if n.is_f64() => out.push_str("0"),
+                Some(whole) if n.is_f64() => out.push_utf8(whole),
+                _ => out.push_utf8(&digits),
             }
         }
         other if nests_deeper_than(other, MAX_VALUE_DEPTH) => Ok(()),
@@ -149,10 +160,10 @@ pub(crate) fn push_text(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
 
 /// A value as text (see [`push_text`]), for comparisons.
 pub(crate) fn text_of(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     // Without a limit nothing is full.
     let _ = push_text(value, &mut Body::unlimited(&mut out));
-    out
+    into_text(out)
 }
 
 #[cfg(test)]
@@ -203,29 +214,29 @@ mod tests {
 
     #[test]
     fn a_body_never_passes_its_limit() {
-        let mut text = String::new();
+        let mut text = Vec::new();
         let mut body = Body::new(&mut text, 5);
         assert_eq!(body.push_str("abc"), Ok(()));
         assert_eq!(body.push_str("def"), Err(Full));
         assert_eq!(body.push('é'), Ok(()));
         assert_eq!(body.push('x'), Err(Full));
         assert_eq!(body.remaining(), 0);
-        assert_eq!(text, "abcé");
+        assert_eq!(text, "abcé".as_bytes());
         // A number's `.0` is cut before it is counted.
-        let mut text = String::new();
+        let mut text = Vec::new();
         assert_eq!(push_text(&json!(12.0), &mut Body::new(&mut text, 2)), Ok(()));
-        assert_eq!(text, "12");
+        assert_eq!(text, b"12");
     }
 
     fn to_text(value: &Value) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         push_json(value, &mut Body::unlimited(&mut out)).unwrap();
-        out
+        into_text(out)
     }
 
     #[test]
     fn a_full_body_stops_serde_json_midway() {
-        let mut out = String::new();
+        let mut out = Vec::new();
         let value = Value::String("x".repeat(100_000));
         assert_eq!(push_json(&value, &mut Body::new(&mut out, 1000)), Err(Full));
         assert!(out.len() <= 1000, "{}", out.len());

@@ -10,14 +10,14 @@ use serde_json::Value;
 
 use super::parameter::{resolve, Parameter};
 use crate::record::Fields;
-use crate::value::{push_text, Body, Full};
+use crate::value::{into_text, push_text, Body, Full};
 
 /// A name, form-encoded.
 pub(super) fn encode_name(name: &str) -> Box<str> {
-    let mut out = String::with_capacity(name.len());
+    let mut out = Vec::with_capacity(name.len());
     // Without a limit nothing is full.
-    let _ = push_encoded(name, &mut Body::unlimited(&mut out));
-    out.into_boxed_str()
+    let _ = push_encoded(name.as_bytes(), &mut Body::unlimited(&mut out));
+    into_text(out).into_boxed_str()
 }
 
 /// Writes the body of a FORM request; `names` are the parameters' encoded names (encoded on the spot if missing).
@@ -27,18 +27,18 @@ pub(super) fn write(
     fields: &Fields,
     out: &mut Body<'_>,
 ) -> Result<(), Full> {
-    let mut text = String::new();
+    let mut text = Vec::new();
     for (position, parameter) in parameters.iter().enumerate() {
         if position > 0 {
             out.push('&')?;
         }
         match names.get(position) {
             Some(name) => out.push_str(name)?,
-            None => push_encoded(&parameter.name, out)?,
+            None => push_encoded(parameter.name.as_bytes(), out)?,
         }
         out.push('=')?;
         match &*resolve(parameter, fields, out.remaining())? {
-            Value::String(value) => push_encoded(value, out)?,
+            Value::String(value) => push_encoded(value.as_bytes(), out)?,
             value => {
                 // Encoding only adds, so the text may take at most what is left of the body.
                 text.clear();
@@ -50,28 +50,26 @@ pub(super) fn write(
     Ok(())
 }
 
-/// Appends form-encoded text; see the module documentation.
-fn push_encoded(text: &str, out: &mut Body<'_>) -> Result<(), Full> {
+/// Appends form-encoded text (UTF-8 bytes); see the module documentation.
+fn push_encoded(text: &[u8], out: &mut Body<'_>) -> Result<(), Full> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut start = 0;
-    for (at, byte) in text.bytes().enumerate() {
+    for (at, byte) in text.iter().copied().enumerate() {
         if matches!(byte, b'*' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'_' | b'a'..=b'z') {
             continue;
         }
-        // A non-empty run holds only ASCII bytes, so both of its ends are character boundaries.
+        // A non-empty run holds only ASCII bytes.
         if start < at {
-            out.push_str(text.get(start..at).unwrap_or_default())?;
+            out.push_utf8(text.get(start..at).unwrap_or_default())?;
         }
         if byte == b' ' {
             out.push('+')?;
         } else {
-            let escape = [b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]];
-            // Three ASCII bytes.
-            out.push_str(std::str::from_utf8(&escape).unwrap_or_default())?;
+            out.push_utf8(&[b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]])?;
         }
         start = at + 1;
     }
-    out.push_str(text.get(start..).unwrap_or_default())
+    out.push_utf8(text.get(start..).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -80,9 +78,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn encoded(text: &str) -> String {
-        let mut out = String::new();
-        push_encoded(text, &mut Body::unlimited(&mut out)).unwrap();
-        out
+        let mut out = Vec::new();
+        push_encoded(text.as_bytes(), &mut Body::unlimited(&mut out)).unwrap();
+        into_text(out)
     }
 
     #[test]
@@ -95,16 +93,16 @@ mod tests {
     proptest! {
         #[test]
         fn pairs_are_byte_identical_to_serde_urlencoded(pairs in proptest::collection::vec((any::<String>(), any::<String>()), 0..5)) {
-            let mut ours = String::new();
+            let mut ours = Vec::new();
             for (position, (name, value)) in pairs.iter().enumerate() {
                 if position > 0 {
-                    ours.push('&');
+                    ours.push(b'&');
                 }
-                ours.push_str(&encode_name(name));
-                ours.push('=');
-                push_encoded(value, &mut Body::unlimited(&mut ours)).unwrap();
+                ours.extend_from_slice(encode_name(name).as_bytes());
+                ours.push(b'=');
+                push_encoded(value.as_bytes(), &mut Body::unlimited(&mut ours)).unwrap();
             }
-            prop_assert_eq!(ours, serde_urlencoded::to_string(&pairs).unwrap());
+            prop_assert_eq!(into_text(ours), serde_urlencoded::to_string(&pairs).unwrap());
         }
     }
 }

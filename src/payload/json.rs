@@ -102,9 +102,9 @@ mod tests {
     fn values_too_deep_for_the_body_are_null() {
         let nested = |levels: usize| (0..levels).fold(Value::Null, |inner, _| Value::Array(vec![inner]));
         let written = |value: &Value, depth: usize| {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_value(value, depth, &mut Body::unlimited(&mut out)).unwrap();
-            out
+            crate::value::into_text(out)
         };
         assert_eq!(written(&nested(MAX_BODY_DEPTH + 1), 0), "null");
         assert_eq!(written(&nested(MAX_BODY_DEPTH), 0).len(), 2 * MAX_BODY_DEPTH + "null".len(), "fits exactly");

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::template::{Template, TemplateError};
 use crate::record::Fields;
 use crate::shown::shown;
-use crate::value::{Body, Full};
+use crate::value::{into_text, Body, Full};
 
 /// Where a parameter's value comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,9 +124,9 @@ pub(crate) fn resolve<'a>(parameter: &'a Parameter, fields: &'a Fields, budget: 
         ValueSource::Value(value) => Cow::Borrowed(value),
         ValueSource::Field(field) => Cow::Borrowed(fields.get(field).unwrap_or(&NULL)),
         ValueSource::Template(template) => {
-            let mut text = String::new();
+            let mut text = Vec::new();
             template.fill_into(fields, &mut Body::new(&mut text, budget))?;
-            Cow::Owned(Value::String(text))
+            Cow::Owned(Value::String(into_text(text)))
         }
     })
 }

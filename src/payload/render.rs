@@ -1,7 +1,6 @@
 //! Rendering a record's body: the [`Payload`] and the one function that picks the encoder.
 
 use std::fmt;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -10,7 +9,7 @@ use super::parameter::Parameter;
 use super::shape::{compile, Layout, Shape};
 use super::{form, json, xml};
 use crate::record::Fields;
-use crate::value::{Body, Full};
+use crate::value::{into_text, Body, Full};
 
 /// Why [`WebhookAction::try_render`](crate::WebhookAction::try_render) wrote no body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,29 +30,17 @@ pub enum RenderError {
 
 /// An encoded request body and its `Content-Type`.
 ///
-/// The body is UTF-8 text; [`Payload::body`] and [`Payload::body_text`] share one allocation.
+/// The body is UTF-8 text, held once: [`Payload::body`] shares it, [`Payload::body_text`] reads it as text.
 #[derive(Clone)]
 pub struct Payload {
     content_type: ContentType,
-    text: Arc<str>,
     body: Bytes,
 }
 
-/// Lets [`Bytes`] share the text's allocation.
-struct SharedText(Arc<str>);
-
-impl AsRef<[u8]> for SharedText {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
 impl Payload {
-    /// A payload of a content type with this body.
-    pub(crate) fn new(content_type: ContentType, body: String) -> Self {
-        let text: Arc<str> = Arc::from(body);
-        let body = Bytes::from_owner(SharedText(Arc::clone(&text)));
-        Payload { content_type, text, body }
+    /// A payload of a content type with this body (UTF-8, as every encoder writes; checked once here).
+    pub(crate) fn new(content_type: ContentType, body: Vec<u8>) -> Self {
+        Payload { content_type, body: Bytes::from(into_text(body)) }
     }
 
     /// The content type the body is encoded as.
@@ -70,7 +57,7 @@ impl Payload {
     }
     /// The body as text (every encoder writes UTF-8).
     pub fn body_text(&self) -> &str {
-        &self.text
+        std::str::from_utf8(&self.body).unwrap_or_default()
     }
     /// Takes the body.
     pub fn into_body(self) -> Bytes {
@@ -80,7 +67,7 @@ impl Payload {
 
 impl PartialEq for Payload {
     fn eq(&self, other: &Self) -> bool {
-        self.content_type == other.content_type && self.text == other.text
+        self.content_type == other.content_type && self.body == other.body
     }
 }
 
@@ -88,7 +75,7 @@ impl Eq for Payload {}
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Payload").field("content_type", &self.content_type).field("body", &&*self.text).finish()
+        f.debug_struct("Payload").field("content_type", &self.content_type).field("body", &self.body_text()).finish()
     }
 }
 
@@ -112,7 +99,7 @@ pub(crate) fn render(
         &recompiled
     };
     let capacity = parameters.len().saturating_mul(32).saturating_add(64).min(limit);
-    let mut text = String::with_capacity(capacity);
+    let mut text = Vec::with_capacity(capacity);
     let out = &mut Body::new(&mut text, limit);
     match (&shape.layout, content_type) {
         (Layout::Tree(entries), ContentType::Json) => json::write(entries, parameters, fields, false, out)?,
@@ -134,7 +121,7 @@ mod tests {
 
     #[test]
     fn payload_body_and_text_agree() {
-        let payload = Payload::new(ContentType::Json, "{\"é\":1}".to_owned());
+        let payload = Payload::new(ContentType::Json, "{\"é\":1}".into());
         assert_eq!(payload.body_text(), "{\"é\":1}");
         assert_eq!(payload.body().as_ref(), "{\"é\":1}".as_bytes());
         assert_eq!(payload.content_type_header(), "application/json");

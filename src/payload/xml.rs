@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::parameter::{resolve, Parameter};
 use super::shape::{Entry, Node};
 use crate::record::Fields;
-use crate::value::{push_text, Body, Full};
+use crate::value::{into_text, push_text, Body, Full};
 
 /// The XML declaration every body starts with.
 pub(super) const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
@@ -97,9 +97,9 @@ fn push_value(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
         Value::Number(_) | Value::Bool(_) => push_text(value, out),
         Value::Array(_) | Value::Object(_) => {
             // Escaping only adds, so the text may take at most what is left of the body.
-            let mut text = String::new();
+            let mut text = Vec::new();
             push_text(value, &mut Body::new(&mut text, out.remaining()))?;
-            push_escaped(&text, out)
+            push_escaped(&into_text(text), out)
         }
     }
 }
@@ -129,15 +129,15 @@ mod tests {
     use super::*;
 
     fn escaped(text: &str) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         push_escaped(text, &mut Body::unlimited(&mut out)).unwrap();
-        out
+        into_text(out)
     }
 
     fn value(value: Value) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         push_value(&value, &mut Body::unlimited(&mut out)).unwrap();
-        out
+        into_text(out)
     }
 
     #[test]

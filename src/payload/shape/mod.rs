@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::content_type::ContentType;
 use super::form;
 use super::parameter::Parameter;
-use crate::value::{push_json, Body};
+use crate::value::{into_text, push_json, Body};
 
 use crate::limits::{MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
 use crate::shown::shown;
@@ -414,11 +414,11 @@ impl Draft {
                 let (open, close) = match content_type {
                     ContentType::Xml => (format!("<{key}>"), format!("</{key}>")),
                     ContentType::Json | ContentType::JsonArray | ContentType::Form => {
-                        let mut open = String::with_capacity(key.len() + 3);
+                        let mut open = Vec::with_capacity(key.len() + 3);
                         // Without a limit nothing is full.
                         let _ = push_json(key.as_str(), &mut Body::unlimited(&mut open));
-                        open.push(':');
-                        (open, String::new())
+                        open.push(b':');
+                        (into_text(open), String::new())
                     }
                 };
                 Entry {
