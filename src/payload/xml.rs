@@ -104,24 +104,37 @@ fn push_value(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
     }
 }
 
-/// Appends text escaped for element content; see the module documentation.
+/// Appends text escaped for element content; see the module documentation. Scans bytes: every character it
+/// replaces is ASCII but U+FFFE and U+FFFF (`EF BF BE`, `EF BF BF`), so a run between two of them is copied whole.
 pub(super) fn push_escaped(text: &str, out: &mut Body<'_>) -> Result<(), Full> {
+    let bytes = text.as_bytes();
     let mut start = 0;
-    for (at, c) in text.char_indices() {
-        let replacement = match c {
-            '&' => "&amp;",
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '\r' => "&#13;",
-            '\t' | '\n' => continue,
-            '\u{0}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}' => "\u{FFFD}",
-            _ => continue,
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        let (replacement, width) = match byte {
+            b'&' => ("&amp;", 1),
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'\r' => ("&#13;", 1),
+            b'\t' | b'\n' => {
+                at += 1;
+                continue;
+            }
+            0..=0x1F => ("\u{FFFD}", 1),
+            0xEF if matches!(bytes.get(at + 1..at + 3), Some([0xBF, 0xBE | 0xBF])) => ("\u{FFFD}", 3),
+            _ => {
+                at += 1;
+                continue;
+            }
         };
-        out.push_str(text.get(start..at).unwrap_or_default())?;
+        // Both ends of the run are character boundaries: each is the start of the text, of an ASCII byte or of a
+        // whole three-byte character.
+        out.push_utf8(bytes.get(start..at).unwrap_or_default())?;
         out.push_str(replacement)?;
-        start = at + c.len_utf8();
+        at += width;
+        start = at;
     }
-    out.push_str(text.get(start..).unwrap_or_default())
+    out.push_utf8(bytes.get(start..).unwrap_or_default())
 }
 
 #[cfg(test)]
