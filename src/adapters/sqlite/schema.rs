@@ -1,6 +1,7 @@
 //! Connection settings and the embedded, versioned migrations. The version lives in SQLite's `user_version`
 //! header field, which a migration's transaction updates together with its tables.
 
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
@@ -56,6 +57,16 @@ pub(super) fn configure(connection: &Connection, file: bool) -> Result<(), Stora
     }
     connection.pragma_update(None, "synchronous", "NORMAL").map_err(|e| codec::error("setting synchronous", e))?;
     Ok(())
+}
+
+/// Opens the connection that reads a database file (configured and migrated by the writer's): the same busy
+/// timeout and statement cache, and `query_only`, so that nothing it runs can write.
+pub(super) fn open_reader(path: &Path, location: &str) -> Result<Connection, StorageError> {
+    let connection = Connection::open(path).map_err(|e| codec::error(&format!("opening {location} for reading"), e))?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(|e| codec::error("setting the reader's busy timeout", e))?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    connection.pragma_update(None, "query_only", true).map_err(|e| codec::error("making the reader read only", e))?;
+    Ok(connection)
 }
 
 /// Brings the database to [`LATEST_VERSION`] in one transaction, or refuses one written by a newer version.
