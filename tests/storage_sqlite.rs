@@ -604,3 +604,21 @@ async fn idle_claims_and_reads_take_no_write_lock() {
     let due = claim(t0() + Duration::hours(1), 10);
     assert_eq!(storage.claim_due(&due).await.unwrap().iter().map(|d| d.id).collect::<Vec<_>>(), [waiting.id]);
 }
+
+/// Dropping the last clone lets the writer finish, then closes every connection: the last one to close copies the
+/// WAL back and removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_clone_closes_the_file_cleanly() {
+    let (storage, dir) = on_a_file();
+    let wal = dir.path().join("webhooks.db-wal");
+    let (deliveries, entries) = batch(false);
+    storage.enqueue(deliveries.clone(), entries).await.unwrap();
+    assert!(wal.exists());
+    let clone = storage.clone();
+    drop(storage);
+    assert!(clone.delivery("acme", deliveries[0].id).await.unwrap().is_some(), "a clone keeps it open");
+    drop(clone);
+    assert!(!wal.exists(), "the WAL was checkpointed and removed");
+    let reopened = SqliteStorage::open(dir.path().join("webhooks.db")).unwrap();
+    assert_eq!(stored(&reopened, &deliveries.iter().map(|d| d.id).collect::<Vec<_>>()).await, (2, 2));
+}

@@ -70,11 +70,12 @@ pub struct SqliteStorage {
     inner: Arc<Inner>,
 }
 
+// Fields drop in order: the reader first, so that the writer's connection, closed last, runs the final checkpoint.
 struct Inner {
-    /// The thread with the connection that writes (it owns the checkpointer).
-    writer: writer::Writer,
     /// The connection that reads: for a file, one of its own; in memory, the writer's.
     reader: Arc<Mutex<Connection>>,
+    /// The thread with the connection that writes (it owns the checkpointer).
+    writer: writer::Writer,
     path: Option<PathBuf>,
 }
 
@@ -125,7 +126,7 @@ impl SqliteStorage {
             None => Arc::clone(&connection),
         };
         let writer = writer::Writer::start(connection, checkpointer, location)?;
-        Ok(SqliteStorage { inner: Arc::new(Inner { writer, reader, path }) })
+        Ok(SqliteStorage { inner: Arc::new(Inner { reader, writer, path }) })
     }
 
     /// The database file, or `None` for an in-memory database.
