@@ -21,9 +21,10 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -160,6 +161,28 @@ where
     }
 }
 
+/// How long the writer keeps looking for the next request after a batch before it sleeps until one comes.
+///
+/// Waking a thread that sleeps costs tens of microseconds on a virtual machine whose idle CPUs halt (about 50 µs
+/// on the machines this was measured on, a quarter of a one-row transaction): a caller that writes again as soon
+/// as it is answered finds the writer still awake. It yields the CPU all the while, so a thread that is ready to
+/// run (the caller) runs first.
+const STAY_AWAKE: Duration = Duration::from_micros(100);
+
+/// The next request: one already waiting, one sent within [`STAY_AWAKE`], or the first to come; `None` once every
+/// sender is gone.
+fn next(inbox: &Receiver<Job>) -> Option<Job> {
+    let until = Instant::now() + STAY_AWAKE;
+    loop {
+        match inbox.try_recv() {
+            Ok(job) => return Some(job),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
+            Err(TryRecvError::Empty) => return inbox.recv().ok(),
+        }
+    }
+}
+
 /// The thread: a batch of the requests waiting, one transaction, until every sender is gone.
 fn run(
     inbox: &Receiver<Job>,
@@ -167,7 +190,7 @@ fn run(
     checkpointer: Option<&Checkpointer>,
     commits: &AtomicU64,
 ) {
-    while let Ok(first) = inbox.recv() {
+    while let Some(first) = next(inbox) {
         let mut batch = VecDeque::from([first]);
         batch.extend(inbox.try_iter().take(MAX_BATCH - 1));
         // Only an in-memory database shares this connection (with its reads), so this rarely waits.
