@@ -197,7 +197,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
-        self.read("next_due_at", |connection| queue::next_due_at(connection)).await
+        self.read("next_due_at", queue::next_due_at).await
     }
 
     async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
