@@ -480,3 +480,145 @@ async fn commits_reach_the_database_file_without_waiting_for_a_thousand_pages() 
     assert_eq!(stored, 50);
     drop(storage);
 }
+
+/// Holds SQLite's write lock on `path` from a connection of its own until dropped (or committed).
+fn hold_the_write_lock(path: &std::path::Path) -> rusqlite::Connection {
+    let holder = rusqlite::Connection::open(path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    holder
+}
+
+/// How many of `ids` are stored, and how many log entries they have.
+async fn stored(storage: &SqliteStorage, ids: &[DeliveryId]) -> (usize, usize) {
+    let (mut deliveries, mut entries) = (0, 0);
+    for &id in ids {
+        deliveries += usize::from(storage.delivery("acme", id).await.unwrap().is_some());
+        entries += storage.log(&LogQuery::tenant("acme").delivery(id)).await.unwrap().len();
+    }
+    (deliveries, entries)
+}
+
+/// Two deliveries and a `queued` entry each; `twice` puts the first delivery in the batch a second time.
+fn batch(twice: bool) -> (Vec<Delivery>, Vec<LogEntry>) {
+    let mut deliveries: Vec<Delivery> = (0..2).map(|_| sample_delivery("acme", "w1", t0())).collect();
+    let entries = deliveries.iter().map(|d| LogEntry::about(d, DeliveryStatus::Queued, t0(), "queued")).collect();
+    if twice {
+        deliveries.push(deliveries[0].clone());
+    }
+    (deliveries, entries)
+}
+
+/// 200 enqueues from as many tasks, sent while another connection holds the write lock so that they pile up and
+/// share transactions; every 17th puts one id in its batch twice. Each good one is stored whole, with its log;
+/// each bad one stored nothing and got its own error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_enqueues_share_commits_and_each_is_all_or_nothing() {
+    let (storage, dir) = on_a_file();
+    let storage = Arc::new(storage);
+    let holder = hold_the_write_lock(&dir.path().join("webhooks.db"));
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let storage = Arc::clone(&storage);
+            let bad = i % 17 == 5;
+            let (deliveries, entries) = batch(bad);
+            let ids: Vec<DeliveryId> = deliveries.iter().map(|d| d.id).collect();
+            let call = tokio::spawn(async move { storage.enqueue(deliveries, entries).await });
+            (bad, ids, call)
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    holder.execute_batch("COMMIT").unwrap();
+    let mut bad_calls = 0;
+    for (bad, mut ids, call) in calls {
+        let answer = call.await.unwrap();
+        ids.dedup();
+        if bad {
+            bad_calls += 1;
+            let error = answer.unwrap_err();
+            assert!(error.message().contains("twice in one enqueue"), "{error}");
+            assert_eq!(stored(&storage, &ids).await, (0, 0), "a failed enqueue stored nothing");
+        } else {
+            answer.unwrap();
+            assert_eq!(stored(&storage, &ids).await, (2, 2), "a good enqueue is stored whole, with its log");
+        }
+    }
+    assert_eq!(bad_calls, 12);
+    let count: i64 = rusqlite::Connection::open(dir.path().join("webhooks.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM deliveries", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 2 * (200 - 12));
+}
+
+/// An enqueue whose caller drops it after a few polls is stored whole or not at all, and the store goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_dropped_by_its_caller_is_whole_or_absent() {
+    let (storage, _dir) = on_a_file();
+    let mut dropped = Vec::new();
+    for polls in 0..6 {
+        let (deliveries, entries) = batch(false);
+        dropped.push(deliveries.iter().map(|d| d.id).collect::<Vec<_>>());
+        let outcome = crm_webhooks::testing::poll_at_most(storage.enqueue(deliveries, entries), polls).await;
+        assert!(outcome.as_ref().is_none_or(|answer| answer.is_ok()), "{outcome:?}");
+    }
+    // A later call works, and, answered after everything sent before it, shows every dropped one settled.
+    let (deliveries, entries) = batch(false);
+    let later: Vec<DeliveryId> = deliveries.iter().map(|d| d.id).collect();
+    storage.enqueue(deliveries, entries).await.unwrap();
+    assert_eq!(stored(&storage, &later).await, (2, 2));
+    for (polls, ids) in dropped.iter().enumerate() {
+        let found = stored(&storage, ids).await;
+        assert!(found == (0, 0) || found == (2, 2), "dropped after {polls} polls: {found:?}");
+    }
+    assert_eq!(stored(&storage, &dropped[0]).await, (0, 0), "never polled, never sent");
+}
+
+/// Idle claims (nothing due) and reads are answered while another connection holds the write lock: they take no
+/// write transaction and do not wait behind the writer, which meanwhile waits for the lock with a write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_claims_and_reads_take_no_write_lock() {
+    let (storage, dir) = on_a_file();
+    let storage = Arc::new(storage);
+    let waiting = sample_delivery("acme", "w1", t0() + Duration::hours(1));
+    storage.enqueue(vec![waiting.clone()], vec![]).await.unwrap();
+    let holder = hold_the_write_lock(&dir.path().join("webhooks.db"));
+    // A write now waits for the lock (up to the busy timeout, 5 s) in the writer.
+    let write = tokio::spawn({
+        let storage = Arc::clone(&storage);
+        async move { storage.mark_fired("acme", "w1", "13x42").await }
+    });
+    let prompt = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let claimed = tokio::time::timeout(prompt, storage.claim_due(&claim(t0(), 10))).await;
+    assert!(claimed.expect("an idle claim_due waits for no lock").unwrap().is_empty());
+    let notifications = tokio::time::timeout(prompt, storage.claim_notifications(&claim(t0(), 10))).await;
+    assert!(notifications.expect("an idle claim_notifications waits for no lock").unwrap().is_empty());
+    let read = tokio::time::timeout(prompt, storage.delivery("acme", waiting.id)).await;
+    assert_eq!(read.expect("a read waits for no write").unwrap(), Some(waiting.clone()));
+    assert_eq!(storage.next_due_at().await.unwrap(), Some(t0() + Duration::hours(1)));
+    assert!(started.elapsed() < prompt, "{:?}", started.elapsed());
+    assert!(!write.is_finished(), "the write waits for the lock");
+    holder.execute_batch("COMMIT").unwrap();
+    assert!(write.await.unwrap().unwrap(), "and goes through once it is free");
+    // Once something is due, a claim takes it through the writer.
+    let due = claim(t0() + Duration::hours(1), 10);
+    assert_eq!(storage.claim_due(&due).await.unwrap().iter().map(|d| d.id).collect::<Vec<_>>(), [waiting.id]);
+}
+
+/// Dropping the last clone lets the writer finish, then closes every connection: the last one to close copies the
+/// WAL back and removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_clone_closes_the_file_cleanly() {
+    let (storage, dir) = on_a_file();
+    let wal = dir.path().join("webhooks.db-wal");
+    let (deliveries, entries) = batch(false);
+    storage.enqueue(deliveries.clone(), entries).await.unwrap();
+    assert!(wal.exists());
+    let clone = storage.clone();
+    drop(storage);
+    assert!(clone.delivery("acme", deliveries[0].id).await.unwrap().is_some(), "a clone keeps it open");
+    drop(clone);
+    assert!(!wal.exists(), "the WAL was checkpointed and removed");
+    let reopened = SqliteStorage::open(dir.path().join("webhooks.db")).unwrap();
+    assert_eq!(stored(&reopened, &deliveries.iter().map(|d| d.id).collect::<Vec<_>>()).await, (2, 2));
+}

@@ -3,9 +3,10 @@
 //! A checkpoint copies committed pages from the WAL back into the database file and syncs both files. Left to
 //! SQLite, the connection whose commit takes the WAL past `wal_autocheckpoint` pages runs it there and then, and
 //! that call waits for the copying and the syncs (milliseconds, every few hundred calls under load). Here a
-//! second connection checkpoints on its own thread shortly after commits, and the writing connection keeps an
-//! automatic checkpoint only as a backstop, at [`BACKSTOP_PAGES`]: under sustained writes the WAL is never fully
-//! copied at the moment a write begins, so SQLite cannot start it over unless the writer checkpoints itself.
+//! connection of its own (beside the writer's and the reader's) checkpoints on its own thread shortly after
+//! commits, and the writing connection keeps an automatic checkpoint only as a backstop, at [`BACKSTOP_PAGES`]:
+//! under sustained writes the WAL is never fully copied at the moment a write begins, so SQLite cannot start it
+//! over unless the writer checkpoints itself.
 //!
 //! Durability is unchanged in kind (`synchronous = NORMAL`: a commit survives the application crashing, and
 //! power loss once a checkpoint has synced the WAL) and better in practice: a checkpoint, and so a sync of the
@@ -53,7 +54,7 @@ impl Shared {
 }
 
 impl Checkpointer {
-    /// Opens a second connection to the database at `path` and starts checkpointing on a new thread; `writer`,
+    /// Opens a connection of its own to the database at `path` and starts checkpointing on a new thread; `writer`,
     /// the connection that commits, keeps its automatic checkpoint only as the backstop.
     pub(super) fn start(writer: &Connection, path: &Path, location: &str) -> Result<Self, StorageError> {
         writer

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, Transaction};
+use rusqlite::{params_from_iter, Connection};
 
 use crate::adapters::sql::{log_page, status_text, LogParam, Placeholders, LOG_COLUMNS};
 use crate::delivery::{LogEntry, LogQuery};
@@ -45,7 +45,7 @@ fn insert_entries_sql(rows: usize) -> &'static str {
 }
 
 /// Appends log entries with a few multi-row `INSERT`s: a statement costs far more than a row.
-pub(super) fn insert_entries(tx: &Transaction<'_>, entries: &[&LogEntry]) -> Result<(), rusqlite::Error> {
+pub(super) fn insert_entries(tx: &Connection, entries: &[&LogEntry]) -> Result<(), rusqlite::Error> {
     for chunk in chunks(entries) {
         let mut insert = tx.prepare_cached(insert_entries_sql(chunk.len()))?;
         let mut index = 0;
@@ -101,7 +101,7 @@ pub(super) fn page(connection: &Connection, query: &LogQuery) -> Result<Vec<LogE
 
 /// Deletes the deliveries that settled before `before` (and their log), unless a notification about one is still
 /// to be sent; how many.
-pub(super) fn prune(tx: &Transaction<'_>, before: DateTime<Utc>) -> Result<u64, rusqlite::Error> {
+pub(super) fn prune(tx: &Connection, before: DateTime<Utc>) -> Result<u64, rusqlite::Error> {
     const DOOMED: &str = "SELECT id FROM deliveries WHERE status IN ('success', 'failed') AND updated_at < ?1 \
          AND id NOT IN (SELECT delivery_id FROM notifications)";
     let before = micros(before);

@@ -13,14 +13,19 @@
 //! # }
 //! ```
 //!
-//! One connection does all the work, behind a mutex, on tokio's blocking thread pool: the async executor never
-//! waits for the disk, and because every write is an `IMMEDIATE` transaction on that one writer, a claim's
-//! select-then-update cannot interleave with another claim (SQLite has no `SKIP LOCKED`; it does not need it).
-//! Several processes may open the same file; SQLite's write lock and the busy timeout serialise them.
+//! Writes go to one writer thread, which holds the connection that writes and commits every write waiting at
+//! the moment in one `IMMEDIATE` transaction, each inside a savepoint of its own (group commit, see `writer`):
+//! callers writing at the same time share a commit, and a claim's select-then-update still runs under the write
+//! lock, so two claims never take the same row (SQLite has no `SKIP LOCKED`; it does not need it). Reads run on
+//! tokio's blocking thread pool with a connection of their own, beside the writer (WAL lets readers read while a
+//! transaction writes): they never queue behind writes. A claim first asks that reading connection whether
+//! anything is due, so an idle worker's poll takes no write lock. Several processes may open the same file;
+//! SQLite's write lock and the busy timeout serialise them.
 
-// Here: the handle, opening, and running calls on the blocking pool, one transaction each. The statements are in a
-// file per concern (`queue`, `log`, `state`, `outbox`), each a function of a connection or transaction; `codec`
-// turns values into columns and back, `schema` configures and migrates, `checkpoint` runs the checkpoints.
+// Here: the handle, opening, and the calls: reads on the blocking pool, writes through the `writer` thread. The
+// statements are in a file per concern (`queue`, `log`, `state`, `outbox`), each a function of a connection;
+// `codec` turns values into columns and back, `schema` configures and migrates, `checkpoint` runs the
+// checkpoints.
 mod checkpoint;
 mod codec;
 mod log;
@@ -30,6 +35,7 @@ mod schema;
 mod state;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -37,7 +43,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 
 use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
 use crate::ports::{
@@ -47,10 +53,16 @@ use crate::ports::{
 /// The [`Storage`] for a single server: a SQLite database file (WAL mode, `synchronous = NORMAL`, a busy
 /// timeout) or a private in-memory database, created and migrated on open.
 ///
-/// Clones share one connection. Calls run on tokio's blocking pool (`spawn_blocking`) when made inside a tokio
-/// runtime, and on the calling thread otherwise. A call whose future is dropped still completes; a claim made
-/// that way is simply reclaimed when its lease runs out. A file's checkpoints run on a thread of their own, with
-/// a second connection, which dropping the last clone stops.
+/// Clones share one writer thread and one reading connection. Writes are committed in groups: every write
+/// waiting when the writer begins a transaction goes into it, each all or nothing on its own, and each caller is
+/// answered once the commit holding its writes is done. Reads run on tokio's blocking pool (`spawn_blocking`)
+/// when made inside a tokio runtime, and on the calling thread otherwise; a write's future may be awaited on any
+/// executor. A call whose future is dropped still completes; a claim made that way is simply reclaimed when its
+/// lease runs out. A file's checkpoints run on a thread of their own, with a connection of their own; dropping
+/// the last clone lets the writer finish what it was sent, then stops both threads.
+///
+/// An in-memory database has a single connection (a private database cannot have two), so there reads wait
+/// while the writer runs a transaction.
 ///
 /// Times are stored to the microsecond (as in Postgres); sub-microsecond parts are dropped.
 #[derive(Clone)]
@@ -58,11 +70,13 @@ pub struct SqliteStorage {
     inner: Arc<Inner>,
 }
 
+// Fields drop in order: the reader first, so that the writer's connection, closed last, runs the final checkpoint.
 struct Inner {
-    connection: Mutex<Connection>,
+    /// The connection that reads: for a file, one of its own; in memory, the writer's.
+    reader: Arc<Mutex<Connection>>,
+    /// The thread with the connection that writes (it owns the checkpointer).
+    writer: writer::Writer,
     path: Option<PathBuf>,
-    /// For a file: checkpoints off the calls' path.
-    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl fmt::Debug for SqliteStorage {
@@ -106,7 +120,13 @@ impl SqliteStorage {
             Some(path) => Some(checkpoint::Checkpointer::start(&connection, path, location)?),
             None => None,
         };
-        Ok(SqliteStorage { inner: Arc::new(Inner { connection: Mutex::new(connection), path, checkpointer }) })
+        let connection = Arc::new(Mutex::new(connection));
+        let reader = match &path {
+            Some(path) => Arc::new(Mutex::new(schema::open_reader(path, location)?)),
+            None => Arc::clone(&connection),
+        };
+        let writer = writer::Writer::start(connection, checkpointer, location)?;
+        Ok(SqliteStorage { inner: Arc::new(Inner { reader, writer, path }) })
     }
 
     /// The database file, or `None` for an in-memory database.
@@ -114,17 +134,17 @@ impl SqliteStorage {
         self.inner.path.as_deref()
     }
 
-    /// Runs `work` with the connection, off the async executor.
-    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, StorageError>
+    /// Runs `work` with the reading connection, off the async executor.
+    async fn read<T, F>(&self, operation: &'static str, work: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
+        let reader = Arc::clone(&self.inner.reader);
         let job = move || {
-            // A panic inside `work` rolled its transaction back while unwinding, so the connection is sound.
-            let mut connection = inner.connection.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut connection)
+            // A panic inside `work` left no transaction open (reads run in autocommit), so the connection is sound.
+            let connection = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&connection)
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime.spawn_blocking(job).await.map_err(|e| {
@@ -134,48 +154,40 @@ impl SqliteStorage {
         }
     }
 
-    /// Runs `work` in one `IMMEDIATE` transaction (the write lock is taken up front, so nothing read inside it
-    /// can change before it commits); any error rolls everything back.
+    /// Runs `work` in the writer's next transaction, all or nothing (see `writer`); it is answered after the
+    /// commit.
     async fn write<T, F>(&self, operation: &'static str, work: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     {
-        self.write_checked(operation, move |tx| work(tx).map_err(|e| codec::error(operation, e))).await
+        self.write_checked(operation, move |connection| work(connection).map_err(|e| codec::error(operation, e))).await
     }
 
     /// [`write`](Self::write) for work that produces its own [`StorageError`]s (a corrupt row, a duplicate).
     async fn write_checked<T, F>(&self, operation: &'static str, work: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StorageError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        self.run(operation, move |connection| {
-            let changes = connection.total_changes();
-            let tx = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| codec::error(operation, e))?;
-            let value = work(&tx)?;
-            tx.commit().map_err(|e| codec::error(operation, e))?;
-            // A transaction that changed no row wrote nothing to checkpoint.
-            if let Some(checkpointer) = inner.checkpointer.as_ref().filter(|_| connection.total_changes() != changes) {
-                checkpointer.committed();
-            }
-            Ok(value)
-        })
-        .await
+        self.inner.writer.submit(operation, work).await
     }
 }
 
 #[async_trait]
 impl Storage for SqliteStorage {
     async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
-        crate::ports::distinct_ids(&deliveries)?;
+        // One id twice fails inside the request's savepoint, as the rows go in.
         self.write_checked("enqueue", move |tx| queue::enqueue(tx, &deliveries, &entries)).await
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
+        // Nothing due (an idle poll): answered by the reading connection, without the write lock. Otherwise the
+        // writer picks the due rows again under the lock, so the claim stays exact.
+        let now = claim.now;
+        if !self.read("claim_due", move |connection| queue::any_due(connection, now)).await? {
+            return Ok(Vec::new());
+        }
         let claim = claim.clone();
         self.write_checked("claim_due", move |tx| queue::claim_due(tx, &claim)).await
     }
@@ -185,17 +197,17 @@ impl Storage for SqliteStorage {
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
-        self.run("next_due_at", |connection| queue::next_due_at(connection)).await
+        self.read("next_due_at", queue::next_due_at).await
     }
 
     async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
         let tenant = tenant.to_owned();
-        self.run("delivery", move |connection| queue::delivery(connection, &tenant, id)).await
+        self.read("delivery", move |connection| queue::delivery(connection, &tenant, id)).await
     }
 
     async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
         let query = query.clone();
-        self.run("log", move |connection| log::page(connection, &query)).await
+        self.read("log", move |connection| log::page(connection, &query)).await
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
@@ -209,7 +221,7 @@ impl Storage for SqliteStorage {
 
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
         let tenant = tenant.to_owned();
-        self.run("quota_used", move |connection| state::quota_used(connection, &tenant, day)).await
+        self.read("quota_used", move |connection| state::quota_used(connection, &tenant, day)).await
     }
 
     async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
@@ -219,7 +231,7 @@ impl Storage for SqliteStorage {
 
     async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
         let (tenant, workflow) = (tenant.to_owned(), workflow.to_owned());
-        self.run("next_run", move |connection| state::next_run(connection, &tenant, &workflow)).await
+        self.read("next_run", move |connection| state::next_run(connection, &tenant, &workflow)).await
     }
 
     async fn set_next_run(
@@ -234,6 +246,11 @@ impl Storage for SqliteStorage {
     }
 
     async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
+        // As in `claim_due`: an idle poll takes no write lock.
+        let now = claim.now;
+        if !self.read("claim_notifications", move |connection| outbox::any_due(connection, now)).await? {
+            return Ok(Vec::new());
+        }
         let claim = claim.clone();
         self.write_checked("claim_notifications", move |tx| outbox::claim(tx, &claim)).await
     }

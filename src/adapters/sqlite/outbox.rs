@@ -1,7 +1,8 @@
 //! The notification outbox: a notification queued with a failed delivery, claimed and updated until every
 //! recipient has been emailed.
 
-use rusqlite::{params, Transaction};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
 
 use crate::adapters::sql::{sql_count, NOTIFICATION_COLUMNS};
 use crate::ports::{Claim, Notification, NotificationUpdate, StorageError, StorageErrorKind};
@@ -12,9 +13,20 @@ use super::codec::{self, collect, micros};
 pub(super) const DUE_NOTIFICATIONS: &str =
     "FROM notifications WHERE due_at <= ?1 ORDER BY due_at, delivery_id LIMIT +?2";
 
+/// Whether a notification is due at `?1`, through the `notifications_due` index.
+pub(super) const ANY_DUE_NOTIFICATION: &str = "SELECT 1 FROM notifications WHERE due_at <= ?1 LIMIT 1";
+
+/// Whether any notification is due at `now`: the claim's check on the reading connection, so that an idle poll
+/// takes no write lock.
+pub(super) fn any_due(connection: &Connection, now: DateTime<Utc>) -> Result<bool, StorageError> {
+    const OP: &str = "claim_notifications (checking for due notifications)";
+    let mut statement = connection.prepare_cached(ANY_DUE_NOTIFICATION).map_err(|e| codec::error(OP, e))?;
+    statement.exists([micros(now)]).map_err(|e| codec::error(OP, e))
+}
+
 /// Queues a notification, unless one about its delivery is queued already: the first stays, as in
 /// `MemoryStorage`.
-pub(super) fn insert_notification(tx: &Transaction<'_>, n: &Notification) -> Result<(), StorageError> {
+pub(super) fn insert_notification(tx: &Connection, n: &Notification) -> Result<(), StorageError> {
     const OP: &str = "complete (queueing a notification)";
     let sent_to = codec::sent_to(&n.sent_to)?;
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -38,7 +50,7 @@ pub(super) fn insert_notification(tx: &Transaction<'_>, n: &Notification) -> Res
 }
 
 /// Claims the due notifications, earliest first.
-pub(super) fn claim(tx: &Transaction<'_>, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
+pub(super) fn claim(tx: &Connection, claim: &Claim) -> Result<Vec<Notification>, StorageError> {
     const OP: &str = "claim_notifications";
     let now = micros(claim.now);
     // As in the deliveries' claim: the batch is read in due order, then the same rows are taken by one UPDATE.
@@ -67,7 +79,7 @@ pub(super) fn claim(tx: &Transaction<'_>, claim: &Claim) -> Result<Vec<Notificat
 }
 
 /// Records a claimed notification's progress, or deletes it when it is done; whether the claim was still held.
-pub(super) fn update(tx: &Transaction<'_>, update: &NotificationUpdate) -> Result<bool, StorageError> {
+pub(super) fn update(tx: &Connection, update: &NotificationUpdate) -> Result<bool, StorageError> {
     const OP: &str = "update_notification";
     let id = &update.delivery_id.as_bytes()[..];
     let token = &update.token.as_bytes()[..];

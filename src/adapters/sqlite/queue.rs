@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection};
 
 use crate::adapters::sql::{sql_count, status_text, DELIVERY_COLUMNS};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
@@ -33,10 +33,19 @@ pub(super) fn claim_take_sql() -> String {
     )
 }
 
-/// Stores the deliveries not already stored, and the log entries of those it stored.
-pub(super) fn enqueue(tx: &Transaction<'_>, deliveries: &[Delivery], entries: &[LogEntry]) -> Result<(), StorageError> {
+/// Stores the deliveries not already stored, and the log entries of those it stored. One id twice in
+/// `deliveries` is found as the rows go in, and fails the call: the caller's savepoint then undoes the rows before
+/// it.
+pub(super) fn enqueue(tx: &Connection, deliveries: &[Delivery], entries: &[LogEntry]) -> Result<(), StorageError> {
+    let mut seen = HashSet::with_capacity(deliveries.len());
     let mut skipped = HashSet::new();
     for d in deliveries {
+        if !seen.insert(d.id) {
+            return Err(StorageError::new(
+                StorageErrorKind::Other,
+                format!("delivery {} is twice in one enqueue", d.id),
+            ));
+        }
         if !insert_delivery(tx, d).map_err(|e| codec::error("enqueue", e))? {
             skipped.insert(d.id);
         }
@@ -46,7 +55,7 @@ pub(super) fn enqueue(tx: &Transaction<'_>, deliveries: &[Delivery], entries: &[
 }
 
 /// Stores a delivery unless one with its id is already stored; `false` when it was.
-fn insert_delivery(tx: &Transaction<'_>, d: &Delivery) -> Result<bool, rusqlite::Error> {
+fn insert_delivery(tx: &Connection, d: &Delivery) -> Result<bool, rusqlite::Error> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
         format!(
@@ -81,7 +90,7 @@ fn insert_delivery(tx: &Transaction<'_>, d: &Delivery) -> Result<bool, rusqlite:
 
 /// Claims the due deliveries, earliest first. A row that does not decode is set aside (failed, with a log entry
 /// saying why) rather than failing every claim, and so every tenant's deliveries, until someone repairs it.
-pub(super) fn claim_due(tx: &Transaction<'_>, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
+pub(super) fn claim_due(tx: &Connection, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
     const OP: &str = "claim_due";
     let now = micros(claim.now);
     let lease_until = micros(claim.lease_until);
@@ -126,7 +135,7 @@ pub(super) fn claim_due(tx: &Transaction<'_>, claim: &Claim) -> Result<Vec<Deliv
 }
 
 /// Marks the unreadable rows a claim took (by `rowid`) as failed, and logs why.
-fn set_aside(tx: &Transaction<'_>, unreadable: &[(i64, LogEntry)], now: i64) -> Result<(), rusqlite::Error> {
+fn set_aside(tx: &Connection, unreadable: &[(i64, LogEntry)], now: i64) -> Result<(), rusqlite::Error> {
     let mut set_aside = tx.prepare_cached(
         "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_expires_at = NULL, \
          claim_token = NULL, updated_at = ?2 WHERE rowid = ?1",
@@ -139,7 +148,7 @@ fn set_aside(tx: &Transaction<'_>, unreadable: &[(i64, LogEntry)], now: i64) -> 
 }
 
 /// Writes back the results of attempts whose claim is still held; the ids of the others (lost), in order.
-pub(super) fn complete(tx: &Transaction<'_>, completions: &[Completion]) -> Result<Vec<DeliveryId>, StorageError> {
+pub(super) fn complete(tx: &Connection, completions: &[Completion]) -> Result<Vec<DeliveryId>, StorageError> {
     const OP: &str = "complete";
     // One statement a completion: a multi-row UPDATE ... FROM costs more a row than this does.
     let mut complete = tx
@@ -175,6 +184,18 @@ pub(super) fn complete(tx: &Transaction<'_>, completions: &[Completion]) -> Resu
     log::insert_entries(tx, &entries).map_err(|e| codec::error("complete (appending log entries)", e))?;
     Ok(lost)
 }
+
+/// Whether any delivery is due at `now`: the claim's check on the reading connection, so that an idle poll takes
+/// no write lock.
+pub(super) fn any_due(connection: &Connection, now: DateTime<Utc>) -> Result<bool, StorageError> {
+    let mut statement = connection
+        .prepare_cached(ANY_DUE_DELIVERY)
+        .map_err(|e| codec::error("claim_due (checking for due deliveries)", e))?;
+    statement.exists([micros(now)]).map_err(|e| codec::error("claim_due (checking for due deliveries)", e))
+}
+
+/// Whether a delivery is due at `?1`, through the `deliveries_due` index.
+pub(super) const ANY_DUE_DELIVERY: &str = "SELECT 1 FROM deliveries WHERE due_at <= ?1 LIMIT 1";
 
 /// When the earliest delivery is due, if any is.
 pub(super) fn next_due_at(connection: &Connection) -> Result<Option<DateTime<Utc>>, StorageError> {

@@ -1,7 +1,7 @@
 //! What the engine keeps between passes besides the queue: quota counts and grants, `once` marks and schedules.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::delivery::DeliveryId;
 use crate::ports::{QuotaRequest, StorageError, StorageErrorKind};
@@ -11,7 +11,7 @@ use super::codec::{self, collect, opt_micros};
 /// Grants the request's claimed deliveries a call each from the tenant's allowance for the day, in order, while it
 /// lasts; a delivery that already holds the grant for the attempt it is about to make keeps it without counting
 /// again. The ids granted, in the request's order.
-pub(super) fn grant_quota(tx: &Transaction<'_>, request: &QuotaRequest) -> Result<Vec<DeliveryId>, StorageError> {
+pub(super) fn grant_quota(tx: &Connection, request: &QuotaRequest) -> Result<Vec<DeliveryId>, StorageError> {
     const OP: &str = "grant_quota";
     let day = request.day.to_string();
     let used: Option<i64> = tx
@@ -74,7 +74,7 @@ pub(super) fn quota_used(connection: &Connection, tenant: &str, day: NaiveDate) 
 
 /// Marks a `once` workflow as fired for a record; `false` when it already was.
 pub(super) fn mark_fired(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     workflow: &str,
     record_id: &str,
@@ -102,7 +102,7 @@ pub(super) fn next_run(
 
 /// Sets a workflow's next run to `next` if it is still `expected`; whether it was.
 pub(super) fn set_next_run(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     workflow: &str,
     expected: Option<DateTime<Utc>>,

@@ -1,16 +1,18 @@
-//! SQLite's own unit tests: what a damaged row, a busy file and the query plans do.
+//! SQLite's own unit tests: what a damaged row, a busy file and the query plans do, and how the writer groups
+//! requests into transactions.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::outbox::ANY_DUE_NOTIFICATION;
 use super::outbox::DUE_NOTIFICATIONS;
-use super::queue::{claim_pick_sql, claim_take_sql};
+use super::queue::{claim_pick_sql, claim_take_sql, ANY_DUE_DELIVERY};
 use super::*;
 use crate::ports::ClaimToken;
 use crate::testing::storage_contract::{sample_delivery, t0};
 use crate::DeliveryStatus;
 
 fn raw(storage: &SqliteStorage) -> std::sync::MutexGuard<'_, Connection> {
-    storage.inner.connection.lock().unwrap()
+    storage.inner.reader.lock().unwrap()
 }
 
 #[tokio::test]
@@ -125,6 +127,10 @@ fn queries_use_the_indexes() {
     assert!(prune.contains("deliveries_settled"), "{prune}");
     let log_prune = plan("DELETE FROM log_entries WHERE delivery_id IN (SELECT id FROM deliveries)");
     assert!(log_prune.contains("log_by_delivery"), "{log_prune}");
+    let due = plan(ANY_DUE_DELIVERY);
+    assert!(due.contains("deliveries_due") && !due.contains("SCAN"), "{due}");
+    let due = plan(ANY_DUE_NOTIFICATION);
+    assert!(due.contains("notifications_due") && !due.contains("SCAN"), "{due}");
     let outbox = plan(&format!("SELECT delivery_id {DUE_NOTIFICATIONS}"));
     assert!(outbox.contains("notifications_due") && !outbox.contains("TEMP B-TREE"), "{outbox}");
 }
@@ -140,9 +146,116 @@ fn debug_names_the_location() {
 fn works_outside_a_tokio_runtime() {
     let storage = SqliteStorage::in_memory().unwrap();
     let d = sample_delivery("acme", "w1", t0());
-    futures_util::FutureExt::now_or_never(storage.enqueue(vec![d.clone()], vec![])).unwrap().unwrap();
+    // A write is answered by the writer thread: any executor can wait for it.
+    block_on(storage.enqueue(vec![d.clone()], vec![])).unwrap();
+    // A read runs on the calling thread.
     let back = futures_util::FutureExt::now_or_never(storage.delivery("acme", d.id)).unwrap().unwrap();
     assert_eq!(back.map(|b| b.status), Some(DeliveryStatus::Queued));
+}
+
+/// Waits for `future` on this thread, without a runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+/// Sends `n` requests to the writer of `storage` while another connection holds the write lock, then lets it
+/// go: request `i` marks record `r{i}` fired, and those in `failing` fail after writing. Their answers, in order,
+/// and the transactions committed meanwhile.
+async fn queued_behind_a_lock(
+    storage: &SqliteStorage,
+    n: usize,
+    failing: &[usize],
+    panicking: &[usize],
+) -> (Vec<Result<bool, StorageError>>, u64) {
+    let path = storage.path().unwrap().to_path_buf();
+    let holder = Connection::open(path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let before = storage.inner.writer.commits();
+    let requests: Vec<_> = (0..n)
+        .map(|i| {
+            let storage = storage.clone();
+            let (fail, panic) = (failing.contains(&i), panicking.contains(&i));
+            tokio::spawn(async move {
+                storage
+                    .inner
+                    .writer
+                    .submit("test", move |connection| {
+                        let marked = state::mark_fired(connection, "acme", "w", &format!("r{i}"))
+                            .map_err(|e| codec::error("test", e))?;
+                        assert!(!panic, "request {i} panics on purpose");
+                        if fail {
+                            return Err(StorageError::new(StorageErrorKind::Other, format!("request {i} fails")));
+                        }
+                        Ok(marked)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    // Every request is sent (the writer waits for the lock with the first of them), then the lock goes.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    holder.execute_batch("COMMIT").unwrap();
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.unwrap());
+    }
+    (answers, storage.inner.writer.commits() - before)
+}
+
+fn fired(storage: &SqliteStorage) -> Vec<String> {
+    let connection = raw(storage);
+    let mut statement = connection.prepare("SELECT record_id FROM fired_once ORDER BY record_id").unwrap();
+    statement.query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_writes_share_a_transaction_and_a_failure_undoes_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(dir.path().join("webhooks.db")).unwrap();
+    let failing = [0, 3, 7, 19];
+    let (answers, commits) = queued_behind_a_lock(&storage, 20, &failing, &[]).await;
+    assert!(commits <= 2, "20 waiting requests took {commits} transactions");
+    let mut expected = Vec::new();
+    for (i, answer) in answers.iter().enumerate() {
+        if failing.contains(&i) {
+            assert_eq!(answer.as_ref().unwrap_err().message(), format!("request {i} fails"));
+        } else {
+            assert_eq!(answer, &Ok(true), "request {i}");
+            expected.push(format!("r{i}"));
+        }
+    }
+    expected.sort();
+    assert_eq!(fired(&storage), expected, "the failed requests' writes were undone, and only theirs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_panics_is_rolled_back_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(dir.path().join("webhooks.db")).unwrap();
+    let (answers, _) = queued_behind_a_lock(&storage, 6, &[], &[0, 4]).await;
+    for (i, answer) in answers.iter().enumerate() {
+        if i == 0 || i == 4 {
+            assert!(answer.as_ref().unwrap_err().message().contains("panicked"), "{answer:?}");
+        } else {
+            assert_eq!(answer, &Ok(true), "request {i}");
+        }
+    }
+    assert_eq!(fired(&storage), ["r1", "r2", "r3", "r5"]);
+    assert!(storage.mark_fired("acme", "w", "later").await.unwrap(), "the writer still works");
 }
 
 fn claim(now: DateTime<Utc>) -> Claim {
