@@ -35,6 +35,7 @@ pub mod record;
 pub mod retry;
 pub mod secret;
 mod shown;
+mod signal;
 pub mod signature;
 pub mod testing;
 mod value;

@@ -40,8 +40,9 @@ impl Worker {
         Worker { engine, poll_interval: Duration::from_secs(1), error_backoff: Duration::from_secs(5) }
     }
 
-    /// The longest the worker sleeps between passes (default 1 s). Work its own engine queues wakes it at once;
-    /// work enqueued by another engine (another server) is picked up within this interval.
+    /// The longest the worker sleeps between passes (default 1 s). Work its own engine queues wakes it at once,
+    /// and so does work another engine queues when the storage hears of it (PostgreSQL's `LISTEN`); otherwise
+    /// (another process on one SQLite file, a lost listening connection) it is picked up within this interval.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.max(Duration::from_millis(1));
         self

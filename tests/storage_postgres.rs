@@ -768,3 +768,67 @@ async fn quota_holds_for_3000_deliveries_on_two_pools_also_with_passes_cancelled
     );
     db.drop_schema().await;
 }
+
+/// A worker that only ever polls once an hour still sends at once what another server queued: the enqueue's
+/// commit notifies, and every storage listening on the database wakes its workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_another_server_wakes_when_work_is_queued() {
+    use crm_webhooks::testing::{MockHttp, RecordingMailer, StaticDirectory};
+    use crm_webhooks::{Change, Engine, RecordEvent, Worker, WorkflowSet};
+
+    let Some(db) = TestDb::new().await else { return };
+    let workflows = WorkflowSet::from_json(
+        r#"[{"id": "w", "module": "Leads", "trigger": "every_save", "actions": [{"title": "t",
+        "url": "https://acme.example/hook", "content_type": "JSON", "parameters": [{"name": "id", "field": "id"}]}]}]"#,
+    )
+    .unwrap();
+    let http = Arc::new(MockHttp::new_ok());
+    let engine = |storage: Arc<dyn Storage>| {
+        let engine = Engine::builder()
+            .storage(storage)
+            .http(http.clone())
+            .mailer(Arc::new(RecordingMailer::new()))
+            .directory(Arc::new(StaticDirectory::new().tenant("acme", 1, chrono_tz::Tz::UTC, None)))
+            .build()
+            .unwrap();
+        engine.set_workflows("acme", workflows.clone());
+        engine
+    };
+    let (saving, sending) = (engine(db.storage()), engine(Arc::new(db.another_server().await)));
+    let worker = Worker::new(sending).poll_interval(StdDuration::from_secs(3600)).spawn();
+    // The worker's first pass finds nothing, and then it waits for an hour unless woken.
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    for i in 0..3 {
+        let event = RecordEvent::new("acme", "Leads", format!("10x{i}"), Change::Created, "19x1").field("id", i);
+        saving.on_event(&event).await.unwrap();
+        let sent = tokio::time::timeout(StdDuration::from_secs(20), async {
+            while http.requests().len() <= i {
+                tokio::time::sleep(StdDuration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(sent.is_ok(), "save {i} on one server was not sent by the other server's waiting worker");
+    }
+    worker.shutdown().await;
+    db.drop_schema().await;
+}
+
+/// The notification carries the schema: work queued in another schema of the same database wakes nobody here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_queued_in_another_schema_wakes_nobody() {
+    use futures_util::FutureExt as _;
+
+    let Some(here) = TestDb::new().await else { return };
+    let Some(there) = TestDb::new().await else { return };
+    let first = here.storage.queued_elsewhere();
+    // The listener says so once it is connected (whatever was queued before it listened may be waiting).
+    tokio::time::timeout(StdDuration::from_secs(20), first).await.expect("the listener never connected");
+    let mut waiting = here.storage.queued_elsewhere();
+    there.storage.enqueue(vec![sample_delivery("acme", "w1", t0())], vec![]).await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    assert!((&mut waiting).now_or_never().is_none(), "woken by another schema's work");
+    here.storage.enqueue(vec![sample_delivery("acme", "w1", t0())], vec![]).await.unwrap();
+    tokio::time::timeout(StdDuration::from_secs(20), waiting).await.expect("its own schema's work did not wake it");
+    here.drop_schema().await;
+    there.drop_schema().await;
+}

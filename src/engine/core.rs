@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::wake::{Wake, WorkQueued};
+use super::wake::WorkQueued;
+use crate::signal::Signal;
 use crate::ports::{Clock, Directory, HttpClient, Mailer, Storage, TenantInfo};
 use crate::quota::QuotaPolicy;
 use crate::retry::RetrySchedule;
@@ -66,7 +67,7 @@ pub(super) struct Inner {
     pub(super) max_body_bytes: usize,
     pub(super) workflows: RwLock<HashMap<String, Arc<WorkflowSet>>>,
     /// Wakes this engine's workers when it queues work.
-    pub(super) wake: Arc<Wake>,
+    pub(super) wake: Arc<Signal>,
 }
 
 impl fmt::Debug for Engine {
@@ -113,12 +114,19 @@ impl Engine {
         all.get(tenant).cloned()
     }
 
-    /// Completes once this engine (or a clone of it) queues work after the call: a new event's deliveries or a
-    /// redelivery. [`Worker`](crate::Worker) waits on it beside its poll timer, so a save is sent at once; a
-    /// host's own worker loop can do the same. Work queued by another engine (another server sharing the
-    /// storage) does not wake it: the poll interval covers that.
+    /// Completes once work is queued after the call: a new event's deliveries or a redelivery, by this engine
+    /// (or a clone of it), or by another engine sharing the storage when the storage hears of it
+    /// ([`Storage::queued_elsewhere`](crate::Storage::queued_elsewhere): PostgreSQL does, with `LISTEN`; the
+    /// embedded storages have no other engine to hear). [`Worker`](crate::Worker) waits on it beside its poll
+    /// timer, so a save is sent at once; a host's own worker loop can do the same.
     pub fn work_queued(&self) -> WorkQueued {
-        self.inner.wake.next()
+        WorkQueued { here: self.inner.wake.next(), elsewhere: self.inner.storage.queued_elsewhere() }
+    }
+
+    /// Wakes this engine's workers as if it had queued work: for deliveries a host queued in its own transaction
+    /// (call it after the commit). PostgreSQL wakes every engine on its own when the transaction commits.
+    pub fn notify_workers(&self) {
+        self.inner.wake.notify();
     }
 
     /// Every tenant with registered workflows.

@@ -1,62 +1,28 @@
-//! Waking the workers of an engine when it queues work, so a save is sent at once rather than at the next poll.
+//! Waking the workers of an engine when work is queued, so a save is sent at once rather than at the next poll:
+//! work this engine queues, and work the storage hears another engine queued ([`Storage::queued_elsewhere`]).
 //!
-//! Runtime-agnostic: a generation count, and the wakers of the futures waiting for it to move. A waiting future
-//! that is dropped takes its waker out, so an idle worker that polls for a day leaves nothing behind.
+//! [`Storage::queued_elsewhere`]: crate::Storage::queued_elsewhere
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-/// What an engine's clones share to wake their workers.
-#[derive(Debug, Default)]
-pub(super) struct Wake {
-    state: Mutex<State>,
-}
+use crate::ports::QueuedElsewhere;
+use crate::signal::Next;
 
-#[derive(Debug, Default)]
-struct State {
-    /// Moves on every notification.
-    generation: u64,
-    /// The futures waiting, by key.
-    waiting: HashMap<u64, Waker>,
-    next_key: u64,
-}
-
-impl Wake {
-    fn state(&self) -> MutexGuard<'_, State> {
-        // The state stays consistent under any panic (each change is one assignment), so a poisoned lock is used.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// New work was queued: every waiting future completes.
-    pub(super) fn notify(&self) {
-        let wakers: Vec<Waker> = {
-            let mut state = self.state();
-            state.generation = state.generation.wrapping_add(1);
-            state.waiting.drain().map(|(_, waker)| waker).collect()
-        };
-        for waker in wakers {
-            waker.wake();
-        }
-    }
-
-    /// A future that completes at the first notification after this call.
-    pub(super) fn next(self: &Arc<Self>) -> WorkQueued {
-        let seen = self.state().generation;
-        WorkQueued { wake: Arc::clone(self), seen, key: None }
-    }
-}
-
-/// Completes once the engine (or one of its clones) has queued work since the future was made: see
+/// Completes once work was queued after it was made: by this engine or one of its clones, or by another engine
+/// sharing the storage when the storage can tell (PostgreSQL can); see
 /// [`Engine::work_queued`](crate::Engine::work_queued).
-#[derive(Debug)]
 #[must_use = "a future does nothing unless awaited"]
 pub struct WorkQueued {
-    wake: Arc<Wake>,
-    seen: u64,
-    key: Option<u64>,
+    pub(super) here: Next,
+    pub(super) elsewhere: QueuedElsewhere,
+}
+
+impl std::fmt::Debug for WorkQueued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkQueued").field("here", &self.here).finish_non_exhaustive()
+    }
 }
 
 impl Future for WorkQueued {
@@ -64,65 +30,36 @@ impl Future for WorkQueued {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let mut state = this.wake.state();
-        if state.generation != this.seen {
-            if let Some(key) = this.key.take() {
-                state.waiting.remove(&key);
-            }
+        if Pin::new(&mut this.here).poll(cx).is_ready() {
             return Poll::Ready(());
         }
-        let key = match this.key {
-            Some(key) => key,
-            None => {
-                let key = state.next_key;
-                state.next_key = state.next_key.wrapping_add(1);
-                this.key = Some(key);
-                key
-            }
-        };
-        state.waiting.insert(key, cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-impl Drop for WorkQueued {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.wake.state().waiting.remove(&key);
-        }
+        this.elsewhere.as_mut().poll(cx)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
+
     use futures_util::FutureExt as _;
 
-    #[test]
-    fn a_notification_after_the_future_was_made_completes_it() {
-        let wake = Arc::new(Wake::default());
-        let mut before = wake.next();
-        assert!((&mut before).now_or_never().is_none(), "nothing queued yet");
-        wake.notify();
-        assert!(before.now_or_never().is_some(), "queued after it was made, even before it was first polled again");
-        let after = wake.next();
-        assert!(after.now_or_never().is_none(), "a notification before the future was made does not count");
-    }
+    use super::*;
+    use crate::signal::Signal;
 
     #[test]
-    fn dropped_futures_leave_no_waker_behind() {
-        let wake = Arc::new(Wake::default());
-        for _ in 0..1000 {
-            let mut waiting = wake.next();
-            assert!((&mut waiting).now_or_never().is_none());
-        }
-        assert!(wake.state().waiting.is_empty());
-        let mut a = wake.next();
-        let mut b = wake.next();
-        assert!((&mut a).now_or_never().is_none() && (&mut b).now_or_never().is_none());
-        assert_eq!(wake.state().waiting.len(), 2, "every waiting future is woken");
-        wake.notify();
-        assert!(wake.state().waiting.is_empty());
-        assert!(a.now_or_never().is_some() && b.now_or_never().is_some());
+    fn either_side_completes_it() {
+        let (here, elsewhere) = (Arc::new(Signal::default()), Arc::new(Signal::default()));
+        let queued = |here: &Arc<Signal>, elsewhere: &Arc<Signal>| WorkQueued {
+            here: here.next(),
+            elsewhere: Box::pin(elsewhere.next()),
+        };
+        let mut first = queued(&here, &elsewhere);
+        assert!((&mut first).now_or_never().is_none());
+        here.notify();
+        assert!(first.now_or_never().is_some(), "this engine queued work");
+        let mut second = queued(&here, &elsewhere);
+        assert!((&mut second).now_or_never().is_none());
+        elsewhere.notify();
+        assert!(second.now_or_never().is_some(), "another engine queued work");
     }
 }

@@ -2,6 +2,8 @@
 //! notification outbox.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -113,6 +115,9 @@ pub struct NotificationUpdate {
     /// The last mailer error.
     pub last_error: Option<String>,
 }
+
+/// What [`Storage::queued_elsewhere`] returns: a future that completes when another engine may have queued work.
+pub type QueuedElsewhere = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// What kind of failure a [`StorageError`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -233,6 +238,19 @@ pub trait Storage: Send + Sync {
 
     /// Records a sending round of a claimed notification; `false` when the claim was lost.
     async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError>;
+
+    // --- wake-up -----------------------------------------------------------------------------------------
+    /// A future that completes when another engine sharing this storage (on another server) may have queued work
+    /// after the call, so an idle worker starts a pass at once rather than at its next poll. It may complete
+    /// without new work (a lost connection, say): it is a hint, and the poll stays the fallback. Dropping it
+    /// leaves nothing behind.
+    ///
+    /// The default never completes: a storage that only one engine uses (memory, SQLite) has nobody else to hear.
+    /// The PostgreSQL storage (feature `postgres`) completes it when a `NOTIFY` sent by an enqueue's commit
+    /// arrives.
+    fn queued_elsewhere(&self) -> QueuedElsewhere {
+        Box::pin(std::future::pending())
+    }
 }
 
 /// The ids of a batch to enqueue, or the error every backend gives when one id is in it twice.

@@ -30,6 +30,14 @@
 //! - `once` triggers and schedule compare-and-set rely on primary keys and conditional writes, never on reads
 //!   followed by writes.
 //!
+//! # Waking the workers of every server
+//! An enqueue that stores something sends a `NOTIFY` on the channel `crm_webhooks` (the payload is the schema's
+//! name) in its transaction, so it leaves only when that transaction commits. The first worker to wait on a
+//! storage starts one `LISTEN` connection (taken from the pool for as long as the storage lives) whose
+//! notifications complete [`Storage::queued_elsewhere`]: a [`Worker`](crate::Worker) on any server sends a save
+//! queued on another at once instead of at its next poll. The poll stays the fallback when the listening
+//! connection is lost.
+//!
 //! # Differences from [`MemoryStorage`](crate::MemoryStorage)
 //! - Times are stored to the microsecond (PostgreSQL's `timestamptz`); nanoseconds are truncated.
 //! - PostgreSQL text cannot hold the character U+0000. In the free-form log fields (`message`, `error`,
@@ -50,6 +58,7 @@
 // with the calls in a file per concern (`queue`, `log`, `state`, `outbox`).
 mod attached;
 mod codec;
+mod listen;
 mod log;
 mod outbox;
 mod queue;
@@ -67,11 +76,13 @@ use sqlx::Connection;
 
 use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
 use crate::ports::{
-    Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
+    Claim, Completion, Notification, NotificationUpdate, QueuedElsewhere, QuotaRequest, Storage, StorageError,
+    StorageErrorKind,
 };
 
 use attached::Attached;
 use codec::db_error;
+use listen::Listener;
 use statements::Statements;
 
 /// The sqlx this adapter is built with: build the pool you pass to [`PostgresStorage::from_pool`] with it, so the
@@ -90,6 +101,7 @@ pub struct PostgresStorage {
     pool: PgPool,
     schema: String,
     sql: Arc<Statements>,
+    listener: Arc<Listener>,
 }
 
 impl PostgresStorage {
@@ -115,7 +127,7 @@ impl PostgresStorage {
     pub fn from_pool(pool: PgPool) -> Self {
         let schema = DEFAULT_SCHEMA.to_owned();
         let sql = Arc::new(Statements::new(&setup::quote_identifier(&schema)));
-        PostgresStorage { pool, schema, sql }
+        PostgresStorage { pool, schema, sql, listener: Arc::new(Listener::new()) }
     }
 
     /// Keeps everything in the schema `name` instead: ASCII letters, digits and `_`, not starting with a digit
@@ -125,6 +137,7 @@ impl PostgresStorage {
         setup::validate_schema_name(name)?;
         self.sql = Arc::new(Statements::new(&setup::quote_identifier(name)));
         self.schema = name.to_owned();
+        self.listener = Arc::new(Listener::new());
         Ok(self)
     }
 
@@ -244,5 +257,9 @@ impl Storage for PostgresStorage {
 
     async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError> {
         detached(self, move |s| async move { s.update_notification(update).await }).await
+    }
+
+    fn queued_elsewhere(&self) -> QueuedElsewhere {
+        self.listener.next(&self.pool, &self.schema)
     }
 }

@@ -85,6 +85,12 @@ impl Attached {
                 .await
                 .map_err(|e| db_error("storing deliveries", e))?;
             let stored = ids_of(&inserted)?;
+            if !stored.is_empty() {
+                self.query(&self.sql.notify_queued)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error("notifying other engines of queued work", e))?;
+            }
             skipped.extend(batch.into_iter().filter(|id| !stored.contains(id)));
         }
         let entries: Vec<&LogEntry> = entries.iter().filter(|e| !skipped.contains(&e.delivery_id)).collect();

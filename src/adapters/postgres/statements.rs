@@ -12,6 +12,7 @@ use crate::adapters::sql::{DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFICATION_COLUMNS};
 pub(super) struct Statements {
     pub(super) insert_deliveries: SqlStr,
     pub(super) insert_entries: SqlStr,
+    pub(super) notify_queued: SqlStr,
     pub(super) claim_deliveries: SqlStr,
     pub(super) complete_deliveries: SqlStr,
     pub(super) insert_notification: SqlStr,
@@ -42,7 +43,11 @@ fn sql(text: String) -> SqlStr {
 impl Statements {
     /// The statements on the tables of the schema `s` (validated and quoted).
     pub(super) fn new(s: &str) -> Self {
+        // The name inside the quotes: validated to ASCII letters, digits and `_`, so it is also a plain literal.
+        let name = s.trim_matches('"');
+        let channel = super::listen::CHANNEL;
         Statements {
+            notify_queued: sql(format!("SELECT pg_notify('{channel}', '{name}')")),
             insert_deliveries: sql(format!(
                 "INSERT INTO {s}.deliveries ({DELIVERY_COLUMNS})
                  SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
