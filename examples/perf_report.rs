@@ -685,6 +685,7 @@ fn queued_delivery(i: usize, due: DateTime<Utc>) -> Delivery {
         created_at: due,
         updated_at: due,
         redelivery_of: None,
+        ordered: false,
     }
 }
 

@@ -170,6 +170,20 @@ pub struct Delivery {
     pub updated_at: DateTime<Utc>,
     /// The delivery this one redelivers, when a person asked for a redelivery.
     pub redelivery_of: Option<DeliveryId>,
+    /// Sent in order with the other deliveries of its tenant, workflow, action and record (the action is
+    /// [`ordered`](crate::WebhookAction::ordered)): it is not claimed while one queued before it is still queued,
+    /// in flight or waiting for a retry.
+    pub ordered: bool,
+}
+
+impl Delivery {
+    /// The key of the line an [`ordered`](Self::ordered) delivery waits in: its tenant, workflow, action and
+    /// record, hashed (16 bytes); `None` when it is not ordered.
+    pub(crate) fn order_key(&self) -> Option<[u8; 16]> {
+        self.ordered.then(|| {
+            *DeliveryId::derived(&["order", &self.tenant, &self.workflow, &self.action, &self.record_id]).as_bytes()
+        })
+    }
 }
 
 /// One line of the delivery log: an attempt or a status change.

@@ -570,11 +570,13 @@ async fn cancelled_calls_leave_no_connection_in_a_transaction_and_keep_acknowled
             }
             3 => {
                 let record = rng.below(40);
-                poll_at_most(storage.mark_fired("acme", "w1", &record.to_string()), polls).await.map(|r| {
-                    if r.unwrap() {
-                        *fired.entry(record).or_default() += 1;
-                    }
-                })
+                poll_at_most(storage_contract::take_once_mark(&storage, "acme", "w1", &record.to_string()), polls)
+                    .await
+                    .map(|r| {
+                        if r.unwrap() {
+                            *fired.entry(record).or_default() += 1;
+                        }
+                    })
             }
             _ => {
                 let Some((&id, &token)) = claimed.iter().find(|(id, _)| !finish_tried.contains(*id)) else { continue };

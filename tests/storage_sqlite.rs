@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use crm_webhooks::adapters::sqlite::SqliteStorage;
 use crm_webhooks::ports::{Claim, ClaimToken, Completion, QuotaRequest, StorageErrorKind};
-use crm_webhooks::testing::storage_contract::{sample_delivery, t0};
+use crm_webhooks::testing::storage_contract::{self, sample_delivery, t0};
 use crm_webhooks::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery, Storage};
 
 mod memory {
@@ -81,7 +81,7 @@ async fn reopening_a_file_keeps_everything() {
         let (token, ids) = claimed(&storage, 4).await;
         let granted = storage.grant_quota(&quota(day, 3, token, &ids)).await.unwrap();
         assert_eq!(granted, ids[..3]);
-        assert!(storage.mark_fired("acme", "w1", "13x42").await.unwrap());
+        assert!(storage_contract::take_once_mark(&storage, "acme", "w1", "13x42").await.unwrap());
         assert!(storage.set_next_run("acme", "daily", None, Some(t0())).await.unwrap());
     }
     let storage = SqliteStorage::open(&path).unwrap();
@@ -91,7 +91,7 @@ async fn reopening_a_file_keeps_everything() {
     let log: Vec<_> = storage.log(&LogQuery::tenant("acme")).await.unwrap().into_iter().map(|e| e.message).collect();
     assert_eq!(log, ["delivered", "queued", "queued"]);
     assert_eq!(storage.quota_used("acme", day).await.unwrap(), 3);
-    assert!(!storage.mark_fired("acme", "w1", "13x42").await.unwrap());
+    assert!(!storage_contract::take_once_mark(&storage, "acme", "w1", "13x42").await.unwrap());
     assert_eq!(storage.next_run("acme", "daily").await.unwrap(), Some(t0()));
     assert_eq!(storage.next_due_at().await.unwrap(), Some(t0() + Duration::seconds(30)), "the claims' leases");
     let (token, ids) = claimed(&storage, 8).await;
@@ -235,7 +235,7 @@ async fn a_version_2_file_is_upgraded_to_lower_case_statuses_and_keeps_its_rows(
     assert_eq!(stored_statuses(&raw, "log_entries"), lower);
     let integrity: String = raw.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
-    // Every column, `due_at` still virtual (hidden = 2), the grant columns still last; both indexes again.
+    // Every column, `due_at` still virtual (hidden = 2), the grant and order columns last; every index again.
     let mut columns = raw.prepare("SELECT name, hidden FROM pragma_table_xinfo('deliveries') ORDER BY cid").unwrap();
     let columns: Vec<(String, i64)> =
         columns.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
@@ -244,7 +244,7 @@ async fn a_version_2_file_is_upgraded_to_lower_case_statuses_and_keeps_its_rows(
         names.join(", "),
         "id, tenant, workflow, action, module, record_id, owner, method, url, content_type, body, status, attempts, \
          next_attempt_at, lease_expires_at, claim_token, created_at, updated_at, redelivery_of, due_at, quota_day, \
-         quota_attempt"
+         quota_attempt, ordered, order_key, order_seq"
     );
     assert_eq!(columns.iter().find(|(name, _)| name == "due_at").map(|c| c.1), Some(2));
     let mut indexes = raw
@@ -254,7 +254,7 @@ async fn a_version_2_file_is_upgraded_to_lower_case_statuses_and_keeps_its_rows(
         )
         .unwrap();
     let indexes: Vec<String> = indexes.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-    assert_eq!(indexes, ["deliveries_due", "deliveries_settled"]);
+    assert_eq!(indexes, ["deliveries_due", "deliveries_line", "deliveries_settled"]);
     let old_text = raw.execute(&format!("UPDATE deliveries SET status = 'Queued' WHERE id = x'{q}'"), []);
     assert!(old_text.is_err(), "the old text is refused");
 
@@ -308,7 +308,7 @@ async fn a_version_2_file_is_upgraded_to_lower_case_statuses_and_keeps_its_rows(
     // The rest of the state, and pruning what settled (the failed one waits for its notification).
     let notifications = storage.claim_notifications(&claim(t0(), 10)).await.unwrap();
     assert_eq!(notifications.iter().map(|n| n.delivery_id).collect::<Vec<_>>(), [v2_id(4)]);
-    assert!(!storage.mark_fired("acme", "w1", "13x42").await.unwrap());
+    assert!(!storage_contract::take_once_mark(&storage, "acme", "w1", "13x42").await.unwrap());
     assert_eq!(storage.next_run("acme", "daily").await.unwrap(), Some(t0() + Duration::hours(1)));
     assert_eq!(storage.prune(t0() + Duration::hours(2)).await.unwrap(), 2);
     assert!(storage.delivery("acme", v2_id(3)).await.unwrap().is_none());
@@ -585,7 +585,7 @@ async fn idle_claims_and_reads_take_no_write_lock() {
     // A write now waits for the lock (up to the busy timeout, 5 s) in the writer.
     let write = tokio::spawn({
         let storage = Arc::clone(&storage);
-        async move { storage.mark_fired("acme", "w1", "13x42").await }
+        async move { storage_contract::take_once_mark(&*storage, "acme", "w1", "13x42").await }
     });
     let prompt = std::time::Duration::from_secs(2);
     let started = std::time::Instant::now();

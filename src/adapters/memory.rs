@@ -1,7 +1,7 @@
 //! [`MemoryStorage`]: the whole storage contract in memory, for tests and single-process hosts that accept
 //! losing the queue on restart.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 use crate::ports::{
-    Claim, ClaimToken, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError,
-    StorageErrorKind,
+    waits_behind_message, Claim, ClaimToken, Completion, Enqueue, Notification, NotificationUpdate, QuotaRequest,
+    Storage, StorageError, StorageErrorKind,
 };
 
 /// Every [`Storage`] duty, kept in memory behind one lock (so each call is atomic). Nothing survives the
@@ -24,8 +24,13 @@ pub struct MemoryStorage {
 struct State {
     deliveries: HashMap<DeliveryId, Held<Delivery>>,
     /// Every delivery a claim may take, by when it may (a queued one's next attempt, a claimed one's lease), then
-    /// age and id: the claim's order. Settled deliveries are not in it, so a claim never walks them.
+    /// age and id: the claim's order. Settled deliveries are not in it, so a claim never walks them, and neither
+    /// are ordered ones waiting behind an earlier one of their line.
     due: BTreeSet<DueKey>,
+    /// The unsettled deliveries of each line of ordered deliveries, by their place in it.
+    lines: HashMap<[u8; 16], BTreeMap<u64, DeliveryId>>,
+    /// The place the next ordered delivery takes.
+    next_place: u64,
     log: Vec<LogEntry>,
     quota: HashMap<(String, NaiveDate), u64>,
     fired: HashSet<(String, String, String)>,
@@ -40,6 +45,10 @@ struct Held<T> {
     lease_until: Option<DateTime<Utc>>,
     /// The quota grant a delivery holds: the day and the attempt it was granted for.
     grant: Option<(NaiveDate, u32)>,
+    /// An ordered delivery's line and place in it.
+    line: Option<([u8; 16], u64)>,
+    /// Whether it waits behind an earlier delivery of its line (and so is not in the due index).
+    waiting: bool,
 }
 
 /// When a delivery may be claimed, its age and its id.
@@ -47,6 +56,9 @@ type DueKey = (DateTime<Utc>, DateTime<Utc>, DeliveryId);
 
 /// The index key of a stored delivery, when a claim may take it.
 fn due_key(held: &Held<Delivery>) -> Option<DueKey> {
+    if held.waiting {
+        return None;
+    }
     let d = &held.value;
     let at = match d.status {
         DeliveryStatus::Queued => d.next_attempt_at,
@@ -58,7 +70,7 @@ fn due_key(held: &Held<Delivery>) -> Option<DueKey> {
 
 impl<T> Held<T> {
     fn new(value: T) -> Self {
-        Held { value, token: None, lease_until: None, grant: None }
+        Held { value, token: None, lease_until: None, grant: None, line: None, waiting: false }
     }
 }
 
@@ -90,6 +102,24 @@ impl MemoryStorage {
     }
 }
 
+/// A settled ordered delivery leaves its line; the one now first, if it waited, becomes due.
+fn leave_line(state: &mut State, line_key: [u8; 16], place: u64) {
+    let Some(line) = state.lines.get_mut(&line_key) else { return };
+    line.remove(&place);
+    let Some((_, first)) = line.first_key_value() else {
+        state.lines.remove(&line_key);
+        return;
+    };
+    if let Some(next) = state.deliveries.get_mut(first) {
+        if next.waiting {
+            next.waiting = false;
+            if let Some(key) = due_key(next) {
+                state.due.insert(key);
+            }
+        }
+    }
+}
+
 fn due(
     next: Option<DateTime<Utc>>,
     lease: Option<DateTime<Utc>>,
@@ -105,20 +135,44 @@ fn due(
 
 #[async_trait]
 impl Storage for MemoryStorage {
-    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+    async fn enqueue_batch(&self, mut batch: Enqueue) -> Result<Vec<DeliveryId>, StorageError> {
         let mut state = self.state()?;
-        crate::ports::distinct_ids(&deliveries)?;
+        let state = &mut *state;
+        crate::ports::distinct_ids(&batch.deliveries)?;
+        let marks = std::mem::take(&mut batch.once);
+        let key = |m: &crate::ports::OnceMark| (m.tenant.clone(), m.workflow.clone(), m.record_id.clone());
+        let taken: Vec<_> = marks.iter().filter(|m| state.fired.contains(&key(m))).collect();
+        let ids = crate::ports::drop_fired(&mut batch, &taken);
+        state.fired.extend(marks.iter().map(key));
         let skipped: HashSet<DeliveryId> =
-            deliveries.iter().filter(|d| state.deliveries.contains_key(&d.id)).map(|d| d.id).collect();
-        for delivery in deliveries.into_iter().filter(|d| !skipped.contains(&d.id)) {
-            let held = Held::new(delivery);
+            batch.deliveries.iter().filter(|d| state.deliveries.contains_key(&d.id)).map(|d| d.id).collect();
+        let mut waits = Vec::new();
+        for delivery in batch.deliveries.into_iter().filter(|d| !skipped.contains(&d.id)) {
+            let mut held = Held::new(delivery);
+            if let Some(line_key) = held.value.order_key() {
+                let place = state.next_place;
+                state.next_place = place.saturating_add(1);
+                let line = state.lines.entry(line_key).or_default();
+                if let Some((_, earlier)) = line.last_key_value() {
+                    held.waiting = true;
+                    waits.push(LogEntry::about(
+                        &held.value,
+                        DeliveryStatus::Queued,
+                        held.value.created_at,
+                        waits_behind_message(*earlier),
+                    ));
+                }
+                line.insert(place, held.value.id);
+                held.line = Some((line_key, place));
+            }
             if let Some(key) = due_key(&held) {
                 state.due.insert(key);
             }
             state.deliveries.insert(held.value.id, held);
         }
-        state.log.extend(entries.into_iter().filter(|e| !skipped.contains(&e.delivery_id)));
-        Ok(())
+        state.log.extend(batch.entries.into_iter().filter(|e| !skipped.contains(&e.delivery_id)));
+        state.log.extend(waits);
+        Ok(ids)
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
@@ -168,6 +222,11 @@ impl Storage for MemoryStorage {
             held.value.updated_at = completion.at;
             if let Some(key) = due_key(held) {
                 state.due.insert(key);
+            }
+            if completion.status.is_settled() {
+                if let Some((line_key, place)) = held.line {
+                    leave_line(state, line_key, place);
+                }
             }
             state.log.extend(completion.entries);
             if let Some(notification) = completion.notification {
@@ -234,11 +293,6 @@ impl Storage for MemoryStorage {
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
         let state = self.state()?;
         Ok(state.quota.get(&(tenant.to_owned(), day)).copied().unwrap_or(0))
-    }
-
-    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
-        let mut state = self.state()?;
-        Ok(state.fired.insert((tenant.to_owned(), workflow.to_owned(), record_id.to_owned())))
     }
 
     async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {

@@ -15,7 +15,20 @@ use crate::delivery::{DeliveryId, DeliveryStatus, LogQuery};
 
 /// Columns of `deliveries`, in the order SQLite's codec reads them (PostgreSQL reads them by name).
 pub(super) const DELIVERY_COLUMNS: &str = "id, tenant, workflow, action, module, record_id, owner, method, url, \
-     content_type, body, status, attempts, next_attempt_at, lease_expires_at, created_at, updated_at, redelivery_of";
+     content_type, body, status, attempts, next_attempt_at, lease_expires_at, created_at, updated_at, redelivery_of, \
+     ordered";
+
+/// The condition a claim adds for ordered deliveries of the table `deliveries` (written `table`: `deliveries`, or
+/// `schema.deliveries`, unaliased): not ordered, or no delivery before it in its line is still queued or dispatched.
+/// The subquery's terms imply the `WHERE` of the partial index `deliveries_line` in both schemas, so both planners
+/// answer it from that index.
+pub(super) fn first_in_line(table: &str) -> String {
+    format!(
+        "(deliveries.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM {table} AS earlier \
+         WHERE earlier.order_key = deliveries.order_key AND earlier.order_key IS NOT NULL \
+         AND earlier.order_seq < deliveries.order_seq AND earlier.status IN ('queued', 'dispatched')))"
+    )
+}
 
 /// Columns of `log_entries` (all but the `seq` that orders them), in the order SQLite's codec reads them.
 pub(super) const LOG_COLUMNS: &str = "delivery_id, tenant, workflow, action, record_id, status, attempt, at, \

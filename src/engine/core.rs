@@ -8,10 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::wake::WorkQueued;
-use crate::signal::Signal;
 use crate::ports::{Clock, Directory, HttpClient, Mailer, Storage, TenantInfo};
 use crate::quota::QuotaPolicy;
 use crate::retry::RetrySchedule;
+use crate::signal::Signal;
 use crate::workflow::WorkflowSet;
 
 /// Delivers webhooks: evaluates events against the tenants' workflows, queues what matches, and runs worker

@@ -6,6 +6,7 @@ use super::core::Engine;
 use super::error::EngineError;
 use super::plan;
 use crate::delivery::DeliveryId;
+use crate::ports::{Enqueue, OnceMark};
 use crate::record::{Change, RecordEvent};
 use crate::workflow::Trigger;
 
@@ -20,10 +21,26 @@ impl Engine {
     /// storage call: all of them are queued, or none. Events are checked first; an invalid one fails the call
     /// before anything is stored.
     pub async fn on_events(&self, events: &[RecordEvent]) -> Result<Vec<DeliveryId>, EngineError> {
+        let prepared = self.prepare(events).await?;
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = self.inner.storage.enqueue_batch(prepared.batch).await?;
+        self.inner.wake.notify();
+        Ok(ids)
+    }
+
+    /// Matches events against their tenants' workflows and renders every delivery they queue, without storing
+    /// anything: what [`Engine::on_events`] stores, for a host to write in its own database transaction
+    /// ([`SqliteStorage::enqueue_in`](crate::adapters::sqlite::SqliteStorage::enqueue_in),
+    /// [`PostgresStorage::enqueue_in`](crate::adapters::postgres::PostgresStorage::enqueue_in)), so that the
+    /// webhooks are queued if and only if the host's save commits. Reads the clock and asks the
+    /// [`Directory`](crate::Directory) for each tenant's time zone; no other I/O.
+    pub async fn prepare(&self, events: &[RecordEvent]) -> Result<Prepared, EngineError> {
         events.iter().try_for_each(plan::check_event)?;
         let now = self.now();
         let mut zones = HashMap::new();
-        let mut matched = Vec::new();
+        let mut batch = Enqueue::default();
         for event in plan::distinct_events(events) {
             let Some(workflows) = self.workflows(&event.tenant) else { continue };
             let tz = match zones.get(&event.tenant) {
@@ -38,26 +55,25 @@ impl Engine {
                 if event.workflow.as_deref().is_some_and(|only| only != workflow.id()) {
                     continue;
                 }
-                let (rendered, queued) = plan::deliveries_for(event, workflow, now, self.inner.max_body_bytes)?;
                 let once = workflow.trigger() == &Trigger::Once;
-                matched.push((event, workflow.id().to_owned(), once, rendered, queued));
+                let mark = OnceMark {
+                    tenant: event.tenant.clone(),
+                    workflow: workflow.id().to_owned(),
+                    record_id: event.record_id.clone(),
+                };
+                // A `once` workflow fires for a record once, also when one call carries two of its events.
+                if once && batch.once.contains(&mark) {
+                    continue;
+                }
+                let (mut rendered, mut queued) = plan::deliveries_for(event, workflow, now, self.inner.max_body_bytes)?;
+                batch.deliveries.append(&mut rendered);
+                batch.entries.append(&mut queued);
+                if once {
+                    batch.once.push(mark);
+                }
             }
         }
-        // Every body is rendered before any `once` mark is taken, so a body over the limit uses up no firing.
-        let (mut deliveries, mut entries) = (Vec::new(), Vec::new());
-        for (event, workflow, once, mut rendered, mut queued) in matched {
-            if once && !self.inner.storage.mark_fired(&event.tenant, &workflow, &event.record_id).await? {
-                continue;
-            }
-            deliveries.append(&mut rendered);
-            entries.append(&mut queued);
-        }
-        let ids = deliveries.iter().map(|d| d.id).collect();
-        if !deliveries.is_empty() {
-            self.inner.storage.enqueue(deliveries, entries).await?;
-            self.inner.wake.notify();
-        }
-        Ok(ids)
+        Ok(Prepared { batch })
     }
 
     /// Runs a manual workflow on a record (when its entry criteria hold). The event's change is taken as
@@ -75,5 +91,29 @@ impl Engine {
         event.change = Change::Manual;
         event.workflow = Some(workflow.to_owned());
         self.on_event(&event).await
+    }
+}
+
+/// An event's (or several events') deliveries, matched and rendered by [`Engine::prepare`], to be written into a
+/// host's own transaction. `once` marks travel with them and are taken in that transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prepared {
+    pub(crate) batch: Enqueue,
+}
+
+impl Prepared {
+    /// Whether the events queue nothing (no workflow matched).
+    pub fn is_empty(&self) -> bool {
+        self.batch.deliveries.is_empty()
+    }
+
+    /// The deliveries' ids, in order (a `once` workflow that fired before drops its own when they are written).
+    pub fn ids(&self) -> Vec<DeliveryId> {
+        self.batch.deliveries.iter().map(|d| d.id).collect()
+    }
+
+    /// What a [`Storage`](crate::Storage) stores: the deliveries, their entries and the `once` marks.
+    pub fn into_batch(self) -> Enqueue {
+        self.batch
     }
 }

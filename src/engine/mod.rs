@@ -32,6 +32,7 @@ mod wire;
 pub use self::core::Engine;
 pub use builder::{EngineBuilder, LEASE_MARGIN};
 pub use error::{BuildError, EngineError};
+pub use intake::Prepared;
 pub use report::{DueSchedule, RunReport};
 pub use wake::WorkQueued;
 pub use wire::{preview, PreviewRequest};

@@ -72,6 +72,7 @@ pub(super) fn deliveries_for(
             created_at: now,
             updated_at: now,
             redelivery_of: None,
+            ordered: action.ordered(),
         };
         let change = match event.change {
             Change::Created => "creation",

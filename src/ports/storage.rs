@@ -56,6 +56,48 @@ pub struct Completion {
     pub notification: Option<Notification>,
 }
 
+/// What one enqueue stores, all or nothing: see [`Storage::enqueue_batch`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enqueue {
+    /// The new deliveries (status `Queued`).
+    pub deliveries: Vec<Delivery>,
+    /// Their log entries.
+    pub entries: Vec<LogEntry>,
+    /// The `once` marks the deliveries depend on: a mark taken before drops the deliveries of its tenant, workflow
+    /// and record from the call, with their entries.
+    pub once: Vec<OnceMark>,
+}
+
+impl Enqueue {
+    /// Deliveries and their entries, with no `once` mark.
+    pub fn new(deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Self {
+        Enqueue { deliveries, entries, once: Vec::new() }
+    }
+}
+
+/// The mark of a `once` workflow's firing for a record: taken the first time only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OnceMark {
+    /// The tenant.
+    pub tenant: String,
+    /// The workflow's id.
+    pub workflow: String,
+    /// The record's id.
+    pub record_id: String,
+}
+
+impl OnceMark {
+    /// Whether a delivery is one the mark's firing sends.
+    pub fn covers(&self, delivery: &Delivery) -> bool {
+        delivery.tenant == self.tenant && delivery.workflow == self.workflow && delivery.record_id == self.record_id
+    }
+}
+
+/// The message of the log entry an ordered delivery gets when it is queued behind an earlier one.
+pub fn waits_behind_message(earlier: DeliveryId) -> String {
+    format!("waits for {earlier} to be sent first: the action sends a record's deliveries in order")
+}
+
 /// Claimed deliveries of one tenant asking for calls of its daily quota; see [`Storage::grant_quota`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaRequest {
@@ -170,23 +212,42 @@ impl StorageError {
 #[async_trait]
 pub trait Storage: Send + Sync {
     // --- queue -------------------------------------------------------------------------------------------
-    /// Stores new deliveries (status `Queued`) and log entries, all or nothing. A delivery whose id is already
-    /// stored is skipped, and so are the entries about it (its `delivery_id`), so repeating a call that took
-    /// effect stores nothing new (the engine derives ids from the host's event ids for that). One id twice in the
-    /// batch fails the whole call.
-    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError>;
+    /// Stores new deliveries (status `Queued`), their log entries and the `once` marks they depend on, all or
+    /// nothing, and returns the ids of the batch's deliveries that are stored now, in the batch's order.
+    ///
+    /// - A mark of [`Enqueue::once`] taken before (an earlier firing) drops every delivery it
+    ///   [covers](OnceMark::covers) and their entries; the others are taken in the same transaction.
+    /// - A delivery whose id is already stored is skipped, and so are the entries about it (its `delivery_id`), so
+    ///   repeating a call that took effect stores nothing new (the engine derives ids from the host's event ids for
+    ///   that); its id is still returned. One id twice in the batch fails the whole call.
+    /// - An [`ordered`](Delivery::ordered) delivery takes its place in its line after every delivery of that line
+    ///   stored before it (and before it in the batch). When one of them is still unsettled, the storage appends
+    ///   an entry saying so ([`waits_behind_message`] of the latest such one, status `Queued`, at the delivery's
+    ///   `created_at`).
+    async fn enqueue_batch(&self, batch: Enqueue) -> Result<Vec<DeliveryId>, StorageError>;
+
+    /// [`enqueue_batch`](Self::enqueue_batch) with no `once` mark.
+    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+        self.enqueue_batch(Enqueue::new(deliveries, entries)).await.map(drop)
+    }
 
     /// Takes up to `claim.limit` due deliveries, earliest due first: `Queued` ones whose `next_attempt_at` is at
     /// or before `claim.now`, and `Dispatched` ones whose lease ran out. They become `Dispatched` with
     /// `lease_expires_at = claim.lease_until`, held by `claim.token`. Two concurrent claims never take the same
     /// delivery.
+    ///
+    /// An [`ordered`](Delivery::ordered) delivery is not taken while a delivery stored before it in its line is
+    /// `Queued` or `Dispatched`: a line sends one delivery at a time, in the order they were stored, and a
+    /// delivery that failed for good lets the next one go.
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError>;
 
     /// Applies completions whose claim token still holds the delivery, with their log entries and
     /// notifications; returns the ids whose claim was lost (those are left untouched).
     async fn complete(&self, completions: Vec<Completion>) -> Result<Vec<DeliveryId>, StorageError>;
 
-    /// When the earliest `Queued` delivery is due or the earliest lease runs out, if any.
+    /// When the earliest `Queued` delivery a claim may take is due or the earliest lease runs out, if any (an
+    /// ordered delivery waiting behind an earlier one of its line does not count: a worker would wake for it and
+    /// find nothing to take).
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError>;
 
     /// One delivery of a tenant, body included.
@@ -215,9 +276,6 @@ pub trait Storage: Send + Sync {
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError>;
 
     // --- triggers ----------------------------------------------------------------------------------------
-    /// Records that a `once` workflow fired for a record; `true` the first time only.
-    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError>;
-
     /// The stored next run of a scheduled workflow (`None` when none is stored).
     async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError>;
 
@@ -251,6 +309,18 @@ pub trait Storage: Send + Sync {
     fn queued_elsewhere(&self) -> QueuedElsewhere {
         Box::pin(std::future::pending())
     }
+}
+
+/// Drops from a batch the deliveries (and their entries) of the `once` marks `taken` before; returns the ids of
+/// the deliveries left, in order.
+pub(crate) fn drop_fired(batch: &mut Enqueue, taken: &[&OnceMark]) -> Vec<DeliveryId> {
+    if !taken.is_empty() {
+        let dropped: std::collections::HashSet<DeliveryId> =
+            batch.deliveries.iter().filter(|d| taken.iter().any(|m| m.covers(d))).map(|d| d.id).collect();
+        batch.deliveries.retain(|d| !dropped.contains(&d.id));
+        batch.entries.retain(|e| !dropped.contains(&e.delivery_id));
+    }
+    batch.deliveries.iter().map(|d| d.id).collect()
 }
 
 /// The ids of a batch to enqueue, or the error every backend gives when one id is in it twice.

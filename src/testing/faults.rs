@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::doubles::lock;
 use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
 use crate::ports::{
-    Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
+    Claim, Completion, Enqueue, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
 };
 
 /// Polls `future` at most `polls` times: its output if it finished by then, `None` if it was dropped unfinished
@@ -172,8 +172,8 @@ impl FaultyStorage {
 
 #[async_trait]
 impl Storage for FaultyStorage {
-    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
-        self.call("enqueue", self.inner.enqueue(deliveries, entries)).await
+    async fn enqueue_batch(&self, batch: Enqueue) -> Result<Vec<DeliveryId>, StorageError> {
+        self.call("enqueue", self.inner.enqueue_batch(batch)).await
     }
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
         self.call("claim_due", self.inner.claim_due(claim)).await
@@ -198,9 +198,6 @@ impl Storage for FaultyStorage {
     }
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
         self.call("quota_used", self.inner.quota_used(tenant, day)).await
-    }
-    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
-        self.call("mark_fired", self.inner.mark_fired(tenant, workflow, record_id)).await
     }
     async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
         self.call("next_run", self.inner.next_run(tenant, workflow)).await

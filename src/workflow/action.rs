@@ -98,6 +98,7 @@ pub struct WebhookAction {
     parameters: Vec<Parameter>,
     required: Vec<String>,
     signing_secret: Option<Secret>,
+    ordered: bool,
     shape: Shape,
 }
 
@@ -112,6 +113,7 @@ impl fmt::Debug for WebhookAction {
             .field("parameters", &self.parameters)
             .field("required", &self.required)
             .field("signing_secret", &self.signing_secret)
+            .field("ordered", &self.ordered)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +129,7 @@ impl PartialEq for WebhookAction {
             && self.parameters == other.parameters
             && self.required == other.required
             && self.signing_secret == other.signing_secret
+            && self.ordered == other.ordered
     }
 }
 
@@ -151,6 +154,8 @@ pub(crate) struct RawAction {
     required: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     signing_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    ordered: bool,
 }
 
 fn webhook_kind() -> String {
@@ -180,6 +185,7 @@ impl WebhookAction {
                 parameters: Vec::new(),
                 required: Vec::new(),
                 signing_secret: None,
+                ordered: false,
             },
         }
     }
@@ -220,6 +226,15 @@ impl WebhookAction {
     pub fn required(&self) -> &[String] {
         &self.required
     }
+    /// Whether a record's deliveries of this action go out one after another, in the order their events were
+    /// queued (`"ordered": true` in the JSON form; off by default): a delivery waits while an earlier one of the
+    /// same record is queued, in flight or waiting for a retry, so a receiver never gets a record's update before
+    /// its creation. When an earlier one fails for good (its last retry failed), the next one goes ahead. Other
+    /// records, and other actions, are not held up.
+    pub fn ordered(&self) -> bool {
+        self.ordered
+    }
+
     /// The Standard Webhooks signing secret (`whsec_` + base64), when requests are signed.
     pub fn signing_secret(&self) -> Option<&Secret> {
         self.signing_secret.as_ref()
@@ -307,6 +322,7 @@ impl WebhookAction {
                 parameters: raw.parameters,
                 required: raw.required,
                 signing_secret: raw.signing_secret,
+                ordered: raw.ordered,
                 shape,
             }),
             _ => Err(errors),
@@ -325,6 +341,7 @@ impl WebhookAction {
             parameters: self.parameters.clone(),
             required: self.required.clone(),
             signing_secret: self.signing_secret.clone(),
+            ordered: self.ordered,
         }
     }
 }
@@ -456,6 +473,11 @@ impl WebhookActionBuilder {
     /// Signs every request per Standard Webhooks with this `whsec_`-prefixed base64 secret.
     pub fn signing_secret(mut self, secret: impl Into<Secret>) -> Self {
         self.raw.signing_secret = Some(secret.into());
+        self
+    }
+    /// Sends a record's deliveries in order (see [`WebhookAction::ordered`]).
+    pub fn ordered(mut self, ordered: bool) -> Self {
+        self.raw.ordered = ordered;
         self
     }
     /// Validates the action.

@@ -18,7 +18,7 @@ use crate::ports::{Notification, StorageError, StorageErrorKind};
 use crate::workflow::Method;
 
 /// The column `name` of `row`, as a `T`.
-fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, StorageError>
+pub(super) fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, StorageError>
 where
     T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
 {
@@ -80,6 +80,7 @@ pub(super) fn delivery_from_row(row: &PgRow) -> Result<Delivery, StorageError> {
         created_at: column(row, "created_at")?,
         updated_at: column(row, "updated_at")?,
         redelivery_of: redelivery_of.map(DeliveryId::from_bytes),
+        ordered: column(row, "ordered")?,
     })
 }
 

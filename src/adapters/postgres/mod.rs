@@ -58,6 +58,7 @@
 // with the calls in a file per concern (`queue`, `log`, `state`, `outbox`).
 mod attached;
 mod codec;
+mod host;
 mod listen;
 mod log;
 mod outbox;
@@ -75,10 +76,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
 use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
+use crate::engine::{Engine, EngineError, Prepared};
 use crate::ports::{
-    Claim, Completion, Notification, NotificationUpdate, QueuedElsewhere, QuotaRequest, Storage, StorageError,
+    Claim, Completion, Enqueue, Notification, NotificationUpdate, QueuedElsewhere, QuotaRequest, Storage, StorageError,
     StorageErrorKind,
 };
+use crate::record::RecordEvent;
 
 use attached::Attached;
 use codec::db_error;
@@ -161,6 +164,52 @@ impl PostgresStorage {
         let schema = self.schema.clone();
         detached(self, move |s| async move { setup::migrate(&s.pool, &schema).await }).await
     }
+
+    /// Queues what [`Engine::prepare`] made inside the host's own transaction: the deliveries, their `Queued`
+    /// log entries and the `once` marks are written on `conn` (pass `&mut *tx` for a
+    /// [`sqlx::Transaction`]), so they commit with the host's save and vanish with its rollback. The `NOTIFY`
+    /// that wakes the workers of every server leaves with the commit. Returns the ids queued (a `once` workflow
+    /// that fired before queues nothing).
+    ///
+    /// The writes run in a savepoint of the host's transaction, so a failure leaves it usable. `conn` must be on
+    /// the database this storage's schema is in, [`setup`](Self::setup) having run there; its role needs
+    /// `INSERT`, `UPDATE` and `SELECT` on the schema's tables. Unlike the storage's own calls, this one runs where
+    /// it is awaited, on the host's connection: dropping its future mid-way leaves the host's transaction for the
+    /// host to roll back, which dropping an [`sqlx::Transaction`] does.
+    pub async fn enqueue_in(
+        &self,
+        conn: &mut PgConnection,
+        prepared: Prepared,
+    ) -> Result<Vec<DeliveryId>, StorageError> {
+        let attached = Attached { pool: self.pool.clone(), sql: Arc::clone(&self.sql) };
+        host::enqueue_in(&attached, conn, prepared).await
+    }
+
+    /// [`Engine::prepare`] and [`enqueue_in`](Self::enqueue_in) in one call: the event is matched and rendered,
+    /// then written on the host's `conn`, inside its transaction.
+    ///
+    /// ```no_run
+    /// # async fn save(engine: crm_webhooks::Engine, storage: crm_webhooks::adapters::postgres::PostgresStorage)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// use crm_webhooks::{Change, RecordEvent};
+    /// let mut tx = storage.pool().begin().await?;
+    /// use crm_webhooks::adapters::postgres::sqlx;
+    /// sqlx::query("INSERT INTO leads (id, name) VALUES ('10x1', 'Ada')").execute(&mut *tx).await?;
+    /// let event = RecordEvent::new("acme", "Leads", "10x1", Change::Created, "19x1").field("id", "10x1");
+    /// storage.on_event_in(&mut tx, &engine, &event).await?;
+    /// tx.commit().await?; // the lead and its webhook, or neither; every server's worker wakes
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn on_event_in(
+        &self,
+        conn: &mut PgConnection,
+        engine: &Engine,
+        event: &RecordEvent,
+    ) -> Result<Vec<DeliveryId>, EngineError> {
+        let prepared = engine.prepare(std::slice::from_ref(event)).await?;
+        Ok(self.enqueue_in(conn, prepared).await?)
+    }
 }
 
 /// Runs `call` on a task of its own and waits for it. A caller that drops the returned future (a timeout, an
@@ -188,8 +237,8 @@ where
 
 #[async_trait]
 impl Storage for PostgresStorage {
-    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
-        detached(self, move |s| async move { s.enqueue(deliveries, entries).await }).await
+    async fn enqueue_batch(&self, batch: Enqueue) -> Result<Vec<DeliveryId>, StorageError> {
+        detached(self, move |s| async move { s.enqueue(batch).await }).await
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
@@ -227,11 +276,6 @@ impl Storage for PostgresStorage {
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
         let tenant = tenant.to_owned();
         detached(self, move |s| async move { s.quota_used(&tenant, day).await }).await
-    }
-
-    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
-        let (tenant, workflow, record_id) = (tenant.to_owned(), workflow.to_owned(), record_id.to_owned());
-        detached(self, move |s| async move { s.mark_fired(&tenant, &workflow, &record_id).await }).await
     }
 
     async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {

@@ -21,6 +21,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "quota grants held by deliveries",
         sql: include_str!("migrations/0002_quota_grants.sql"),
     },
+    Migration {
+        version: 3,
+        description: "deliveries sent in order per record",
+        sql: include_str!("migrations/0003_ordered_lines.sql"),
+    },
 ];
 
 /// The schema version the migrations bring a schema to (`schema_migrations.version` is an `integer`).

@@ -79,19 +79,6 @@ impl Attached {
             .map_err(|_| corrupt(format!("tenant {tenant} has a negative quota count ({used}) for {day}")))
     }
 
-    /// Marks a `once` workflow as fired for a record; `false` when it already was.
-    pub(super) async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
-        let result = self
-            .query(&self.sql.mark_fired)
-            .bind(tenant)
-            .bind(workflow)
-            .bind(record_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("marking a once-trigger as fired", e))?;
-        Ok(result.rows_affected() == 1)
-    }
-
     /// The next run of a scheduled workflow.
     pub(super) async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {
         let next: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(self.sql.next_run.clone())

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
-use crate::adapters::sql::{DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFICATION_COLUMNS};
+use crate::adapters::sql::{first_in_line, DELIVERY_COLUMNS, LOG_COLUMNS, NOTIFICATION_COLUMNS};
 
 /// Every statement, written once per schema (the schema name cannot be a bind parameter). Prepared statements
 /// are cached per connection by their text.
@@ -13,6 +13,8 @@ pub(super) struct Statements {
     pub(super) insert_deliveries: SqlStr,
     pub(super) insert_entries: SqlStr,
     pub(super) notify_queued: SqlStr,
+    pub(super) take_places: SqlStr,
+    pub(super) waits_behind: SqlStr,
     pub(super) claim_deliveries: SqlStr,
     pub(super) complete_deliveries: SqlStr,
     pub(super) insert_notification: SqlStr,
@@ -46,13 +48,28 @@ impl Statements {
         // The name inside the quotes: validated to ASCII letters, digits and `_`, so it is also a plain literal.
         let name = s.trim_matches('"');
         let channel = super::listen::CHANNEL;
+        let first_in_line = first_in_line(&format!("{s}.deliveries"));
         Statements {
             notify_queued: sql(format!("SELECT pg_notify('{channel}', '{name}')")),
+            // Sorted by key, so that two enqueues lock the rows of their lines in one order.
+            take_places: sql(format!(
+                "INSERT INTO {s}.order_lines (order_key, last_seq)
+                 SELECT k, n FROM UNNEST($1::bytea[], $2::int8[]) AS t(k, n) ORDER BY k
+                 ON CONFLICT (order_key) DO UPDATE SET last_seq = {s}.order_lines.last_seq + EXCLUDED.last_seq
+                 RETURNING order_key, last_seq"
+            )),
+            waits_behind: sql(format!(
+                "SELECT id FROM {s}.deliveries
+                 WHERE order_key = $1 AND order_key IS NOT NULL AND order_seq < $2
+                     AND status IN ('queued', 'dispatched')
+                 ORDER BY order_seq DESC LIMIT 1"
+            )),
             insert_deliveries: sql(format!(
-                "INSERT INTO {s}.deliveries ({DELIVERY_COLUMNS})
+                "INSERT INTO {s}.deliveries ({DELIVERY_COLUMNS}, order_key, order_seq)
                  SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::text[], $13::int8[],
-                     $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bytea[])
+                     $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bytea[],
+                     $19::bool[], $20::bytea[], $21::int8[])
                  ON CONFLICT (id) DO NOTHING
                  RETURNING id"
             )),
@@ -72,7 +89,7 @@ impl Statements {
             claim_deliveries: sql(format!(
                 "WITH due AS (
                      SELECT id, due_at FROM {s}.deliveries
-                     WHERE status IN ('queued', 'dispatched') AND due_at <= $1
+                     WHERE status IN ('queued', 'dispatched') AND due_at <= $1 AND {first_in_line}
                      ORDER BY due_at, created_at, id
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED
@@ -100,7 +117,8 @@ impl Statements {
                  ON CONFLICT (delivery_id) DO NOTHING"
             )),
             next_due_at: sql(format!(
-                "SELECT min(due_at) FROM {s}.deliveries WHERE status IN ('queued', 'dispatched')"
+                "SELECT due_at FROM {s}.deliveries WHERE status IN ('queued', 'dispatched') AND {first_in_line}
+                 ORDER BY due_at LIMIT 1"
             )),
             delivery: sql(format!("SELECT {DELIVERY_COLUMNS} FROM {s}.deliveries WHERE id = $1 AND tenant = $2")),
             log_from: format!("SELECT {LOG_COLUMNS} FROM {s}.log_entries"),

@@ -127,6 +127,14 @@ impl<'r, 's> Columns<'r, 's> {
         T::try_from(n).map_err(|_| self.corrupt(index, format_args!("{n} is out of range")))
     }
 
+    fn flag(&self, index: usize) -> Result<bool, StorageError> {
+        match self.int(index)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            n => Err(self.corrupt(index, format_args!("{n} is not 0 or 1"))),
+        }
+    }
+
     fn opt_number<T: TryFrom<i64>>(&self, index: usize) -> Result<Option<T>, StorageError> {
         if self.is_null(index)? {
             return Ok(None);
@@ -203,6 +211,7 @@ pub(super) fn delivery(row: &Row<'_>) -> Result<Delivery, StorageError> {
         created_at: c.time(15)?,
         updated_at: c.time(16)?,
         redelivery_of: c.opt_id(17)?,
+        ordered: c.flag(18)?,
     })
 }
 
@@ -210,7 +219,7 @@ pub(super) fn delivery(row: &Row<'_>) -> Result<Delivery, StorageError> {
 /// `sql::DELIVERY_COLUMNS`) and a log entry saying why it was set aside, from whatever of the row still reads.
 pub(super) fn unreadable(row: &Row<'_>, why: &StorageError, now: DateTime<Utc>) -> (i64, LogEntry) {
     let c = Columns::new(row, "delivery");
-    let rowid: i64 = row.get(18).unwrap_or(0);
+    let rowid: i64 = row.get(19).unwrap_or(0);
     let text = |index| c.text(index).unwrap_or_else(|_| "?".to_owned());
     let delivery_id = c.id(0).unwrap_or_else(|_| DeliveryId::derived(&["unreadable sqlite row", &rowid.to_string()]));
     let entry = LogEntry {
@@ -281,4 +290,9 @@ pub(super) fn count(row: &Row<'_>, table: &'static str) -> Result<u64, StorageEr
 /// An optional instant read from the first column.
 pub(super) fn first_opt_time(row: &Row<'_>, table: &'static str) -> Result<Option<DateTime<Utc>>, StorageError> {
     Columns::new(row, table).opt_time(0)
+}
+
+/// The delivery id in a row's first column.
+pub(super) fn first_id(row: &Row<'_>) -> Result<DeliveryId, StorageError> {
+    Columns::new(row, "delivery").id(0)
 }

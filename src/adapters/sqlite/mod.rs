@@ -28,6 +28,7 @@
 // checkpoints.
 mod checkpoint;
 mod codec;
+mod host;
 mod log;
 mod outbox;
 mod queue;
@@ -36,6 +37,10 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod writer;
+
+/// The rusqlite this adapter is built with: open the host's connection with it (see
+/// [`SqliteStorage::enqueue_in`]), so the versions match.
+pub use rusqlite;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -46,8 +51,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::Connection;
 
 use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
+use crate::engine::Prepared;
 use crate::ports::{
-    Claim, Completion, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
+    Claim, Completion, Enqueue, Notification, NotificationUpdate, QuotaRequest, Storage, StorageError, StorageErrorKind,
 };
 
 /// The [`Storage`] for a single server: a SQLite database file (WAL mode, `synchronous = NORMAL`, a busy
@@ -134,6 +140,55 @@ impl SqliteStorage {
         self.inner.path.as_deref()
     }
 
+    /// Queues what [`Engine::prepare`](crate::Engine::prepare) made inside the host's own transaction on this
+    /// storage's file: the deliveries, their `Queued` log entries and the `once` marks are written on `connection`
+    /// (a [`rusqlite::Transaction`] derefs to one), so they commit with the host's save and vanish with its
+    /// rollback. Returns the ids queued (a `once` workflow that fired before queues nothing).
+    ///
+    /// No I/O but those writes, and no waiting for this storage's writer: the host's transaction holds the
+    /// file's write lock. The writes run in a savepoint, so a failure leaves the host's transaction as it was.
+    /// Start the host's transaction with [`TransactionBehavior::Immediate`](rusqlite::TransactionBehavior) (a
+    /// deferred one that read first may fail with `SQLITE_BUSY` when it comes to write), and after the commit call
+    /// [`Engine::notify_workers`](crate::Engine::notify_workers), so the workers send at once rather than at their
+    /// next poll.
+    ///
+    /// Fails when `connection` is on another file (its rows would never be sent), when this storage is in
+    /// memory, or when the file's schema is not this library's version.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use std::sync::Arc;
+    /// # use crm_webhooks::testing::{MockHttp, RecordingMailer, StaticDirectory};
+    /// use crm_webhooks::adapters::sqlite::{rusqlite, SqliteStorage};
+    /// use crm_webhooks::{Change, Engine, RecordEvent, WorkflowSet};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("crm.db");
+    /// let storage = SqliteStorage::open(&file)?; // migrates the crate's tables into the host's file
+    /// # let engine = Engine::builder().storage(Arc::new(storage.clone())).http(Arc::new(MockHttp::new_ok()))
+    /// #     .mailer(Arc::new(RecordingMailer::new())).directory(Arc::new(StaticDirectory::new())).build()?;
+    /// # engine.set_workflows("acme", WorkflowSet::from_json(r#"[{"id": "w", "module": "Leads", "trigger": "every_save",
+    /// #     "actions": [{"title": "t", "url": "https://hooks.example/in", "content_type": "JSON",
+    /// #     "parameters": [{"name": "id", "field": "id"}]}]}]"#)?);
+    /// let mut crm = rusqlite::Connection::open(&file)?;
+    /// crm.execute_batch("CREATE TABLE IF NOT EXISTS leads (id TEXT PRIMARY KEY, name TEXT)")?;
+    ///
+    /// let event = RecordEvent::new("acme", "Leads", "10x1", Change::Created, "19x1").field("id", "10x1");
+    /// let prepared = engine.prepare(&[event]).await?; // matching and rendering, before the transaction
+    /// let tx = crm.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    /// tx.execute("INSERT INTO leads (id, name) VALUES ('10x1', 'Ada')", [])?;
+    /// let queued = storage.enqueue_in(&tx, prepared)?;
+    /// tx.commit()?; // the lead and its webhook, or neither
+    /// engine.notify_workers();
+    /// assert_eq!(queued.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn enqueue_in(&self, connection: &Connection, prepared: Prepared) -> Result<Vec<DeliveryId>, StorageError> {
+        host::enqueue_in(connection, self.path(), prepared)
+    }
+
     /// Runs `work` with the reading connection, off the async executor.
     async fn read<T, F>(&self, operation: &'static str, work: F) -> Result<T, StorageError>
     where
@@ -176,9 +231,9 @@ impl SqliteStorage {
 
 #[async_trait]
 impl Storage for SqliteStorage {
-    async fn enqueue(&self, deliveries: Vec<Delivery>, entries: Vec<LogEntry>) -> Result<(), StorageError> {
+    async fn enqueue_batch(&self, batch: Enqueue) -> Result<Vec<DeliveryId>, StorageError> {
         // One id twice fails inside the request's savepoint, as the rows go in.
-        self.write_checked("enqueue", move |tx| queue::enqueue(tx, &deliveries, &entries)).await
+        self.write_checked("enqueue", move |tx| queue::enqueue(tx, batch)).await
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
@@ -222,11 +277,6 @@ impl Storage for SqliteStorage {
     async fn quota_used(&self, tenant: &str, day: NaiveDate) -> Result<u64, StorageError> {
         let tenant = tenant.to_owned();
         self.read("quota_used", move |connection| state::quota_used(connection, &tenant, day)).await
-    }
-
-    async fn mark_fired(&self, tenant: &str, workflow: &str, record_id: &str) -> Result<bool, StorageError> {
-        let (tenant, workflow, record_id) = (tenant.to_owned(), workflow.to_owned(), record_id.to_owned());
-        self.write("mark_fired", move |tx| state::mark_fired(tx, &tenant, &workflow, &record_id)).await
     }
 
     async fn next_run(&self, tenant: &str, workflow: &str) -> Result<Option<DateTime<Utc>>, StorageError> {

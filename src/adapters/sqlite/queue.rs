@@ -5,20 +5,33 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
-use crate::adapters::sql::{sql_count, status_text, DELIVERY_COLUMNS};
+use std::sync::OnceLock;
+
+use crate::adapters::sql::{first_in_line, sql_count, status_text, DELIVERY_COLUMNS};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
-use crate::ports::{Claim, Completion, StorageError, StorageErrorKind};
+use crate::ports::{
+    drop_fired, waits_behind_message, Claim, Completion, Enqueue, OnceMark, StorageError, StorageErrorKind,
+};
 
 use super::codec::{self, collect, micros, opt_micros};
 use super::{log, outbox};
 
-/// Deliveries due at `?1`, earliest first, at most `?2`. `LIMIT +?2` rather than `LIMIT ?2`: SQLite plans a
-/// statement again whenever the value bound to a bare LIMIT parameter changes.
-const DUE_DELIVERIES: &str = "FROM deliveries WHERE due_at <= ?1 ORDER BY due_at, created_at, id LIMIT +?2";
+/// Deliveries due at `?1` (ordered ones only when first in their line), earliest first, at most `?2`.
+/// `LIMIT +?2` rather than `LIMIT ?2`: SQLite plans a statement again whenever the value bound to a bare LIMIT
+/// parameter changes.
+fn due_deliveries() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "FROM deliveries WHERE due_at <= ?1 AND {} ORDER BY due_at, created_at, id LIMIT +?2",
+            first_in_line("deliveries")
+        )
+    })
+}
 
 /// Reads the deliveries a claim takes (`?1` now, `?2` the limit).
 pub(super) fn claim_pick_sql() -> String {
-    format!("SELECT {DELIVERY_COLUMNS}, rowid {DUE_DELIVERIES}")
+    format!("SELECT {DELIVERY_COLUMNS}, rowid {}", due_deliveries())
 }
 
 /// Takes the deliveries [`claim_pick_sql`] read (`?3` the lease, `?4` the claim token).
@@ -29,17 +42,29 @@ pub(super) fn claim_pick_sql() -> String {
 pub(super) fn claim_take_sql() -> String {
     format!(
         "UPDATE OR FAIL deliveries SET status = 'dispatched', lease_expires_at = ?3, claim_token = ?4, \
-         updated_at = ?1 WHERE rowid IN (SELECT rowid {DUE_DELIVERIES})"
+         updated_at = ?1 WHERE rowid IN (SELECT rowid {})",
+        due_deliveries()
     )
 }
 
-/// Stores the deliveries not already stored, and the log entries of those it stored. One id twice in
-/// `deliveries` is found as the rows go in, and fails the call: the caller's savepoint then undoes the rows before
-/// it.
-pub(super) fn enqueue(tx: &Connection, deliveries: &[Delivery], entries: &[LogEntry]) -> Result<(), StorageError> {
-    let mut seen = HashSet::with_capacity(deliveries.len());
+/// Stores a batch: takes its `once` marks, drops the deliveries of marks taken before, stores the deliveries not
+/// already stored with the log entries of those it stored, and an entry for each ordered one that waits behind an
+/// earlier one. Returns the ids left after the marks. One id twice in the batch is found as the rows go in and
+/// fails the call: the caller's savepoint then undoes the rows before it.
+pub(super) fn enqueue(tx: &Connection, mut batch: Enqueue) -> Result<Vec<DeliveryId>, StorageError> {
+    let mut taken: Vec<OnceMark> = Vec::new();
+    for mark in &batch.once {
+        if !super::state::mark_fired(tx, &mark.tenant, &mark.workflow, &mark.record_id)
+            .map_err(|e| codec::error("enqueue (taking a once mark)", e))?
+        {
+            taken.push(mark.clone());
+        }
+    }
+    let ids = drop_fired(&mut batch, &taken.iter().collect::<Vec<_>>());
+    let mut seen = HashSet::with_capacity(batch.deliveries.len());
     let mut skipped = HashSet::new();
-    for d in deliveries {
+    let mut waits = Vec::new();
+    for d in &batch.deliveries {
         if !seen.insert(d.id) {
             return Err(StorageError::new(
                 StorageErrorKind::Other,
@@ -48,22 +73,47 @@ pub(super) fn enqueue(tx: &Connection, deliveries: &[Delivery], entries: &[LogEn
         }
         if !insert_delivery(tx, d).map_err(|e| codec::error("enqueue", e))? {
             skipped.insert(d.id);
+        } else if let Some(key) = d.order_key() {
+            if let Some(earlier) = waits_behind(tx, &key, d.id)? {
+                waits.push(LogEntry::about(d, DeliveryStatus::Queued, d.created_at, waits_behind_message(earlier)));
+            }
         }
     }
-    let entries: Vec<&LogEntry> = entries.iter().filter(|e| !skipped.contains(&e.delivery_id)).collect();
-    log::insert_entries(tx, &entries).map_err(|e| codec::error("enqueue (appending log entries)", e))
+    let mut entries: Vec<&LogEntry> = batch.entries.iter().filter(|e| !skipped.contains(&e.delivery_id)).collect();
+    entries.extend(waits.iter());
+    log::insert_entries(tx, &entries).map_err(|e| codec::error("enqueue (appending log entries)", e))?;
+    Ok(ids)
 }
 
-/// Stores a delivery unless one with its id is already stored; `false` when it was.
+/// The latest delivery before `id` in its line that is still queued or dispatched, if any.
+fn waits_behind(tx: &Connection, key: &[u8; 16], id: DeliveryId) -> Result<Option<DeliveryId>, StorageError> {
+    const OP: &str = "enqueue (finding the delivery an ordered one waits for)";
+    let mut statement = tx
+        .prepare_cached(
+            "SELECT earlier.id FROM deliveries AS earlier, deliveries AS this \
+             WHERE this.id = ?2 AND earlier.order_key = ?1 AND earlier.order_key IS NOT NULL \
+             AND earlier.order_seq < this.order_seq AND earlier.status IN ('queued', 'dispatched') \
+             ORDER BY earlier.order_seq DESC LIMIT 1",
+        )
+        .map_err(|e| codec::error(OP, e))?;
+    let found = collect(statement.query(params![&key[..], &id.as_bytes()[..]]), OP, codec::first_id)?;
+    Ok(found.into_iter().next())
+}
+
+/// Stores a delivery unless one with its id is already stored; `false` when it was. An ordered one takes the
+/// place after the last of its line.
 fn insert_delivery(tx: &Connection, d: &Delivery) -> Result<bool, rusqlite::Error> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
         format!(
-            "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-             ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO deliveries ({DELIVERY_COLUMNS}, order_key, order_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+             ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, CASE WHEN ?20 IS NULL THEN NULL ELSE \
+             (SELECT coalesce(max(order_seq), 0) + 1 FROM deliveries WHERE order_key = ?20) END) \
+             ON CONFLICT (id) DO NOTHING"
         )
     });
     let mut insert = tx.prepare_cached(sql)?;
+    let order_key = d.order_key();
     insert
         .execute(params![
             &d.id.as_bytes()[..],
@@ -84,6 +134,8 @@ fn insert_delivery(tx: &Connection, d: &Delivery) -> Result<bool, rusqlite::Erro
             micros(d.created_at),
             micros(d.updated_at),
             d.redelivery_of.as_ref().map(|id| &id.as_bytes()[..]),
+            d.ordered,
+            order_key.as_ref().map(|k| &k[..]),
         ])
         .map(|inserted| inserted == 1)
 }
@@ -189,19 +241,29 @@ pub(super) fn complete(tx: &Connection, completions: &[Completion]) -> Result<Ve
 /// no write lock.
 pub(super) fn any_due(connection: &Connection, now: DateTime<Utc>) -> Result<bool, StorageError> {
     let mut statement = connection
-        .prepare_cached(ANY_DUE_DELIVERY)
+        .prepare_cached(any_due_delivery())
         .map_err(|e| codec::error("claim_due (checking for due deliveries)", e))?;
     statement.exists([micros(now)]).map_err(|e| codec::error("claim_due (checking for due deliveries)", e))
 }
 
-/// Whether a delivery is due at `?1`, through the `deliveries_due` index.
-pub(super) const ANY_DUE_DELIVERY: &str = "SELECT 1 FROM deliveries WHERE due_at <= ?1 LIMIT 1";
+/// Whether a delivery a claim may take is due at `?1`, through the `deliveries_due` index.
+pub(super) fn any_due_delivery() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!("SELECT 1 FROM deliveries WHERE due_at <= ?1 AND {} LIMIT 1", first_in_line("deliveries"))
+    })
+}
 
 /// When the earliest delivery is due, if any is.
 pub(super) fn next_due_at(connection: &Connection) -> Result<Option<DateTime<Utc>>, StorageError> {
-    let mut statement = connection
-        .prepare_cached("SELECT MIN(due_at) FROM deliveries WHERE due_at IS NOT NULL")
-        .map_err(|e| codec::error("next_due_at", e))?;
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT due_at FROM deliveries WHERE due_at IS NOT NULL AND {} ORDER BY due_at LIMIT 1",
+            first_in_line("deliveries")
+        )
+    });
+    let mut statement = connection.prepare_cached(sql).map_err(|e| codec::error("next_due_at", e))?;
     let due = collect(statement.query([]), "next_due_at", |row| codec::first_opt_time(row, "delivery"))?;
     Ok(due.into_iter().next().flatten())
 }

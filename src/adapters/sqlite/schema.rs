@@ -28,7 +28,7 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 const STATEMENT_CACHE: usize = 64;
 
 /// Every migration, in order.
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         description: "queue, log, quota counters, trigger state and notification outbox",
@@ -43,6 +43,11 @@ const MIGRATIONS: [Migration; 3] = [
         version: 3,
         description: "statuses stored in lower case",
         sql: include_str!("migrations/0003_lowercase_statuses.sql"),
+    },
+    Migration {
+        version: 4,
+        description: "deliveries sent in order per record",
+        sql: include_str!("migrations/0004_ordered_lines.sql"),
     },
 ];
 
@@ -79,6 +84,12 @@ pub(super) fn open_reader(path: &Path, location: &str) -> Result<Connection, Sto
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     connection.pragma_update(None, "query_only", true).map_err(|e| codec::error("making the reader read only", e))?;
     Ok(connection)
+}
+
+/// The schema version a connection sees.
+pub(super) fn version(connection: &Connection) -> Result<u32, rusqlite::Error> {
+    let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    Ok(u32::try_from(found).unwrap_or(u32::MAX))
 }
 
 /// Brings the database to [`LATEST_VERSION`] in one transaction, or refuses one written by a newer version.

@@ -11,6 +11,7 @@
 
 mod harness;
 mod log;
+mod order;
 mod outbox;
 mod queue;
 mod sample;
@@ -18,6 +19,10 @@ mod state;
 
 pub use harness::{run, BoxFuture, Fixture, Setup};
 pub use log::{log_filters_and_pages, prune_keeps_what_is_not_settled};
+pub use order::{
+    once_marks_go_with_their_deliveries, ordered_lines_hold_under_concurrent_claims, ordered_lines_send_one_at_a_time,
+    take_once_mark,
+};
 pub use outbox::{failure_queues_a_notification, notification_claims_and_updates};
 pub use queue::{
     bodies_keep_every_byte, claim_orders_and_limits, claim_takes_only_due, complete_applies_status_and_log,
@@ -25,9 +30,7 @@ pub use queue::{
     enqueue_skips_what_is_already_stored, expired_leases_are_reclaimed, retries_wait_until_due,
 };
 pub use sample::{sample_delivery, t0};
-pub use state::{
-    once_fires_once, quota_is_atomic_under_concurrency, quota_is_capped_per_tenant_and_day, schedules_compare_and_set,
-};
+pub use state::{quota_is_atomic_under_concurrency, quota_is_capped_per_tenant_and_day, schedules_compare_and_set};
 
 /// Writes one `#[tokio::test]` per check of [`storage_contract`](crate::testing::storage_contract), each with a
 /// fresh store made by the given async expression: anything that converts into a [`Setup`] (an `Arc` of a
@@ -40,8 +43,8 @@ macro_rules! storage_contract_tests {
             claim_orders_and_limits, expired_leases_are_reclaimed, complete_applies_status_and_log,
             retries_wait_until_due, failure_queues_a_notification, notification_claims_and_updates,
             log_filters_and_pages, prune_keeps_what_is_not_settled, quota_is_capped_per_tenant_and_day,
-            quota_is_atomic_under_concurrency, once_fires_once, schedules_compare_and_set,
-            concurrent_claims_never_overlap);
+            quota_is_atomic_under_concurrency, once_marks_go_with_their_deliveries, schedules_compare_and_set,
+            concurrent_claims_never_overlap, ordered_lines_send_one_at_a_time, ordered_lines_hold_under_concurrent_claims);
     };
     (@cases $make:expr; $($name:ident),+) => {
         $(

@@ -40,6 +40,7 @@ pub fn sample_delivery(tenant: &str, workflow: &str, due: DateTime<Utc>) -> Deli
         created_at: t0(),
         updated_at: t0(),
         redelivery_of: None,
+        ordered: false,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Checks of quota grants, `once` marks and schedules.
+//! Checks of quota grants and schedules.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -80,14 +80,6 @@ pub async fn quota_is_atomic_under_concurrency(storage: Arc<dyn Storage>) {
     let granted: usize = futures_util::future::join_all(tasks).await.into_iter().sum();
     assert_eq!(granted, 25, "concurrent grants give exactly the allowance");
     assert_eq!(storage.quota_used("acme", day).await.unwrap(), 25);
-}
-
-pub async fn once_fires_once(storage: Arc<dyn Storage>) {
-    assert!(storage.mark_fired("acme", "w1", "13x42").await.unwrap());
-    assert!(!storage.mark_fired("acme", "w1", "13x42").await.unwrap(), "the second time is not the first");
-    assert!(storage.mark_fired("acme", "w1", "13x43").await.unwrap());
-    assert!(storage.mark_fired("acme", "w2", "13x42").await.unwrap());
-    assert!(storage.mark_fired("globex", "w1", "13x42").await.unwrap());
 }
 
 pub async fn schedules_compare_and_set(storage: Arc<dyn Storage>) {
