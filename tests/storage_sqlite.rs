@@ -98,6 +98,36 @@ async fn reopening_a_file_keeps_everything() {
     assert_eq!(storage.grant_quota(&quota(day, 10, token, &ids)).await.unwrap(), ids[..7], "the count carries on");
 }
 
+/// The crate's schema version recorded in a file.
+fn schema_version(path: &std::path::Path) -> u32 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("SELECT version FROM crm_webhooks_schema", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A host's own file, whose `user_version` numbers the host's own migrations: the crate's tables go in beside the
+/// host's, and neither the header field nor the host's rows are touched.
+#[tokio::test]
+async fn a_hosts_file_keeps_its_own_user_version_and_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crm.db");
+    let host = rusqlite::Connection::open(&path).unwrap();
+    host.execute_batch(
+        "CREATE TABLE leads (id TEXT PRIMARY KEY); INSERT INTO leads VALUES ('10x1'); PRAGMA user_version = 42;",
+    )
+    .unwrap();
+    let d = sample_delivery("acme", "w1", t0());
+    SqliteStorage::open(&path).unwrap().enqueue(vec![d.clone()], vec![]).await.unwrap();
+    let again = SqliteStorage::open(&path).unwrap();
+    assert_eq!(again.delivery("acme", d.id).await.unwrap(), Some(d), "opened again: no migration ran twice");
+    let header: i64 = host.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(header, 42, "the host's header field is the host's");
+    let leads: i64 = host.query_row("SELECT count(*) FROM leads", [], |r| r.get(0)).unwrap();
+    assert_eq!(leads, 1);
+    assert_eq!(schema_version(&path), SqliteStorage::SCHEMA_VERSION);
+}
+
 #[tokio::test]
 async fn migrations_are_idempotent() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,9 +138,7 @@ async fn migrations_are_idempotent() {
     let third = SqliteStorage::open(&path).unwrap();
     assert_eq!(again.delivery("acme", d.id).await.unwrap(), Some(d.clone()));
     assert_eq!(third.delivery("acme", d.id).await.unwrap(), Some(d));
-    let version: u32 =
-        rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, SqliteStorage::SCHEMA_VERSION);
+    assert_eq!(schema_version(&path), SqliteStorage::SCHEMA_VERSION);
     let mode: String =
         rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
     assert_eq!(mode, "wal");
@@ -155,9 +183,7 @@ async fn a_version_1_file_is_upgraded_and_keeps_its_rows() {
     assert_eq!(storage.claim_due(&c).await.unwrap().len(), 1, "the upgraded row is claimed");
     assert_eq!(storage.grant_quota(&quota(day, 8, c.token, &[id])).await.unwrap(), [id]);
     assert_eq!(storage.quota_used("acme", day).await.unwrap(), 8);
-    let version: u32 =
-        rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, SqliteStorage::SCHEMA_VERSION);
+    assert_eq!(schema_version(&path), SqliteStorage::SCHEMA_VERSION);
 }
 
 /// The id of the `n`th delivery of the version 2 file.
@@ -228,8 +254,7 @@ async fn a_version_2_file_is_upgraded_to_lower_case_statuses_and_keeps_its_rows(
 
     let storage = SqliteStorage::open(&path).unwrap();
     let raw = rusqlite::Connection::open(&path).unwrap();
-    let version: u32 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, SqliteStorage::SCHEMA_VERSION);
+    assert_eq!(schema_version(&path), SqliteStorage::SCHEMA_VERSION);
     let lower = ["dispatched", "failed", "queued", "success"];
     assert_eq!(stored_statuses(&raw, "deliveries"), lower);
     assert_eq!(stored_statuses(&raw, "log_entries"), lower);
@@ -323,7 +348,7 @@ async fn a_newer_schema_is_refused() {
     drop(SqliteStorage::open(&path).unwrap());
     rusqlite::Connection::open(&path)
         .unwrap()
-        .pragma_update(None, "user_version", SqliteStorage::SCHEMA_VERSION + 1)
+        .execute("UPDATE crm_webhooks_schema SET version = ?1", [SqliteStorage::SCHEMA_VERSION + 1])
         .unwrap();
     let error = SqliteStorage::open(&path).unwrap_err();
     assert_eq!(error.kind(), StorageErrorKind::Schema, "{error}");

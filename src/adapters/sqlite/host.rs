@@ -28,7 +28,7 @@ pub(super) fn enqueue_in(
     };
     same_file(connection, path)?;
     let version = schema::version(connection).map_err(|e| codec::error("reading the schema version", e))?;
-    if version != schema::LATEST_VERSION {
+    if version != i64::from(schema::LATEST_VERSION) {
         return Err(StorageError::new(
             StorageErrorKind::Schema,
             format!(

@@ -1,5 +1,7 @@
-//! Connection settings and the embedded, versioned migrations. The version lives in SQLite's `user_version`
-//! header field, which a migration's transaction updates together with its tables.
+//! Connection settings and the embedded, versioned migrations. The version lives in the one-row table
+//! `crm_webhooks_schema`, which a migration's transaction updates together with the other tables. Versions 1 to
+//! 4 kept it in SQLite's `user_version` header field, which is the file owner's: a host whose own tables share
+//! the file may use it for its own migrations, so it is read only to recognise a file of those versions.
 
 use std::path::Path;
 use std::time::Duration;
@@ -28,7 +30,7 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 const STATEMENT_CACHE: usize = 64;
 
 /// Every migration, in order.
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 5] = [
     Migration {
         version: 1,
         description: "queue, log, quota counters, trigger state and notification outbox",
@@ -49,7 +51,15 @@ const MIGRATIONS: [Migration; 4] = [
         description: "deliveries sent in order per record",
         sql: include_str!("migrations/0004_ordered_lines.sql"),
     },
+    Migration {
+        version: 5,
+        description: "the schema version in a table of its own",
+        sql: include_str!("migrations/0005_version_table.sql"),
+    },
 ];
+
+/// The last version recorded in `user_version` rather than in `crm_webhooks_schema`.
+const LAST_HEADER_VERSION: i64 = 4;
 
 /// Applies the settings of the connection that writes: a busy timeout, `synchronous = NORMAL`, a larger page
 /// cache, and WAL for files (readers do not block the writer, and NORMAL is durable across application crashes in
@@ -86,10 +96,27 @@ pub(super) fn open_reader(path: &Path, location: &str) -> Result<Connection, Sto
     Ok(connection)
 }
 
-/// The schema version a connection sees.
-pub(super) fn version(connection: &Connection) -> Result<u32, rusqlite::Error> {
-    let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    Ok(u32::try_from(found).unwrap_or(u32::MAX))
+/// The crate's schema version in the file a connection is on: `crm_webhooks_schema` when it exists; otherwise,
+/// when the crate's tables of versions 1 to 4 are there, `user_version`; otherwise 0 (none of the crate's tables,
+/// whatever the host keeps in `user_version`).
+pub(super) fn version(connection: &Connection) -> Result<i64, rusqlite::Error> {
+    let table = |name: &str| {
+        connection.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |row| {
+            row.get::<_, i64>(0)
+        })
+    };
+    if table("crm_webhooks_schema")? > 0 {
+        let found: Option<i64> =
+            connection.query_row("SELECT max(version) FROM crm_webhooks_schema", [], |row| row.get(0))?;
+        return Ok(found.unwrap_or(0));
+    }
+    if table("deliveries")? > 0 && table("fired_once")? > 0 {
+        let header: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if (1..=LAST_HEADER_VERSION).contains(&header) {
+            return Ok(header);
+        }
+    }
+    Ok(0)
 }
 
 /// Brings the database to [`LATEST_VERSION`] in one transaction, or refuses one written by a newer version.
@@ -106,9 +133,7 @@ pub(super) fn migrate(connection: &mut Connection, location: &str) -> Result<(),
     let tx = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| failed("locking for migration", e))?;
-    let found: i64 = tx
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(|e| failed("reading the schema version", e))?;
+    let found: i64 = version(&tx).map_err(|e| failed("reading the schema version", e))?;
     let found = u32::try_from(found).map_err(|_| {
         StorageError::new(
             StorageErrorKind::Schema,
@@ -131,6 +156,8 @@ pub(super) fn migrate(connection: &mut Connection, location: &str) -> Result<(),
         let doing = format!("applying migration {} ({})", migration.version, migration.description);
         tx.execute_batch(migration.sql).map_err(|e| failed(&doing, e))?;
     }
-    tx.pragma_update(None, "user_version", LATEST_VERSION).map_err(|e| failed("recording the schema version", e))?;
+    tx.execute("DELETE FROM crm_webhooks_schema", []).map_err(|e| failed("recording the schema version", e))?;
+    tx.execute("INSERT INTO crm_webhooks_schema (version) VALUES (?1)", [LATEST_VERSION])
+        .map_err(|e| failed("recording the schema version", e))?;
     tx.commit().map_err(|e| failed("committing the migration", e))
 }
