@@ -68,7 +68,13 @@ async fn main() -> Res<()> {
     }
     println!("the log:");
     for entry in engine.log(&LogQuery::tenant("acme")).await?.iter().rev() {
-        println!("  {} {:<10} record {} {}", entry.at.format("%H:%M:%S"), entry.status, entry.record_id, entry.message);
+        println!(
+            "  {} {:<10} record {} {}",
+            entry.at.format("%H:%M:%S"),
+            entry.status.as_str(),
+            entry.record_id,
+            entry.message
+        );
     }
     let leads: i64 = sqlx::query_scalar("SELECT count(*) FROM example_leads").fetch_one(&pool).await?;
     println!("leads in the CRM's table: {leads}");

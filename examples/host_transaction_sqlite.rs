@@ -71,7 +71,13 @@ async fn main() -> Res<()> {
     }
     println!("the log:");
     for entry in engine.log(&LogQuery::tenant("acme")).await?.iter().rev() {
-        println!("  {} {:<10} record {} {}", entry.at.format("%H:%M:%S"), entry.status, entry.record_id, entry.message);
+        println!(
+            "  {} {:<10} record {} {}",
+            entry.at.format("%H:%M:%S"),
+            entry.status.as_str(),
+            entry.record_id,
+            entry.message
+        );
     }
     let leads: i64 = crm.query_row("SELECT count(*) FROM leads", [], |r| r.get(0))?;
     println!("leads in the CRM's table: {leads}");
