@@ -1,6 +1,8 @@
 //! [`MemoryStorage`]: the whole storage contract in memory, for tests and single-process hosts that accept
 //! losing the queue on restart.
 
+mod rows;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
@@ -13,8 +15,11 @@ use crate::ports::{
     Storage, StorageError, StorageErrorKind,
 };
 
+use rows::{micros, time, Entry, Micros, Row, Texts};
+
 /// Every [`Storage`] duty, kept in memory behind one lock (so each call is atomic). Nothing survives the
-/// process: use it in tests, or where losing the queue on restart is acceptable.
+/// process: use it in tests, or where losing the queue on restart is acceptable. Times are kept to the
+/// microsecond, as in the SQL storages.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
     state: Mutex<State>,
@@ -22,7 +27,9 @@ pub struct MemoryStorage {
 
 #[derive(Debug, Default)]
 struct State {
-    deliveries: HashMap<DeliveryId, Held<Delivery>>,
+    deliveries: HashMap<DeliveryId, Row>,
+    /// The claim holding each dispatched delivery.
+    claims: HashMap<DeliveryId, ClaimToken>,
     /// Every delivery a claim may take, by when it may (a queued one's next attempt, a claimed one's lease), then
     /// age and id: the claim's order. Settled deliveries are not in it, so a claim never walks them, and neither
     /// are ordered ones waiting behind an earlier one of their line.
@@ -31,47 +38,35 @@ struct State {
     lines: HashMap<[u8; 16], BTreeMap<u64, DeliveryId>>,
     /// The place the next ordered delivery takes.
     next_place: u64,
-    log: Vec<LogEntry>,
+    log: Vec<Entry>,
+    texts: Texts,
     quota: HashMap<(String, NaiveDate), u64>,
     fired: HashSet<(String, String, String)>,
     schedules: HashMap<(String, String), Option<DateTime<Utc>>>,
-    outbox: HashMap<DeliveryId, Held<Notification>>,
+    outbox: HashMap<DeliveryId, HeldNotification>,
 }
 
 #[derive(Debug)]
-struct Held<T> {
-    value: T,
+struct HeldNotification {
+    value: Notification,
     token: Option<ClaimToken>,
     lease_until: Option<DateTime<Utc>>,
-    /// The quota grant a delivery holds: the day and the attempt it was granted for.
-    grant: Option<(NaiveDate, u32)>,
-    /// An ordered delivery's line and place in it.
-    line: Option<([u8; 16], u64)>,
-    /// Whether it waits behind an earlier delivery of its line (and so is not in the due index).
-    waiting: bool,
 }
 
 /// When a delivery may be claimed, its age and its id.
-type DueKey = (DateTime<Utc>, DateTime<Utc>, DeliveryId);
+type DueKey = (Micros, Micros, DeliveryId);
 
 /// The index key of a stored delivery, when a claim may take it.
-fn due_key(held: &Held<Delivery>) -> Option<DueKey> {
-    if held.waiting {
+fn due_key(id: DeliveryId, row: &Row) -> Option<DueKey> {
+    if row.waiting {
         return None;
     }
-    let d = &held.value;
-    let at = match d.status {
-        DeliveryStatus::Queued => d.next_attempt_at,
-        DeliveryStatus::Dispatched => held.lease_until,
-        DeliveryStatus::Success | DeliveryStatus::Failed => None,
-    }?;
-    Some((at, d.created_at, d.id))
-}
-
-impl<T> Held<T> {
-    fn new(value: T) -> Self {
-        Held { value, token: None, lease_until: None, grant: None, line: None, waiting: false }
-    }
+    let at = match row.status {
+        DeliveryStatus::Queued => row.next_attempt_at,
+        DeliveryStatus::Dispatched => row.lease_expires_at,
+        DeliveryStatus::Success | DeliveryStatus::Failed => return None,
+    };
+    (at != Micros::MIN).then_some((at, row.created_at, id))
 }
 
 impl MemoryStorage {
@@ -102,6 +97,23 @@ impl MemoryStorage {
     }
 }
 
+impl State {
+    /// A log entry, sharing its delivery's texts.
+    fn entry(&mut self, e: LogEntry) -> Entry {
+        match self.deliveries.get(&e.delivery_id) {
+            Some(row) => row.entry(e, &mut self.texts),
+            None => Entry::alone(e, &mut self.texts),
+        }
+    }
+
+    fn append(&mut self, entries: impl IntoIterator<Item = LogEntry>) {
+        for e in entries {
+            let entry = self.entry(e);
+            self.log.push(entry);
+        }
+    }
+}
+
 /// A settled ordered delivery leaves its line; the one now first, if it waited, becomes due.
 fn leave_line(state: &mut State, line_key: [u8; 16], place: u64) {
     let Some(line) = state.lines.get_mut(&line_key) else { return };
@@ -110,10 +122,11 @@ fn leave_line(state: &mut State, line_key: [u8; 16], place: u64) {
         state.lines.remove(&line_key);
         return;
     };
-    if let Some(next) = state.deliveries.get_mut(first) {
+    let first = *first;
+    if let Some(next) = state.deliveries.get_mut(&first) {
         if next.waiting {
             next.waiting = false;
-            if let Some(key) = due_key(next) {
+            if let Some(key) = due_key(first, next) {
                 state.due.insert(key);
             }
         }
@@ -148,51 +161,52 @@ impl Storage for MemoryStorage {
             batch.deliveries.iter().filter(|d| state.deliveries.contains_key(&d.id)).map(|d| d.id).collect();
         let mut waits = Vec::new();
         for delivery in batch.deliveries.into_iter().filter(|d| !skipped.contains(&d.id)) {
-            let mut held = Held::new(delivery);
-            if let Some(line_key) = held.value.order_key() {
+            let (id, line_key, created_at) = (delivery.id, delivery.order_key(), delivery.created_at);
+            let mut row = Row::new(delivery, &mut state.texts);
+            if let Some(line_key) = line_key {
                 let place = state.next_place;
                 state.next_place = place.saturating_add(1);
                 let line = state.lines.entry(line_key).or_default();
                 if let Some((_, earlier)) = line.last_key_value() {
-                    held.waiting = true;
-                    waits.push(LogEntry::about(
-                        &held.value,
-                        DeliveryStatus::Queued,
-                        held.value.created_at,
-                        waits_behind_message(*earlier),
-                    ));
+                    row.waiting = true;
+                    waits.push((id, *earlier, created_at));
                 }
-                line.insert(place, held.value.id);
-                held.line = Some((line_key, place));
+                line.insert(place, id);
+                row.set_line((line_key, place));
             }
-            if let Some(key) = due_key(&held) {
+            if let Some(key) = due_key(id, &row) {
                 state.due.insert(key);
             }
-            state.deliveries.insert(held.value.id, held);
+            state.deliveries.insert(id, row);
         }
-        state.log.extend(batch.entries.into_iter().filter(|e| !skipped.contains(&e.delivery_id)));
-        state.log.extend(waits);
+        state.append(batch.entries.into_iter().filter(|e| !skipped.contains(&e.delivery_id)));
+        for (id, earlier, at) in waits {
+            let Some(row) = state.deliveries.get(&id) else { continue };
+            let wait = LogEntry::about(&row.delivery(id), DeliveryStatus::Queued, at, waits_behind_message(earlier));
+            state.append([wait]);
+        }
         Ok(ids)
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Vec<Delivery>, StorageError> {
         let mut state = self.state()?;
         let state = &mut *state;
+        let now = micros(claim.now);
         let taken: Vec<DueKey> =
-            state.due.iter().take_while(|(at, _, _)| *at <= claim.now).take(claim.limit).copied().collect();
+            state.due.iter().take_while(|(at, _, _)| *at <= now).take(claim.limit).copied().collect();
         let mut claimed = Vec::with_capacity(taken.len());
         for key in taken {
             state.due.remove(&key);
-            let Some(held) = state.deliveries.get_mut(&key.2) else { continue };
-            held.token = Some(claim.token);
-            held.lease_until = Some(claim.lease_until);
-            held.value.status = DeliveryStatus::Dispatched;
-            held.value.lease_expires_at = Some(claim.lease_until);
-            held.value.updated_at = claim.now;
-            if let Some(key) = due_key(held) {
+            let id = key.2;
+            let Some(row) = state.deliveries.get_mut(&id) else { continue };
+            state.claims.insert(id, claim.token);
+            row.status = DeliveryStatus::Dispatched;
+            row.lease_expires_at = micros(claim.lease_until);
+            row.updated_at = now;
+            if let Some(key) = due_key(id, row) {
                 state.due.insert(key);
             }
-            claimed.push(held.value.clone());
+            claimed.push(row.delivery(id));
         }
         Ok(claimed)
     }
@@ -202,69 +216,71 @@ impl Storage for MemoryStorage {
         let state = &mut *state;
         let mut lost = Vec::new();
         for completion in completions {
-            let Some(held) = state.deliveries.get_mut(&completion.id) else {
-                lost.push(completion.id);
+            let id = completion.id;
+            let held = state.claims.get(&id) == Some(&completion.token);
+            let Some(row) = state.deliveries.get_mut(&id).filter(|r| held && r.status == DeliveryStatus::Dispatched)
+            else {
+                lost.push(id);
                 continue;
             };
-            if held.token != Some(completion.token) || held.value.status != DeliveryStatus::Dispatched {
-                lost.push(completion.id);
-                continue;
-            }
-            if let Some(key) = due_key(held) {
+            if let Some(key) = due_key(id, row) {
                 state.due.remove(&key);
             }
-            held.token = None;
-            held.lease_until = None;
-            held.value.status = completion.status;
-            held.value.attempts = completion.attempts;
-            held.value.next_attempt_at = completion.next_attempt_at;
-            held.value.lease_expires_at = None;
-            held.value.updated_at = completion.at;
-            if let Some(key) = due_key(held) {
+            state.claims.remove(&id);
+            row.status = completion.status;
+            row.attempts = completion.attempts;
+            row.next_attempt_at = completion.next_attempt_at.map_or(Micros::MIN, micros);
+            row.lease_expires_at = Micros::MIN;
+            row.updated_at = micros(completion.at);
+            if let Some(key) = due_key(id, row) {
                 state.due.insert(key);
             }
-            if completion.status.is_settled() {
-                if let Some((line_key, place)) = held.line {
-                    leave_line(state, line_key, place);
-                }
+            let line = row.line().filter(|_| completion.status.is_settled());
+            if let Some((line_key, place)) = line {
+                leave_line(state, line_key, place);
             }
-            state.log.extend(completion.entries);
+            state.append(completion.entries);
             if let Some(notification) = completion.notification {
-                state.outbox.entry(notification.delivery_id).or_insert(Held::new(notification));
+                state.outbox.entry(notification.delivery_id).or_insert(HeldNotification {
+                    value: notification,
+                    token: None,
+                    lease_until: None,
+                });
             }
         }
         Ok(lost)
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
-        Ok(self.state()?.due.first().map(|(at, _, _)| *at))
+        Ok(self.state()?.due.first().map(|(at, _, _)| time(*at)))
     }
 
     async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
         let state = self.state()?;
-        Ok(state.deliveries.get(&id).map(|h| h.value.clone()).filter(|d| d.tenant == tenant))
+        Ok(state.deliveries.get(&id).filter(|row| row.tenant() == tenant).map(|row| row.delivery(id)))
     }
 
     async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StorageError> {
         let state = self.state()?;
-        let mut matching: Vec<(usize, &LogEntry)> =
-            state.log.iter().enumerate().filter(|(_, e)| query.accepts(e)).collect();
-        matching.sort_by(|(ia, a), (ib, b)| b.at.cmp(&a.at).then(ib.cmp(ia)));
-        Ok(matching.into_iter().skip(query.offset).take(query.limit).map(|(_, e)| e.clone()).collect())
+        let mut matching: Vec<(usize, &Entry)> =
+            state.log.iter().enumerate().filter(|(_, e)| e.accepted_by(query)).collect();
+        matching.sort_by(|(ia, a), (ib, b)| b.at().cmp(&a.at()).then(ib.cmp(ia)));
+        Ok(matching.into_iter().skip(query.offset).take(query.limit).map(|(_, e)| e.log_entry()).collect())
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         let mut state = self.state()?;
+        let before = micros(before);
         let doomed: HashSet<DeliveryId> = state
             .deliveries
-            .values()
-            .map(|h| &h.value)
-            .filter(|d| d.status.is_settled() && d.updated_at < before)
-            .map(|d| d.id)
+            .iter()
+            .filter(|(_, row)| row.status.is_settled() && row.updated_at < before)
+            .map(|(id, _)| *id)
             .filter(|id| !state.outbox.contains_key(id))
             .collect();
         state.deliveries.retain(|id, _| !doomed.contains(id));
         state.log.retain(|e| !doomed.contains(&e.delivery_id));
+        state.texts.forget_unused();
         Ok(doomed.len() as u64)
     }
 
@@ -274,16 +290,16 @@ impl Storage for MemoryStorage {
         let used = state.quota.entry((request.tenant.clone(), request.day)).or_insert(0);
         let mut granted = Vec::with_capacity(request.deliveries.len());
         for id in &request.deliveries {
-            let Some(held) = state.deliveries.get_mut(id) else { continue };
-            if held.token != Some(request.token) || held.value.status != DeliveryStatus::Dispatched {
+            let Some(row) = state.deliveries.get_mut(id) else { continue };
+            if state.claims.get(id) != Some(&request.token) || row.status != DeliveryStatus::Dispatched {
                 continue;
             }
-            let this = (request.day, held.value.attempts.saturating_add(1));
-            if held.grant == Some(this) {
+            let this = (request.day, row.attempts.saturating_add(1));
+            if row.grant() == Some(this) {
                 granted.push(*id);
             } else if *used < request.allowance {
                 *used += 1;
-                held.grant = Some(this);
+                row.set_grant(this.0, this.1);
                 granted.push(*id);
             }
         }
