@@ -15,7 +15,7 @@ use crate::ports::{
     Storage, StorageError, StorageErrorKind,
 };
 
-use rows::{micros, time, Entry, Micros, Row, Texts};
+use rows::{micros, time, Entry, IdMap, Micros, Row, Texts};
 
 /// Every [`Storage`] duty, kept in memory behind one lock (so each call is atomic). Nothing survives the
 /// process: use it in tests, or where losing the queue on restart is acceptable. Times are kept to the
@@ -27,9 +27,9 @@ pub struct MemoryStorage {
 
 #[derive(Debug, Default)]
 struct State {
-    deliveries: HashMap<DeliveryId, Row>,
+    deliveries: IdMap<Row>,
     /// The claim holding each dispatched delivery.
-    claims: HashMap<DeliveryId, ClaimToken>,
+    claims: IdMap<ClaimToken>,
     /// Every delivery a claim may take, by when it may (a queued one's next attempt, a claimed one's lease), then
     /// age and id: the claim's order. Settled deliveries are not in it, so a claim never walks them, and neither
     /// are ordered ones waiting behind an earlier one of their line.
@@ -43,7 +43,7 @@ struct State {
     quota: HashMap<(String, NaiveDate), u64>,
     fired: HashSet<(String, String, String)>,
     schedules: HashMap<(String, String), Option<DateTime<Utc>>>,
-    outbox: HashMap<DeliveryId, HeldNotification>,
+    outbox: IdMap<HeldNotification>,
 }
 
 #[derive(Debug)]

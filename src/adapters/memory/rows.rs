@@ -37,6 +37,32 @@ fn opt_time(at: Micros) -> Option<DateTime<Utc>> {
     (at != NONE).then(|| time(at))
 }
 
+/// Hashes delivery ids by their bytes, folded: ids are random or SHA-256 derived, so their bytes are already
+/// uniform, and SipHash (the default) cost more than the rest of a map lookup.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_usize(&mut self, _length: usize) {
+        // Only a slice's length prefix (always 16): it adds nothing.
+    }
+}
+
+/// A map keyed by delivery ids.
+pub(super) type IdMap<V> = std::collections::HashMap<DeliveryId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// Values kept once, shared by every row that holds an equal one.
 #[derive(Debug)]
 pub(super) struct Interned<T: ?Sized + Eq + Hash>(HashSet<Arc<T>>);
@@ -56,6 +82,27 @@ impl<T: Eq + Hash> Interned<T> {
         let shared = Arc::new(value);
         self.0.insert(Arc::clone(&shared));
         shared
+    }
+}
+
+/// The last value shared, checked before building a key to look up: a queue's rows mostly repeat the row before.
+#[derive(Debug)]
+struct Last<T: ?Sized>(Option<Arc<T>>);
+
+impl<T: ?Sized> Default for Last<T> {
+    fn default() -> Self {
+        Last(None)
+    }
+}
+
+impl<T: ?Sized> Last<T> {
+    fn get(&self, same: impl FnOnce(&T) -> bool) -> Option<Arc<T>> {
+        self.0.as_ref().filter(|last| same(last)).map(Arc::clone)
+    }
+
+    fn keep(&mut self, shared: &Arc<T>) -> Arc<T> {
+        self.0 = Some(Arc::clone(shared));
+        Arc::clone(shared)
     }
 }
 
@@ -101,14 +148,48 @@ pub(super) struct Texts {
     names: Interned<Names>,
     targets: Interned<Target>,
     owners: Interned<str>,
+    last_names: Last<Names>,
+    last_target: Last<Target>,
+    last_owner: Last<str>,
 }
 
 impl Texts {
     fn names(&mut self, tenant: &str, workflow: &str, action: &str) -> Arc<Names> {
-        self.names.share(Names { tenant: tenant.into(), workflow: workflow.into(), action: action.into() })
+        let same = |n: &Names| (&*n.tenant, &*n.workflow, &*n.action) == (tenant, workflow, action);
+        if let Some(last) = self.last_names.get(same) {
+            return last;
+        }
+        let shared =
+            self.names.share(Names { tenant: tenant.into(), workflow: workflow.into(), action: action.into() });
+        self.last_names.keep(&shared)
+    }
+
+    fn target(&mut self, module: String, url: String, method: Method, content_type: ContentType) -> Arc<Target> {
+        let same = |t: &Target| {
+            (&*t.module, &*t.url, t.method, t.content_type) == (module.as_str(), url.as_str(), method, content_type)
+        };
+        if let Some(last) = self.last_target.get(same) {
+            return last;
+        }
+        let shared = self.targets.share(Target {
+            module: module.into_boxed_str(),
+            url: url.into_boxed_str(),
+            method,
+            content_type,
+        });
+        self.last_target.keep(&shared)
+    }
+
+    fn owner(&mut self, owner: &str) -> Arc<str> {
+        if let Some(last) = self.last_owner.get(|o| o == owner) {
+            return last;
+        }
+        let shared = self.owners.share_str(owner);
+        self.last_owner.keep(&shared)
     }
 
     pub(super) fn forget_unused(&mut self) {
+        (self.last_names, self.last_target, self.last_owner) = Default::default();
         self.names.forget_unused();
         self.targets.forget_unused();
         self.owners.forget_unused();
@@ -149,13 +230,8 @@ const NO_GRANT: (i32, u32) = (i32::MIN, 0);
 impl Row {
     pub(super) fn new(d: Delivery, texts: &mut Texts) -> Self {
         let names = texts.names(&d.tenant, &d.workflow, &d.action);
-        let target = texts.targets.share(Target {
-            module: d.module.into_boxed_str(),
-            url: d.url.into_boxed_str(),
-            method: d.method,
-            content_type: d.content_type,
-        });
-        let owner = texts.owners.share_str(&d.owner);
+        let target = texts.target(d.module, d.url, d.method, d.content_type);
+        let owner = texts.owner(&d.owner);
         let rare = d.redelivery_of.map(|of| Box::new(Rare { redelivery_of: Some(of), line: None }));
         Row {
             names,
