@@ -51,7 +51,7 @@ pub(super) fn deliveries_for(
         })?;
         let id = match &event.event_id {
             Some(event_id) => DeliveryId::derived(&["event", &event.tenant, event_id, workflow.id(), action.title()]),
-            None => DeliveryId::new(),
+            None => DeliveryId::at(now),
         };
         let delivery = Delivery {
             id,
