@@ -23,7 +23,20 @@ use crate::retry::{self, AttemptOutcome};
 enum Step {
     Attempted(Completion),
     Written(Result<Vec<DeliveryId>, StorageError>),
+    Claimed(Claimed),
 }
+
+/// What a claim (and its quota check) brings back: how many it asked for, how many it took, those to send and
+/// those put back, and the tenant cache it borrowed.
+struct Claimed {
+    want: usize,
+    token: ClaimToken,
+    result: Result<(usize, Vec<Delivery>, Vec<Completion>), EngineError>,
+    tenants: TenantCache,
+}
+
+/// A claim in progress, run beside the requests in flight and the running write.
+type Claiming<'a> = Pin<Box<dyn Future<Output = Claimed> + Send + 'a>>;
 
 /// A `complete` call in progress, with a copy of what it writes (to try once more if it fails).
 struct Write<'a> {
@@ -99,31 +112,29 @@ impl Engine {
         let mut retried = std::collections::HashSet::new();
         let mut exhausted = false;
         let mut error: Option<EngineError> = None;
+        // The claim in flight (one at a time): it asked for at most what the window had free when it started, and
+        // only sends and writes finish meanwhile, so the claimed and unfinished never pass what the lease covers.
+        let mut claiming: Option<Claiming<'_>> = None;
         loop {
             let outstanding = in_flight.len() + waiting.len();
             // Refill once half the window is free (or nothing is outstanding): claims stay batched, and every
-            // claimed delivery is sent and written within its lease.
-            if !exhausted
+            // claimed delivery is sent and written within its lease. The claim runs beside the requests in
+            // flight and the write, so neither waits for the database's answer.
+            if claiming.is_none()
+                && !exhausted
                 && error.is_none()
                 && budget > 0
                 && outstanding < window
                 && (outstanding == 0 || (window - outstanding) * 2 >= window)
             {
                 let want = (window - outstanding).min(budget);
-                let now = self.now();
-                let claim = self.claim(now, want);
-                match self.claim_and_check_quota(&claim, &mut tenants).await {
-                    Ok((claimed, to_send, put_back)) => {
-                        exhausted = claimed < want;
-                        budget -= claimed.min(budget);
-                        report.claimed += claimed;
-                        report.deferred += put_back.len();
-                        report.sent += to_send.len();
-                        finished.extend(put_back);
-                        waiting.extend(to_send.into_iter().map(|delivery| (delivery, claim.token)));
-                    }
-                    Err(e) => error = Some(e),
-                }
+                let claim = self.claim(self.now(), want);
+                let mut cache = std::mem::take(&mut tenants);
+                let future: Claiming<'_> = Box::pin(async move {
+                    let result = self.claim_and_check_quota(&claim, &mut cache).await;
+                    Claimed { want, token: claim.token, result, tenants: cache }
+                });
+                claiming = Some(future);
             }
             while in_flight.len() < concurrency {
                 let Some((delivery, token)) = waiting.pop_front() else { break };
@@ -132,14 +143,19 @@ impl Engine {
             if writing.is_none() && !finished.is_empty() {
                 writing = Some(Write::start(self, std::mem::take(&mut finished)));
             }
-            if in_flight.is_empty() && writing.is_none() {
+            if in_flight.is_empty() && writing.is_none() && claiming.is_none() {
                 break;
             }
-            // Whichever comes first: an attempt ends, or the running write does.
+            // Whichever comes first: an attempt ends, the running write does, or the claim does.
             let step = std::future::poll_fn(|cx| {
                 if let Some(write) = writing.as_mut() {
                     if let Poll::Ready(result) = write.future.as_mut().poll(cx) {
                         return Poll::Ready(Step::Written(result));
+                    }
+                }
+                if let Some(claim) = claiming.as_mut() {
+                    if let Poll::Ready(claimed) = claim.as_mut().poll(cx) {
+                        return Poll::Ready(Step::Claimed(claimed));
                     }
                 }
                 match in_flight.poll_next_unpin(cx) {
@@ -150,6 +166,22 @@ impl Engine {
             })
             .await;
             match step {
+                Step::Claimed(Claimed { want, token, result, tenants: cache }) => {
+                    claiming = None;
+                    tenants = cache;
+                    match result {
+                        Ok((claimed, to_send, put_back)) => {
+                            exhausted = claimed < want;
+                            budget -= claimed.min(budget);
+                            report.claimed += claimed;
+                            report.deferred += put_back.len();
+                            report.sent += to_send.len();
+                            finished.extend(put_back);
+                            waiting.extend(to_send.into_iter().map(|delivery| (delivery, token)));
+                        }
+                        Err(e) => error = Some(e),
+                    }
+                }
                 Step::Attempted(completion) => {
                     match completion.status {
                         DeliveryStatus::Success => report.succeeded += 1,
