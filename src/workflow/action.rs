@@ -230,7 +230,8 @@ impl WebhookAction {
     /// queued (`"ordered": true` in the JSON form; off by default): a delivery waits while an earlier one of the
     /// same record is queued, in flight or waiting for a retry, so a receiver never gets a record's update before
     /// its creation. When an earlier one fails for good (its last retry failed), the next one goes ahead. Other
-    /// records, and other actions, are not held up.
+    /// records, and other actions, are not held up. A redelivery joins the end of its record's line; a delivery
+    /// the daily quota holds back holds its line until the next day.
     pub fn ordered(&self) -> bool {
         self.ordered
     }
