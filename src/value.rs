@@ -73,10 +73,6 @@ impl<'a> Body<'a> {
         Ok(())
     }
 
-    pub(crate) fn push(&mut self, c: char) -> Result<(), Full> {
-        self.push_str(c.encode_utf8(&mut [0; 4]))
-    }
-
     /// How many more bytes may be written.
     pub(crate) fn remaining(&self) -> usize {
         self.limit.saturating_sub(self.text.len())
@@ -89,6 +85,62 @@ impl<'a> Body<'a> {
     pub(crate) fn truncate(&mut self, len: usize) {
         self.text.truncate(len);
     }
+}
+
+/// The eight bytes of `bytes` from `at` as one word, if there are eight: escapers skip runs with nothing to escape
+/// eight bytes at a time, testing a word with [`bytes_equal`] and [`bytes_below`] (SWAR).
+pub(crate) fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let chunk = bytes.get(at..at.checked_add(8)?)?;
+    <[u8; 8]>::try_from(chunk).ok().map(u64::from_le_bytes)
+}
+
+/// The position of the first byte from `from` on for which `stop` holds (`bytes.len()` if there is none), skipping
+/// eight bytes at a time while `clean` says a word holds no such byte. `clean` may refuse a word that holds none
+/// (then its bytes are tested one by one), but must never pass one that holds one.
+#[inline]
+pub(crate) fn find(bytes: &[u8], from: usize, clean: impl Fn(u64) -> bool, stop: impl Fn(u8) -> bool) -> usize {
+    let mut at = from;
+    while let Some(word) = word_at(bytes, at) {
+        if !clean(word) {
+            let end = at.saturating_add(8);
+            while at < end {
+                match bytes.get(at) {
+                    Some(&byte) if stop(byte) => return at,
+                    _ => at += 1,
+                }
+            }
+            continue;
+        }
+        at = at.saturating_add(8);
+    }
+    // Fewer than eight bytes left: if the text's last eight are clean, none of them stops.
+    let last = bytes.len().checked_sub(8).and_then(|start| word_at(bytes, start));
+    if last.is_some_and(&clean) {
+        return bytes.len();
+    }
+    while let Some(&byte) = bytes.get(at) {
+        if stop(byte) {
+            return at;
+        }
+        at = at.saturating_add(1);
+    }
+    bytes.len()
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero exactly when some byte of `word` is `byte` (the bits set say nothing more: a borrow may mark a byte
+/// after a real match).
+pub(crate) const fn bytes_equal(word: u64, byte: u8) -> u64 {
+    let zero_where_equal = word ^ ONES.wrapping_mul(byte as u64);
+    zero_where_equal.wrapping_sub(ONES) & !zero_where_equal & HIGHS
+}
+
+/// Non-zero exactly when some byte of `word` is below `limit`, which is at most 0x80 (as for [`bytes_equal`],
+/// only whether it is zero counts).
+pub(crate) const fn bytes_below(word: u64, limit: u8) -> u64 {
+    word.wrapping_sub(ONES.wrapping_mul(limit as u64)) & !word & HIGHS
 }
 
 /// The text of bytes a [`Body`] was written into (always UTF-8; anything else would be replaced, not trusted).
@@ -135,6 +187,60 @@ impl io::Write for Sink<'_, '_> {
     }
 }
 
+/// Room for the JSON text of any number serde_json holds: at most 20 bytes for an integer
+/// (`-9223372036854775808`) and 24 for a float (`-2.2250738585072014e-308`).
+pub(crate) const NUMBER_BYTES: usize = 40;
+
+/// The JSON text of a number exactly as serde_json writes it, written into `buffer` on the stack (a float by
+/// serde_json itself, so its float formatting is used whatever its version); `None` if it did not fit.
+pub(crate) fn number_json<'b>(number: &serde_json::Number, buffer: &'b mut [u8; NUMBER_BYTES]) -> Option<&'b [u8]> {
+    // An integer has one text, its decimal digits (and sign): written here, without serde_json's machinery.
+    let (negative, mut magnitude) = match (number.as_u64(), number.as_i64()) {
+        (Some(positive), _) => (false, positive),
+        (None, Some(integer)) => (integer < 0, integer.unsigned_abs()),
+        (None, None) => return float_json(number, buffer),
+    };
+    let mut at = NUMBER_BYTES;
+    loop {
+        at = at.checked_sub(1)?;
+        *buffer.get_mut(at)? = b'0' + u8::try_from(magnitude % 10).ok()?;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if negative {
+        at = at.checked_sub(1)?;
+        *buffer.get_mut(at)? = b'-';
+    }
+    buffer.get(at..)
+}
+
+/// A float's JSON text as serde_json writes it (see [`number_json`]).
+fn float_json<'b>(number: &serde_json::Number, buffer: &'b mut [u8; NUMBER_BYTES]) -> Option<&'b [u8]> {
+    let room = {
+        let mut rest: &mut [u8] = buffer;
+        serde_json::to_writer(&mut rest, number).ok()?;
+        rest.len()
+    };
+    buffer.get(..NUMBER_BYTES.checked_sub(room)?)
+}
+
+/// A number as text (see [`push_text`]), written into `buffer`; `None` if it did not fit.
+pub(crate) fn number_text<'b>(number: &serde_json::Number, buffer: &'b mut [u8; NUMBER_BYTES]) -> Option<&'b [u8]> {
+    let digits = number_json(number, buffer)?;
+    Some(without_point_zero(number, digits))
+}
+
+/// serde_json's text of a number without the `.0` it ends a whole float with (`-0.0` → `0`).
+fn without_point_zero<'d>(number: &serde_json::Number, digits: &'d [u8]) -> &'d [u8] {
+    match digits.strip_suffix(b".0") {
+        Some(b"-0") if number.is_f64() => b"0",
+        Some(whole) if number.is_f64() => whole,
+        _ => digits,
+    }
+}
+
 /// Writes a value as text: strings as is, numbers without a trailing `.0` (`1200.0` → `1200`, `1200.5` →
 /// `1200.5`, `1e20` in serde_json's exponent form `1e+20`), booleans as `true`/`false`, null as nothing, arrays and
 /// objects as compact JSON (as nothing, like null, when they nest deeper than [`MAX_VALUE_DEPTH`]).
@@ -143,16 +249,15 @@ pub(crate) fn push_text(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
         Value::Null => Ok(()),
         Value::String(s) => out.push_str(s),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            // Written aside first, so that a `.0` about to be cut never counts against the limit.
-            let mut digits = Vec::with_capacity(24);
-            push_json(n, &mut Body::unlimited(&mut digits))?;
-            match digits.strip_suffix(b".0") {
-                Some(b"-0") if n.is_f64() => out.push_str("0"),
-                Some(whole) if n.is_f64() => out.push_utf8(whole),
-                _ => out.push_utf8(&digits),
+        Value::Number(n) => match number_text(n, &mut [0; NUMBER_BYTES]) {
+            Some(text) => out.push_utf8(text),
+            // serde_json's numbers always fit; written aside, so that a `.0` about to be cut never counts.
+            None => {
+                let mut digits = Vec::with_capacity(NUMBER_BYTES);
+                push_json(n, &mut Body::unlimited(&mut digits))?;
+                out.push_utf8(without_point_zero(n, &digits))
             }
-        }
+        },
         other if nests_deeper_than(other, MAX_VALUE_DEPTH) => Ok(()),
         other => push_json(other, out),
     }
@@ -200,6 +305,35 @@ mod tests {
             prop_assert!(!written.ends_with(".0"), "{}", written);
             prop_assert_eq!(written.parse::<f64>().ok(), Some(f));
         }
+
+        #[test]
+        fn numbers_are_written_as_serde_json_writes_them(
+            number in prop_oneof![
+                any::<u64>().prop_map(serde_json::Number::from),
+                any::<i64>().prop_map(serde_json::Number::from),
+                prop::sample::select(vec![0, 9, 10, 99, 100, u64::MAX, i64::MAX as u64]).prop_map(serde_json::Number::from),
+                prop::sample::select(vec![0, -1, -9, -10, i64::MIN]).prop_map(serde_json::Number::from),
+                any::<f64>().prop_filter_map("finite", serde_json::Number::from_f64),
+            ]
+        ) {
+            let mut buffer = [0; NUMBER_BYTES];
+            let written = number_json(&number, &mut buffer).map(<[u8]>::to_vec);
+            prop_assert_eq!(written, Some(serde_json::to_vec(&number).unwrap()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn word_tests_say_exactly_whether_a_byte_matches(
+            bytes in proptest::collection::vec(prop_oneof![any::<u8>(), Just(0x1F), Just(0x20), Just(b'"'), Just(0xEF)], 8),
+            byte in prop_oneof![any::<u8>(), Just(b'"'), Just(0xEF)],
+            limit in 0..=0x80u8,
+        ) {
+            let word = word_at(&bytes, 0).unwrap();
+            prop_assert_eq!(bytes_equal(word, byte) != 0, bytes.contains(&byte));
+            prop_assert_eq!(bytes_below(word, limit) != 0, bytes.iter().any(|b| *b < limit));
+            prop_assert_eq!(word_at(&bytes, 1), None);
+        }
     }
 
     #[test]
@@ -218,8 +352,8 @@ mod tests {
         let mut body = Body::new(&mut text, 5);
         assert_eq!(body.push_str("abc"), Ok(()));
         assert_eq!(body.push_str("def"), Err(Full));
-        assert_eq!(body.push('é'), Ok(()));
-        assert_eq!(body.push('x'), Err(Full));
+        assert_eq!(body.push_str("é"), Ok(()));
+        assert_eq!(body.push_str("x"), Err(Full));
         assert_eq!(body.remaining(), 0);
         assert_eq!(text, "abcé".as_bytes());
         // A number's `.0` is cut before it is counted.

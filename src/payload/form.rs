@@ -8,9 +8,10 @@
 
 use serde_json::Value;
 
-use super::parameter::{resolve, Parameter};
-use crate::record::Fields;
-use crate::value::{into_text, push_text, Body, Full};
+use super::parameter::{Parameter, ValueSource};
+use super::program::{Builder, Write};
+use super::template::Piece;
+use crate::value::{into_text, number_text, push_text as push_value_text, Body, Full, NUMBER_BYTES};
 
 /// A name, form-encoded.
 pub(super) fn encode_name(name: &str) -> Box<str> {
@@ -20,42 +21,76 @@ pub(super) fn encode_name(name: &str) -> Box<str> {
     into_text(out).into_boxed_str()
 }
 
-/// Writes the body of a FORM request; `names` are the parameters' encoded names (encoded on the spot if missing).
-pub(super) fn write(
-    names: &[Box<str>],
-    parameters: &[Parameter],
-    fields: &Fields,
-    out: &mut Body<'_>,
-) -> Result<(), Full> {
-    let mut text = Vec::new();
+/// Compiles the body of a FORM request; `names` are the parameters' encoded names (encoded on the spot if
+/// missing). Everything but the record's values is literal text: names, `=` and `&`, literal values and the fixed
+/// text of templates, encoded.
+pub(super) fn compile(names: &[Box<str>], parameters: &[Parameter], program: &mut Builder) {
     for (position, parameter) in parameters.iter().enumerate() {
         if position > 0 {
-            out.push('&')?;
+            program.literal("&");
         }
         match names.get(position) {
-            Some(name) => out.push_str(name)?,
-            None => push_encoded(parameter.name.as_bytes(), out)?,
+            Some(name) => program.literal(name),
+            None => program.literal(&encode_name(&parameter.name)),
         }
-        out.push('=')?;
-        match &*resolve(parameter, fields, out.remaining())? {
-            Value::String(value) => push_encoded(value.as_bytes(), out)?,
-            value => {
-                // Encoding only adds, so the text may take at most what is left of the body.
-                text.clear();
-                push_text(value, &mut Body::new(&mut text, out.remaining()))?;
-                push_encoded(&text, out)?;
+        program.literal("=");
+        match &parameter.source {
+            ValueSource::Value(value) => program.literal_with(|out| push_text(Some(value), out)),
+            ValueSource::Field(field) => program.field(field, Write::FormText),
+            ValueSource::Template(template) => {
+                for piece in template.pieces() {
+                    match piece {
+                        Piece::Text(text) => program.literal_with(|out| push_encoded(text.as_bytes(), out)),
+                        Piece::Field(field) => program.field(field, Write::FormText),
+                    }
+                }
             }
         }
     }
-    Ok(())
 }
+
+/// Appends a value's text (see [`crate::value::push_text`]), form-encoded; nothing for a missing field.
+pub(super) fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(), Full> {
+    let Some(value) = value else { return Ok(()) };
+    match value {
+        Value::Null => Ok(()),
+        Value::String(text) => push_encoded(text.as_bytes(), out),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        // An exponent's `+` is encoded.
+        Value::Number(number) => match number_text(number, &mut [0; NUMBER_BYTES]) {
+            Some(text) => push_encoded(text, out),
+            None => push_encoded_aside(value, out),
+        },
+        Value::Array(_) | Value::Object(_) => push_encoded_aside(value, out),
+    }
+}
+
+/// Appends a value's text, written aside first and then form-encoded.
+fn push_encoded_aside(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
+    // Encoding only adds, so the text may take at most what is left of the body.
+    let mut text = Vec::new();
+    push_value_text(value, &mut Body::new(&mut text, out.remaining()))?;
+    push_encoded(&text, out)
+}
+
+/// The bytes written as they are: ASCII letters, digits and `*-._`.
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x80 {
+        table[byte] = matches!(byte as u8, b'*' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'_' | b'a'..=b'z');
+        byte += 1;
+    }
+    table
+};
 
 /// Appends form-encoded text (UTF-8 bytes); see the module documentation.
 fn push_encoded(text: &[u8], out: &mut Body<'_>) -> Result<(), Full> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut start = 0;
     for (at, byte) in text.iter().copied().enumerate() {
-        if matches!(byte, b'*' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'_' | b'a'..=b'z') {
+        if UNRESERVED[usize::from(byte)] {
             continue;
         }
         // A non-empty run holds only ASCII bytes.
@@ -63,7 +98,7 @@ fn push_encoded(text: &[u8], out: &mut Body<'_>) -> Result<(), Full> {
             out.push_utf8(text.get(start..at).unwrap_or_default())?;
         }
         if byte == b' ' {
-            out.push('+')?;
+            out.push_utf8(b"+")?;
         } else {
             out.push_utf8(&[b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]])?;
         }

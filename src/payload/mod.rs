@@ -15,6 +15,9 @@ mod content_type;
 mod form;
 mod json;
 mod parameter;
+mod program;
+#[cfg(test)]
+mod reference;
 mod render;
 mod shape;
 mod template;

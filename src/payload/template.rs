@@ -28,6 +28,13 @@ enum TemplatePart {
     Field(String),
 }
 
+/// A piece of a template: literal text, or the record field whose text goes in its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Piece<'a> {
+    Text(&'a str),
+    Field(&'a str),
+}
+
 /// Why a template does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -104,6 +111,14 @@ impl Template {
         })
     }
 
+    /// The template in order: its literal text and the fields it inserts, for compiling it into a body.
+    pub(super) fn pieces(&self) -> impl Iterator<Item = Piece<'_>> {
+        self.parts.iter().map(|part| match part {
+            TemplatePart::Literal(text) => Piece::Text(text),
+            TemplatePart::Field(name) => Piece::Field(name),
+        })
+    }
+
     /// Fills in the template for a record.
     pub fn fill(&self, fields: &Fields) -> String {
         let mut out = Vec::with_capacity(self.source.len());
@@ -112,7 +127,7 @@ impl Template {
         into_text(out)
     }
 
-    /// Fills in the template for a record.into a body, stopping as soon as it is full.
+    /// Fills in the template for a record into a body, stopping as soon as it is full.
     pub(crate) fn fill_into(&self, fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
         for part in &self.parts {
             match part {

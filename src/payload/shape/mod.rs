@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::content_type::ContentType;
 use super::form;
 use super::parameter::Parameter;
+use super::program::Program;
 use crate::value::{into_text, push_json, Body};
 
 use crate::limits::{MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
@@ -59,11 +60,12 @@ impl NameError {
     }
 }
 
-/// The compiled parameter names of one action, for the content type they were compiled for.
+/// One action's body compiled for the content type it was compiled for: its names checked, then the program that
+/// writes it ([`Program`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Shape {
     pub(super) content_type: ContentType,
-    pub(super) layout: Layout,
+    pub(super) program: Program,
 }
 
 /// What the encoder of a content type walks.
@@ -102,16 +104,28 @@ pub(super) enum Node {
 impl Shape {
     /// A shape with no parameters, for a content type.
     pub(super) fn empty(content_type: ContentType) -> Self {
-        let layout = match content_type {
-            ContentType::Form => Layout::Pairs(Vec::new()),
-            ContentType::Json | ContentType::JsonArray | ContentType::Xml => Layout::Tree(Vec::new()),
-        };
-        Shape { content_type, layout }
+        Shape { content_type, program: Program::new(content_type, &Layout::empty(content_type), &[]) }
     }
 }
 
-/// Validates the parameter names for a content type and compiles them; see the module documentation.
+impl Layout {
+    /// The layout of no parameters, for a content type.
+    pub(super) fn empty(content_type: ContentType) -> Self {
+        match content_type {
+            ContentType::Form => Layout::Pairs(Vec::new()),
+            ContentType::Json | ContentType::JsonArray | ContentType::Xml => Layout::Tree(Vec::new()),
+        }
+    }
+}
+
+/// Validates the parameter names for a content type and compiles them, then the body's program.
 pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Result<Shape, Vec<NameError>> {
+    let layout = layout(content_type, parameters)?;
+    Ok(Shape { content_type, program: Program::new(content_type, &layout, parameters) })
+}
+
+/// Validates the parameter names for a content type and compiles them; see the module documentation.
+pub(super) fn layout(content_type: ContentType, parameters: &[Parameter]) -> Result<Layout, Vec<NameError>> {
     // (parameter index, problem), so that the problems come out in parameter order.
     let mut found: Vec<(usize, NameError)> = Vec::new();
     let tree = content_type != ContentType::Form;
@@ -145,7 +159,7 @@ pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Re
         }
     };
     if found.is_empty() {
-        Ok(Shape { content_type, layout })
+        Ok(layout)
     } else {
         found.sort_by_key(|(index, _)| *index);
         Err(found.into_iter().map(|(_, problem)| problem).collect())

@@ -1,0 +1,273 @@
+//! An action's body compiled, once, into a writer program: all the text that does not depend on the record
+//! written ahead and escaped (keys, tags, separators, FORM names, literal values, the fixed text of templates),
+//! and between those literals the record fields the body reads, each with how it is written.
+//!
+//! Rendering runs the program: it looks each field up once, copies the literals and escapes only what the record
+//! brings. Nothing is parsed, walked or looked up by parameter name again. The encoders (`json`, `xml`, `form`)
+//! compile their content type's program with a [`Builder`] and write its values.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use super::content_type::ContentType;
+use super::shape::Layout;
+use super::{form, json, xml, Parameter};
+use crate::record::Fields;
+use crate::value::{Body, Full};
+
+/// A body, compiled: see the module documentation.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    /// Every literal, one after the other (UTF-8, cut only where a literal ends); a step's literal is the text
+    /// from the end of the previous step's to its own `literal_end`, and the text after the last step ends the body.
+    text: Box<[u8]>,
+    steps: Box<[Step]>,
+    /// The record fields the steps read, each once, sorted (a step names its field by its index here).
+    fields: Box<[Box<str>]>,
+}
+
+/// A literal, then a field's value.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    literal_end: usize,
+    field: usize,
+    write: Write,
+}
+
+/// How a step writes its field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Write {
+    /// As a JSON value inside `depth` arrays and objects (`null` for a missing field).
+    JsonValue { depth: usize },
+    /// As text inside a JSON string (a template's placeholder).
+    JsonText,
+    /// As XML element text.
+    XmlText,
+    /// As form-encoded text.
+    FormText,
+}
+
+/// Fields looked up on the stack when a program reads at most this many (most do).
+const FIELDS_ON_STACK: usize = 32;
+
+impl Program {
+    /// Compiles the body of `content_type` for parameters whose names compiled into `layout`.
+    pub(super) fn new(content_type: ContentType, layout: &Layout, parameters: &[Parameter]) -> Self {
+        let mut builder = Builder::default();
+        match (layout, content_type) {
+            (Layout::Tree(entries), ContentType::Json) => json::compile(entries, parameters, false, &mut builder),
+            (Layout::Tree(entries), ContentType::JsonArray) => json::compile(entries, parameters, true, &mut builder),
+            (Layout::Tree(entries), ContentType::Xml) => xml::compile(entries, parameters, &mut builder),
+            (Layout::Pairs(names), ContentType::Form) => form::compile(names, parameters, &mut builder),
+            (Layout::Pairs(_), ContentType::Json | ContentType::JsonArray | ContentType::Xml)
+            | (Layout::Tree(_), ContentType::Form) => {
+                // Unreachable: `compile` builds the layout of its content type. The body of no parameters.
+                return Program::new(content_type, &Layout::empty(content_type), &[]);
+            }
+        }
+        builder.finish()
+    }
+
+    /// About how long a body is: its literals, and some room for each value.
+    pub(super) fn expected_len(&self) -> usize {
+        self.steps.len().saturating_mul(16).saturating_add(self.text.len())
+    }
+
+    /// Writes the body for a record; stops as soon as `out` is full.
+    pub(super) fn run(&self, record: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
+        let mut on_stack = [None; FIELDS_ON_STACK];
+        let mut on_heap = Vec::new();
+        let values = match on_stack.get_mut(..self.fields.len()) {
+            Some(values) => values,
+            None => {
+                on_heap.resize(self.fields.len(), None);
+                &mut on_heap[..]
+            }
+        };
+        self.look_up(record, values);
+        let mut start = 0;
+        for step in &*self.steps {
+            out.push_utf8(self.text.get(start..step.literal_end).unwrap_or_default())?;
+            start = step.literal_end;
+            let value = values.get(step.field).copied().flatten();
+            match step.write {
+                Write::JsonValue { depth } => json::push_value_or_null(value, depth, out)?,
+                Write::JsonText => json::push_text(value, out)?,
+                Write::XmlText => xml::push_text(value, out)?,
+                Write::FormText => form::push_text(value, out)?,
+            }
+        }
+        out.push_utf8(self.text.get(start..).unwrap_or_default())
+    }
+
+    /// Finds the value of each of the program's fields in the record (`None` where it has none).
+    ///
+    /// serde_json's map keeps its keys sorted unless its `preserve_order` feature is on, so a record no more than
+    /// a few times larger than what the program reads is walked once beside the program's sorted names (a merge:
+    /// each key compared about once); otherwise each name is looked up in the map.
+    fn look_up<'r>(&self, record: &'r Fields, values: &mut [Option<&'r Value>]) {
+        if record.len() <= self.fields.len().saturating_mul(4) && maps_are_sorted() {
+            let mut next = 0;
+            'keys: for (key, value) in record {
+                while let Some(name) = self.fields.get(next) {
+                    match compare(name.as_bytes(), key.as_bytes()) {
+                        // The record has no such field.
+                        Ordering::Less => next += 1,
+                        Ordering::Equal => {
+                            if let Some(slot) = values.get_mut(next) {
+                                *slot = Some(value);
+                            }
+                            next += 1;
+                            continue 'keys;
+                        }
+                        // The program does not read this key.
+                        Ordering::Greater => continue 'keys,
+                    }
+                }
+                break;
+            }
+        } else {
+            for (slot, name) in values.iter_mut().zip(&*self.fields) {
+                *slot = record.get(&**name);
+            }
+        }
+    }
+}
+
+/// `a.cmp(b)`, decided by the first bytes where they differ there (as most keys do) before anything is called.
+fn compare(a: &[u8], b: &[u8]) -> Ordering {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Whether serde_json's map iterates its keys in sorted order, as its default `BTreeMap` does (checked once: the
+/// map type is the same for the whole build, but a host's dependencies may turn `preserve_order` on).
+fn maps_are_sorted() -> bool {
+    static SORTED: OnceLock<bool> = OnceLock::new();
+    *SORTED.get_or_init(|| {
+        let mut map = Fields::new();
+        for key in ["b", "c", "a"] {
+            map.insert(key.to_owned(), Value::Null);
+        }
+        map.keys().map(String::as_str).eq(["a", "b", "c"])
+    })
+}
+
+/// A program being compiled: literals are appended as they come, and each value closes the literal before it.
+#[derive(Debug, Default)]
+pub(super) struct Builder {
+    text: String,
+    steps: Vec<Step>,
+    /// Field names in order of first use, and where each is in that list.
+    fields: Vec<String>,
+    positions: HashMap<String, usize>,
+}
+
+impl Builder {
+    /// Appends literal text (already escaped for the content type).
+    pub(super) fn literal(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    /// Appends literal text that `write` writes into a body (unlimited: nothing is full).
+    pub(super) fn literal_with(&mut self, write: impl FnOnce(&mut Body<'_>) -> Result<(), Full>) {
+        let mut text = Vec::new();
+        // Without a limit nothing is full; a failed write would only leave out text, which cannot happen.
+        let _ = write(&mut Body::unlimited(&mut text));
+        self.literal(&crate::value::into_text(text));
+    }
+
+    /// Appends the value of a record field, written as `write` says.
+    pub(super) fn field(&mut self, name: &str, write: Write) {
+        let field = match self.positions.get(name) {
+            Some(&position) => position,
+            None => {
+                let position = self.fields.len();
+                self.fields.push(name.to_owned());
+                self.positions.insert(name.to_owned(), position);
+                position
+            }
+        };
+        self.steps.push(Step { literal_end: self.text.len(), field, write });
+    }
+
+    fn finish(self) -> Program {
+        let Builder { text, mut steps, fields, positions: _ } = self;
+        // Sort the names, and renumber the steps' fields to match.
+        let mut order: Vec<usize> = (0..fields.len()).collect();
+        order.sort_by(|a, b| fields.get(*a).cmp(&fields.get(*b)));
+        let mut renumbered = vec![0; fields.len()];
+        for (sorted, &first_use) in order.iter().enumerate() {
+            if let Some(slot) = renumbered.get_mut(first_use) {
+                *slot = sorted;
+            }
+        }
+        for step in &mut steps {
+            step.field = renumbered.get(step.field).copied().unwrap_or(step.field);
+        }
+        let sorted = order.iter().filter_map(|&first_use| fields.get(first_use)).map(|name| name.as_str().into());
+        Program {
+            text: text.into_bytes().into_boxed_slice(),
+            steps: steps.into_boxed_slice(),
+            fields: sorted.collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_sorted_and_steps_follow_them() {
+        let mut builder = Builder::default();
+        builder.literal("<");
+        builder.field("b", Write::XmlText);
+        builder.literal(">");
+        builder.field("a", Write::XmlText);
+        builder.field("b", Write::XmlText);
+        let program = builder.finish();
+        assert_eq!(&*program.fields, [Box::from("a"), Box::from("b")]);
+        assert_eq!(
+            program.steps.iter().map(|s| (s.literal_end, s.field)).collect::<Vec<_>>(),
+            [(1, 1), (2, 0), (2, 1)]
+        );
+        let record: Fields = serde_json::json!({"a": 1, "b": "<x>"}).as_object().cloned().unwrap_or_default();
+        let mut out = Vec::new();
+        program.run(&record, &mut Body::unlimited(&mut out)).unwrap();
+        assert_eq!(out, b"<&lt;x&gt;>1&lt;x&gt;");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn names_compare_as_their_bytes_do(a in "[ab\u{0}\u{FF}é]{0,20}", b in "[ab\u{0}\u{FF}é]{0,20}") {
+            proptest::prop_assert_eq!(compare(a.as_bytes(), b.as_bytes()), a.cmp(&b));
+            let common = format!("12345678{a}");
+            proptest::prop_assert_eq!(compare(common.as_bytes(), format!("12345678{b}").as_bytes()), a.cmp(&b));
+        }
+    }
+
+    #[test]
+    fn both_ways_of_looking_fields_up_agree() {
+        assert!(maps_are_sorted(), "serde_json is built without preserve_order here");
+        let mut builder = Builder::default();
+        for name in ["m", "a", "z", "zz", "b", "", "é"] {
+            builder.field(name, Write::FormText);
+        }
+        let program = builder.finish();
+        let keys = ["", "a", "aa", "c", "m", "y", "zz", "é", "ü"];
+        for count in 0..=keys.len() {
+            let record: Fields =
+                keys.iter().take(count).enumerate().map(|(i, k)| ((*k).to_owned(), Value::from(i))).collect();
+            let mut merged = vec![None; program.fields.len()];
+            program.look_up(&record, &mut merged);
+            let looked_up: Vec<_> = program.fields.iter().map(|name| record.get(&**name)).collect();
+            assert_eq!(merged, looked_up, "{count} keys");
+        }
+    }
+}
