@@ -11,14 +11,14 @@ use serde_json::Value;
 use super::parameter::{Parameter, ValueSource};
 use super::program::{Builder, Write};
 use super::template::Piece;
-use crate::value::{into_text, number_text, push_text as push_value_text, Body, Full, NUMBER_BYTES};
+use crate::value::{push_text as push_value_text, Body, Full, NumberText};
 
 /// A name, form-encoded.
 pub(super) fn encode_name(name: &str) -> Box<str> {
-    let mut out = Vec::with_capacity(name.len());
+    let mut out = String::with_capacity(name.len());
     // Without a limit nothing is full.
-    let _ = push_encoded(name.as_bytes(), &mut Body::unlimited(&mut out));
-    into_text(out).into_boxed_str()
+    let _ = push_encoded(name, &mut Body::unlimited(&mut out));
+    out.into_boxed_str()
 }
 
 /// Compiles the body of a FORM request; `names` are the parameters' encoded names (encoded on the spot if
@@ -40,7 +40,7 @@ pub(super) fn compile(names: &[Box<str>], parameters: &[Parameter], program: &mu
             ValueSource::Template(template) => {
                 for piece in template.pieces() {
                     match piece {
-                        Piece::Text(text) => program.literal_with(|out| push_encoded(text.as_bytes(), out)),
+                        Piece::Text(text) => program.literal_with(|out| push_encoded(text, out)),
                         Piece::Field(field) => program.field(field, Write::FormText),
                     }
                 }
@@ -54,11 +54,11 @@ pub(super) fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(),
     let Some(value) = value else { return Ok(()) };
     match value {
         Value::Null => Ok(()),
-        Value::String(text) => push_encoded(text.as_bytes(), out),
+        Value::String(text) => push_encoded(text, out),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         // An exponent's `+` is encoded.
-        Value::Number(number) => match number_text(number, &mut [0; NUMBER_BYTES]) {
+        Value::Number(number) => match NumberText::default().text(number) {
             Some(text) => push_encoded(text, out),
             None => push_encoded_aside(value, out),
         },
@@ -69,7 +69,7 @@ pub(super) fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(),
 /// Appends a value's text, written aside first and then form-encoded.
 fn push_encoded_aside(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
     // Encoding only adds, so the text may take at most what is left of the body.
-    let mut text = Vec::new();
+    let mut text = String::new();
     push_value_text(value, &mut Body::new(&mut text, out.remaining()))?;
     push_encoded(&text, out)
 }
@@ -85,26 +85,54 @@ const UNRESERVED: [bool; 256] = {
     table
 };
 
-/// Appends form-encoded text (UTF-8 bytes); see the module documentation.
-fn push_encoded(text: &[u8], out: &mut Body<'_>) -> Result<(), Full> {
+/// `%00` to `%FF` (upper-case hex), for the bytes that are encoded.
+const PERCENT_ESCAPES: [&str; 256] = {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const BYTES: [u8; 3 * 256] = {
+        let mut bytes = [0; 3 * 256];
+        let mut byte = 0;
+        while byte < 256 {
+            bytes[3 * byte] = b'%';
+            bytes[3 * byte + 1] = HEX[byte >> 4];
+            bytes[3 * byte + 2] = HEX[byte & 0xF];
+            byte += 1;
+        }
+        bytes
+    };
+    const ALL: &[u8] = &BYTES;
+    let mut escapes = [""; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let (escape, _) = ALL.split_at(3 * byte + 3);
+        let (_, escape) = escape.split_at(3 * byte);
+        escapes[byte] = match std::str::from_utf8(escape) {
+            Ok(escape) => escape,
+            Err(_) => panic!("the escapes are ASCII"),
+        };
+        byte += 1;
+    }
+    escapes
+};
+
+/// Appends form-encoded text; see the module documentation. A run of bytes written as they are holds only ASCII,
+/// so it is cut at character boundaries.
+fn push_encoded(text: &str, out: &mut Body<'_>) -> Result<(), Full> {
     let mut start = 0;
-    for (at, byte) in text.iter().copied().enumerate() {
+    for (at, byte) in text.bytes().enumerate() {
         if UNRESERVED[usize::from(byte)] {
             continue;
         }
-        // A non-empty run holds only ASCII bytes.
         if start < at {
-            out.push_utf8(text.get(start..at).unwrap_or_default())?;
+            out.push_str(text.get(start..at).unwrap_or_default())?;
         }
         if byte == b' ' {
-            out.push_utf8(b"+")?;
+            out.push_str("+")?;
         } else {
-            out.push_utf8(&[b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]])?;
+            out.push_str(PERCENT_ESCAPES[usize::from(byte)])?;
         }
-        start = at + 1;
+        start = at.saturating_add(1);
     }
-    out.push_utf8(text.get(start..).unwrap_or_default())
+    out.push_str(text.get(start..).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -113,9 +141,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn encoded(text: &str) -> String {
-        let mut out = Vec::new();
-        push_encoded(text.as_bytes(), &mut Body::unlimited(&mut out)).unwrap();
-        into_text(out)
+        let mut out = String::new();
+        push_encoded(text, &mut Body::unlimited(&mut out)).unwrap();
+        out
     }
 
     #[test]
@@ -128,16 +156,16 @@ mod tests {
     proptest! {
         #[test]
         fn pairs_are_byte_identical_to_serde_urlencoded(pairs in proptest::collection::vec((any::<String>(), any::<String>()), 0..5)) {
-            let mut ours = Vec::new();
+            let mut ours = String::new();
             for (position, (name, value)) in pairs.iter().enumerate() {
                 if position > 0 {
-                    ours.push(b'&');
+                    ours.push('&');
                 }
-                ours.extend_from_slice(encode_name(name).as_bytes());
-                ours.push(b'=');
-                push_encoded(value.as_bytes(), &mut Body::unlimited(&mut ours)).unwrap();
+                ours.push_str(&encode_name(name));
+                ours.push('=');
+                push_encoded(value, &mut Body::unlimited(&mut ours)).unwrap();
             }
-            prop_assert_eq!(into_text(ours), serde_urlencoded::to_string(&pairs).unwrap());
+            prop_assert_eq!(ours, serde_urlencoded::to_string(&pairs).unwrap());
         }
     }
 }

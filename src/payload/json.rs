@@ -16,9 +16,8 @@ use super::parameter::{Parameter, ValueSource};
 use super::program::{Builder, Write};
 use super::shape::{Entry, Node};
 use super::template::Piece;
-use crate::value::{bytes_below, bytes_equal, find, nests_deeper_than, number_json, push_json};
-use crate::value::{push_text as push_value_text, Body, Full};
-use crate::value::{MAX_VALUE_DEPTH, NUMBER_BYTES};
+use crate::value::{bytes_below, bytes_equal, find, nests_deeper_than, push_json, NumberText};
+use crate::value::{push_text as push_value_text, Body, Full, MAX_VALUE_DEPTH};
 
 /// The deepest a body nests arrays and objects, values included: serde_json's reader, with its default limit,
 /// reads at most this many, and receivers written with it would refuse a deeper body on every retry.
@@ -101,8 +100,8 @@ pub(super) fn push_value(value: &Value, depth: usize, out: &mut Body<'_>) -> Res
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         Value::String(text) => push_string(text, out),
-        Value::Number(number) => match number_json(number, &mut [0; NUMBER_BYTES]) {
-            Some(digits) => out.push_utf8(digits),
+        Value::Number(number) => match NumberText::default().json(number) {
+            Some(digits) => out.push_str(digits),
             None => push_json(number, out),
         },
         Value::Array(_) | Value::Object(_) => {
@@ -125,9 +124,9 @@ pub(super) fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(),
         Some(value @ (Value::Number(_) | Value::Bool(_))) => push_value_text(value, out),
         Some(value @ (Value::Array(_) | Value::Object(_))) => {
             // Escaping only adds, so the text may take at most what is left of the body.
-            let mut text = Vec::new();
+            let mut text = String::new();
             push_value_text(value, &mut Body::new(&mut text, out.remaining()))?;
-            push_string_contents(&crate::value::into_text(text), out)
+            push_string_contents(&text, out)
         }
     }
 }
@@ -159,27 +158,63 @@ const ESCAPE: [u8; 256] = {
     table
 };
 
+/// serde_json's `\u0000` to `\u001f` (lower-case hex), for the control characters without a short escape.
+const CONTROL_ESCAPES: [&str; 0x20] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    const BYTES: [u8; 6 * 0x20] = {
+        let mut bytes = [0; 6 * 0x20];
+        let mut byte = 0;
+        while byte < 0x20 {
+            let at = 6 * byte;
+            bytes[at] = b'\\';
+            bytes[at + 1] = b'u';
+            bytes[at + 2] = b'0';
+            bytes[at + 3] = b'0';
+            bytes[at + 4] = HEX[byte >> 4];
+            bytes[at + 5] = HEX[byte & 0xF];
+            byte += 1;
+        }
+        bytes
+    };
+    const ALL: &[u8] = &BYTES;
+    let mut escapes = [""; 0x20];
+    let mut byte = 0;
+    while byte < 0x20 {
+        let (escape, _) = ALL.split_at(6 * byte + 6);
+        let (_, escape) = escape.split_at(6 * byte);
+        escapes[byte] = match std::str::from_utf8(escape) {
+            Ok(escape) => escape,
+            Err(_) => panic!("the escapes are ASCII"),
+        };
+        byte += 1;
+    }
+    escapes
+};
+
 /// Appends a string's contents escaped as serde_json escapes them (see [`ESCAPE`]), copying the runs between
 /// escapes whole, found eight bytes at a time. Every byte it escapes is ASCII, so every run is cut at character
 /// boundaries.
 pub(super) fn push_string_contents(text: &str, out: &mut Body<'_>) -> Result<(), Full> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
     let clean = |word| bytes_equal(word, b'"') | bytes_equal(word, b'\\') | bytes_below(word, 0x20) == 0;
     let mut start = 0;
     loop {
         let at = find(bytes, start, clean, |byte| ESCAPE[usize::from(byte)] != 0);
         let Some(&byte) = bytes.get(at) else { break };
-        out.push_utf8(bytes.get(start..at).unwrap_or_default())?;
-        match ESCAPE[usize::from(byte)] {
-            b'u' => {
-                out.push_utf8(&[b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]])?
-            }
-            escape => out.push_utf8(&[b'\\', escape])?,
-        }
+        out.push_str(text.get(start..at).unwrap_or_default())?;
+        out.push_str(match ESCAPE[usize::from(byte)] {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'b' => "\\b",
+            b't' => "\\t",
+            b'n' => "\\n",
+            b'f' => "\\f",
+            b'r' => "\\r",
+            _ => CONTROL_ESCAPES.get(usize::from(byte)).copied().unwrap_or_default(),
+        })?;
         start = at.saturating_add(1);
     }
-    out.push_utf8(bytes.get(start..).unwrap_or_default())
+    out.push_str(text.get(start..).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -188,9 +223,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn written(value: &Value, depth: usize) -> String {
-        let mut out = Vec::new();
+        let mut out = String::new();
         push_value(value, depth, &mut Body::unlimited(&mut out)).unwrap();
-        crate::value::into_text(out)
+        out
     }
 
     #[test]

@@ -21,9 +21,9 @@ use crate::value::{Body, Full};
 /// A body, compiled: see the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct Program {
-    /// Every literal, one after the other (UTF-8, cut only where a literal ends); a step's literal is the text
-    /// from the end of the previous step's to its own `literal_end`, and the text after the last step ends the body.
-    text: Box<[u8]>,
+    /// Every literal, one after the other; a step's literal is the text from the end of the previous step's to
+    /// its own `literal_end`, and the text after the last step ends the body.
+    text: Box<str>,
     steps: Box<[Step]>,
     /// The record fields the steps read, each once, sorted (a step names its field by its index here).
     fields: Box<[Box<str>]>,
@@ -90,7 +90,7 @@ impl Program {
         self.look_up(record, values);
         let mut start = 0;
         for step in &*self.steps {
-            out.push_utf8(self.text.get(start..step.literal_end).unwrap_or_default())?;
+            out.push_str(self.text.get(start..step.literal_end).unwrap_or_default())?;
             start = step.literal_end;
             let value = values.get(step.field).copied().flatten();
             match step.write {
@@ -100,7 +100,7 @@ impl Program {
                 Write::FormText => form::push_text(value, out)?,
             }
         }
-        out.push_utf8(self.text.get(start..).unwrap_or_default())
+        out.push_str(self.text.get(start..).unwrap_or_default())
     }
 
     /// Finds the value of each of the program's fields in the record (`None` where it has none).
@@ -176,10 +176,8 @@ impl Builder {
 
     /// Appends literal text that `write` writes into a body (unlimited: nothing is full).
     pub(super) fn literal_with(&mut self, write: impl FnOnce(&mut Body<'_>) -> Result<(), Full>) {
-        let mut text = Vec::new();
         // Without a limit nothing is full; a failed write would only leave out text, which cannot happen.
-        let _ = write(&mut Body::unlimited(&mut text));
-        self.literal(&crate::value::into_text(text));
+        let _ = write(&mut Body::unlimited(&mut self.text));
     }
 
     /// Appends the value of a record field, written as `write` says.
@@ -211,11 +209,7 @@ impl Builder {
             step.field = renumbered.get(step.field).copied().unwrap_or(step.field);
         }
         let sorted = order.iter().filter_map(|&first_use| fields.get(first_use)).map(|name| name.as_str().into());
-        Program {
-            text: text.into_bytes().into_boxed_slice(),
-            steps: steps.into_boxed_slice(),
-            fields: sorted.collect(),
-        }
+        Program { text: text.into_boxed_str(), steps: steps.into_boxed_slice(), fields: sorted.collect() }
     }
 }
 
@@ -238,9 +232,9 @@ mod tests {
             [(1, 1), (2, 0), (2, 1)]
         );
         let record: Fields = serde_json::json!({"a": 1, "b": "<x>"}).as_object().cloned().unwrap_or_default();
-        let mut out = Vec::new();
+        let mut out = String::new();
         program.run(&record, &mut Body::unlimited(&mut out)).unwrap();
-        assert_eq!(out, b"<&lt;x&gt;>1&lt;x&gt;");
+        assert_eq!(out, "<&lt;x&gt;>1&lt;x&gt;");
     }
 
     proptest::proptest! {

@@ -12,12 +12,12 @@ use super::parameter::{Parameter, ValueSource};
 use super::shape::{compile, layout, Entry, Layout, Node};
 use super::xml::{DECLARATION, ROOT};
 use crate::record::Fields;
-use crate::value::{into_text, nests_deeper_than, push_json, Body, Full, MAX_VALUE_DEPTH};
+use crate::value::{nests_deeper_than, push_json, Body, Full, MAX_VALUE_DEPTH};
 
 /// The body the old encoders wrote, or `Full`.
-fn render(content_type: ContentType, parameters: &[Parameter], fields: &Fields, limit: usize) -> Result<Vec<u8>, Full> {
+fn render(content_type: ContentType, parameters: &[Parameter], fields: &Fields, limit: usize) -> Result<String, Full> {
     let layout = layout(content_type, parameters).unwrap_or_else(|_| Layout::empty(content_type));
-    let mut text = Vec::new();
+    let mut text = String::new();
     let out = &mut Body::new(&mut text, limit);
     match (&layout, content_type) {
         (Layout::Tree(entries), ContentType::Json) => json_write(entries, parameters, fields, false, out)?,
@@ -31,14 +31,19 @@ fn render(content_type: ContentType, parameters: &[Parameter], fields: &Fields, 
 
 static NULL: Value = Value::Null;
 
+/// What the old `Body::push_utf8` did: the old encoders wrote UTF-8 bytes.
+fn push_utf8(out: &mut Body<'_>, bytes: &[u8]) -> Result<(), Full> {
+    out.push_str(std::str::from_utf8(bytes).expect("the old encoders wrote UTF-8"))
+}
+
 fn resolve<'a>(parameter: &'a Parameter, fields: &'a Fields, budget: usize) -> Result<Cow<'a, Value>, Full> {
     Ok(match &parameter.source {
         ValueSource::Value(value) => Cow::Borrowed(value),
         ValueSource::Field(field) => Cow::Borrowed(fields.get(field).unwrap_or(&NULL)),
         ValueSource::Template(template) => {
-            let mut text = Vec::new();
+            let mut text = String::new();
             template.fill_into(fields, &mut Body::new(&mut text, budget))?;
-            Cow::Owned(Value::String(into_text(text)))
+            Cow::Owned(Value::String(text))
         }
     })
 }
@@ -49,12 +54,12 @@ fn push_text(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
         Value::String(s) => out.push_str(s),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => {
-            let mut digits = Vec::with_capacity(24);
+            let mut digits = String::with_capacity(24);
             push_json(n, &mut Body::unlimited(&mut digits))?;
-            match digits.strip_suffix(b".0") {
-                Some(b"-0") if n.is_f64() => out.push_str("0"),
-                Some(whole) if n.is_f64() => out.push_utf8(whole),
-                _ => out.push_utf8(&digits),
+            match digits.strip_suffix(".0") {
+                Some("-0") if n.is_f64() => out.push_str("0"),
+                Some(whole) if n.is_f64() => out.push_str(whole),
+                _ => out.push_str(&digits),
             }
         }
         other if nests_deeper_than(other, MAX_VALUE_DEPTH) => Ok(()),
@@ -189,9 +194,9 @@ fn xml_value(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
         Value::String(text) => xml_escaped(text, out),
         Value::Number(_) | Value::Bool(_) => push_text(value, out),
         Value::Array(_) | Value::Object(_) => {
-            let mut text = Vec::new();
+            let mut text = String::new();
             push_text(value, &mut Body::new(&mut text, out.remaining()))?;
-            xml_escaped(&into_text(text), out)
+            xml_escaped(&text, out)
         }
     }
 }
@@ -217,18 +222,18 @@ fn xml_escaped(text: &str, out: &mut Body<'_>) -> Result<(), Full> {
                 continue;
             }
         };
-        out.push_utf8(bytes.get(start..at).unwrap_or_default())?;
+        push_utf8(out, bytes.get(start..at).unwrap_or_default())?;
         out.push_str(replacement)?;
         at += width;
         start = at;
     }
-    out.push_utf8(bytes.get(start..).unwrap_or_default())
+    push_utf8(out, bytes.get(start..).unwrap_or_default())
 }
 
 // --- FORM
 
 fn form_write(names: &[Box<str>], parameters: &[Parameter], fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
-    let mut text = Vec::new();
+    let mut text = String::new();
     for (position, parameter) in parameters.iter().enumerate() {
         if position > 0 {
             out.push_str("&")?;
@@ -243,7 +248,7 @@ fn form_write(names: &[Box<str>], parameters: &[Parameter], fields: &Fields, out
             value => {
                 text.clear();
                 push_text(value, &mut Body::new(&mut text, out.remaining()))?;
-                form_encoded(&text, out)?;
+                form_encoded(text.as_bytes(), out)?;
             }
         }
     }
@@ -258,16 +263,16 @@ fn form_encoded(text: &[u8], out: &mut Body<'_>) -> Result<(), Full> {
             continue;
         }
         if start < at {
-            out.push_utf8(text.get(start..at).unwrap_or_default())?;
+            push_utf8(out, text.get(start..at).unwrap_or_default())?;
         }
         if byte == b' ' {
             out.push_str("+")?;
         } else {
-            out.push_utf8(&[b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]])?;
+            push_utf8(out, &[b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]])?;
         }
         start = at + 1;
     }
-    out.push_utf8(text.get(start..).unwrap_or_default())
+    push_utf8(out, text.get(start..).unwrap_or_default())
 }
 
 // --- the programs against the reference
@@ -348,8 +353,8 @@ fn record() -> impl Strategy<Value = Fields> {
     })
 }
 
-fn written(write: impl FnOnce(&mut Body<'_>) -> Result<(), Full>) -> Vec<u8> {
-    let mut out = Vec::new();
+fn written(write: impl FnOnce(&mut Body<'_>) -> Result<(), Full>) -> String {
+    let mut out = String::new();
     write(&mut Body::unlimited(&mut out)).unwrap();
     out
 }
@@ -364,7 +369,7 @@ proptest! {
         let text: String = text.chars().skip(cut).collect();
         prop_assert_eq!(written(|out| super::xml::push_escaped(&text, out)), written(|out| xml_escaped(&text, out)));
         let value = Value::String(text.clone());
-        prop_assert_eq!(written(|out| super::json::push_value(&value, 0, out)), serde_json::to_vec(&value).unwrap());
+        prop_assert_eq!(written(|out| super::json::push_value(&value, 0, out)), serde_json::to_string(&value).unwrap());
         prop_assert_eq!(written(|out| super::form::push_text(Some(&value), out)), written(|out| form_encoded(text.as_bytes(), out)));
     }
 
@@ -387,7 +392,7 @@ proptest! {
             let old = render(content_type, &parameters, &fields, limit);
             let new = super::render(content_type, &shape, &parameters, &fields, limit);
             match (&old, &new) {
-                (Ok(old), Ok(new)) => prop_assert_eq!(new.body().as_ref(), old.as_slice()),
+                (Ok(old), Ok(new)) => prop_assert_eq!(new.body().as_ref(), old.as_bytes()),
                 (Err(Full), Err(Full)) => prop_assert!(length > limit),
                 _ => prop_assert!(false, "limit {}: old {:?}, new {:?}", limit, old, new),
             }

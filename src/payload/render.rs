@@ -8,7 +8,7 @@ use super::content_type::ContentType;
 use super::parameter::Parameter;
 use super::shape::{compile, Shape};
 use crate::record::Fields;
-use crate::value::{into_text, Body, Full};
+use crate::value::{Body, Full};
 
 /// Why [`WebhookAction::try_render`](crate::WebhookAction::try_render) wrote no body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,9 +37,9 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// A payload of a content type with this body (UTF-8, as every encoder writes; checked once here).
-    pub(crate) fn new(content_type: ContentType, body: Vec<u8>) -> Self {
-        Payload { content_type, body: Bytes::from(into_text(body)) }
+    /// A payload of a content type with this body.
+    pub(crate) fn new(content_type: ContentType, body: String) -> Self {
+        Payload { content_type, body: Bytes::from(body) }
     }
 
     /// The content type the body is encoded as.
@@ -97,7 +97,7 @@ pub(crate) fn render(
         recompiled = compile(content_type, parameters).unwrap_or_else(|_| Shape::empty(content_type));
         &recompiled
     };
-    let mut text = Vec::with_capacity(shape.program.expected_len().min(limit));
+    let mut text = String::with_capacity(shape.program.expected_len().min(limit));
     shape.program.run(fields, &mut Body::new(&mut text, limit))?;
     Ok(Payload::new(content_type, text))
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::record::Fields;
-use crate::value::{into_text, push_text, Body, Full};
+use crate::value::{push_text, Body, Full};
 
 /// A parameter template, compiled once: `${field}` and `$field` insert a record field, `$$` writes `$`.
 ///
@@ -121,10 +121,10 @@ impl Template {
 
     /// Fills in the template for a record.
     pub fn fill(&self, fields: &Fields) -> String {
-        let mut out = Vec::with_capacity(self.source.len());
+        let mut out = String::with_capacity(self.source.len());
         // Without a limit nothing is full.
         let _ = self.fill_into(fields, &mut Body::unlimited(&mut out));
-        into_text(out)
+        out
     }
 
     /// Fills in the template for a record into a body, stopping as soon as it is full.

@@ -25,7 +25,7 @@ use super::parameter::{Parameter, ValueSource};
 use super::program::{Builder, Write};
 use super::shape::{Entry, Node};
 use super::template::Piece;
-use crate::value::{bytes_below, bytes_equal, find, into_text, push_text as push_value_text, Body, Full};
+use crate::value::{bytes_below, bytes_equal, find, push_text as push_value_text, Body, Full};
 
 /// The XML declaration every body starts with.
 pub(super) const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
@@ -97,9 +97,9 @@ pub(super) fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(),
         Some(value @ (Value::Number(_) | Value::Bool(_))) => push_value_text(value, out),
         Some(value @ (Value::Array(_) | Value::Object(_))) => {
             // Escaping only adds, so the text may take at most what is left of the body.
-            let mut text = Vec::new();
+            let mut text = String::new();
             push_value_text(value, &mut Body::new(&mut text, out.remaining()))?;
-            push_escaped(&into_text(text), out)
+            push_escaped(&text, out)
         }
     }
 }
@@ -154,12 +154,12 @@ pub(super) fn push_escaped(text: &str, out: &mut Body<'_>) -> Result<(), Full> {
         };
         // Both ends of the run are character boundaries: each is the start of the text, of an ASCII byte or of a
         // whole three-byte character.
-        out.push_utf8(bytes.get(start..at).unwrap_or_default())?;
+        out.push_str(text.get(start..at).unwrap_or_default())?;
         out.push_str(replacement)?;
         start = at.saturating_add(width);
         from = start;
     }
-    out.push_utf8(bytes.get(start..).unwrap_or_default())
+    out.push_str(text.get(start..).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -167,15 +167,15 @@ mod tests {
     use super::*;
 
     fn escaped(text: &str) -> String {
-        let mut out = Vec::new();
+        let mut out = String::new();
         push_escaped(text, &mut Body::unlimited(&mut out)).unwrap();
-        into_text(out)
+        out
     }
 
     fn value(value: Value) -> String {
-        let mut out = Vec::new();
+        let mut out = String::new();
         push_text(Some(&value), &mut Body::unlimited(&mut out)).unwrap();
-        into_text(out)
+        out
     }
 
     #[test]

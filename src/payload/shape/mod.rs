@@ -29,7 +29,7 @@ use super::content_type::ContentType;
 use super::form;
 use super::parameter::Parameter;
 use super::program::Program;
-use crate::value::{into_text, push_json, Body};
+use crate::value::{push_json, Body};
 
 use crate::limits::{MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
 use crate::shown::shown;
@@ -428,11 +428,11 @@ impl Draft {
                 let (open, close) = match content_type {
                     ContentType::Xml => (format!("<{key}>"), format!("</{key}>")),
                     ContentType::Json | ContentType::JsonArray | ContentType::Form => {
-                        let mut open = Vec::with_capacity(key.len() + 3);
+                        let mut open = String::with_capacity(key.len() + 3);
                         // Without a limit nothing is full.
                         let _ = push_json(key.as_str(), &mut Body::unlimited(&mut open));
-                        open.push(b':');
-                        (into_text(open), String::new())
+                        open.push(':');
+                        (open, String::new())
                     }
                 };
                 Entry {
