@@ -21,18 +21,19 @@ use crate::value::{Body, Full};
 /// A body, compiled: see the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct Program {
-    /// Every literal, one after the other; a step's literal is the text from the end of the previous step's to
-    /// its own `literal_end`, and the text after the last step ends the body.
-    text: Box<str>,
     steps: Box<[Step]>,
+    /// The literal after the last value.
+    tail: Box<str>,
+    /// How long all the literals are together.
+    literal_len: usize,
     /// The record fields the steps read, each once, sorted (a step names its field by its index here).
     fields: Box<[Box<str>]>,
 }
 
 /// A literal, then a field's value.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Step {
-    literal_end: usize,
+    literal: Box<str>,
     field: usize,
     write: Write,
 }
@@ -73,7 +74,7 @@ impl Program {
 
     /// About how long a body is: its literals, and some room for each value.
     pub(super) fn expected_len(&self) -> usize {
-        self.steps.len().saturating_mul(16).saturating_add(self.text.len())
+        self.steps.len().saturating_mul(16).saturating_add(self.literal_len)
     }
 
     /// Writes the body for a record; stops as soon as `out` is full.
@@ -88,10 +89,8 @@ impl Program {
             }
         };
         self.look_up(record, values);
-        let mut start = 0;
         for step in &*self.steps {
-            out.push_str(self.text.get(start..step.literal_end).unwrap_or_default())?;
-            start = step.literal_end;
+            out.push_str(&step.literal)?;
             let value = values.get(step.field).copied().flatten();
             match step.write {
                 Write::JsonValue { depth } => json::push_value_or_null(value, depth, out)?,
@@ -100,7 +99,7 @@ impl Program {
                 Write::FormText => form::push_text(value, out)?,
             }
         }
-        out.push_str(self.text.get(start..).unwrap_or_default())
+        out.push_str(&self.tail)
     }
 
     /// Finds the value of each of the program's fields in the record (`None` where it has none).
@@ -161,7 +160,9 @@ fn maps_are_sorted() -> bool {
 /// A program being compiled: literals are appended as they come, and each value closes the literal before it.
 #[derive(Debug, Default)]
 pub(super) struct Builder {
+    /// The literal since the last value.
     text: String,
+    literal_len: usize,
     steps: Vec<Step>,
     /// Field names in order of first use, and where each is in that list.
     fields: Vec<String>,
@@ -191,11 +192,13 @@ impl Builder {
                 position
             }
         };
-        self.steps.push(Step { literal_end: self.text.len(), field, write });
+        self.literal_len = self.literal_len.saturating_add(self.text.len());
+        let literal = std::mem::take(&mut self.text).into_boxed_str();
+        self.steps.push(Step { literal, field, write });
     }
 
     fn finish(self) -> Program {
-        let Builder { text, mut steps, fields, positions: _ } = self;
+        let Builder { text, literal_len, mut steps, fields, positions: _ } = self;
         // Sort the names, and renumber the steps' fields to match.
         let mut order: Vec<usize> = (0..fields.len()).collect();
         order.sort_by(|a, b| fields.get(*a).cmp(&fields.get(*b)));
@@ -209,7 +212,12 @@ impl Builder {
             step.field = renumbered.get(step.field).copied().unwrap_or(step.field);
         }
         let sorted = order.iter().filter_map(|&first_use| fields.get(first_use)).map(|name| name.as_str().into());
-        Program { text: text.into_boxed_str(), steps: steps.into_boxed_slice(), fields: sorted.collect() }
+        Program {
+            steps: steps.into_boxed_slice(),
+            literal_len: literal_len.saturating_add(text.len()),
+            tail: text.into_boxed_str(),
+            fields: sorted.collect(),
+        }
     }
 }
 
@@ -228,8 +236,8 @@ mod tests {
         let program = builder.finish();
         assert_eq!(&*program.fields, [Box::from("a"), Box::from("b")]);
         assert_eq!(
-            program.steps.iter().map(|s| (s.literal_end, s.field)).collect::<Vec<_>>(),
-            [(1, 1), (2, 0), (2, 1)]
+            program.steps.iter().map(|s| (&*s.literal, s.field)).collect::<Vec<_>>(),
+            [("<", 1), (">", 0), ("", 1)]
         );
         let record: Fields = serde_json::json!({"a": 1, "b": "<x>"}).as_object().cloned().unwrap_or_default();
         let mut out = String::new();
