@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use super::parameter::{Parameter, ValueSource};
-use super::program::{Builder, Write};
+use super::program::Builder;
 use super::template::Piece;
 use crate::value::{push_text as push_value_text, Body, Full, NumberText};
 
@@ -36,17 +36,22 @@ pub(super) fn compile(names: &[Box<str>], parameters: &[Parameter], program: &mu
         program.literal("=");
         match &parameter.source {
             ValueSource::Value(value) => program.literal_with(|out| push_text(Some(value), out)),
-            ValueSource::Field(field) => program.field(field, Write::FormText),
+            ValueSource::Field(field) => program.field(field, push_field_text, 0),
             ValueSource::Template(template) => {
                 for piece in template.pieces() {
                     match piece {
                         Piece::Text(text) => program.literal_with(|out| push_encoded(text, out)),
-                        Piece::Field(field) => program.field(field, Write::FormText),
+                        Piece::Field(field) => program.field(field, push_field_text, 0),
                     }
                 }
             }
         }
     }
+}
+
+/// Appends a field's value as form-encoded text (see [`push_text`]); `_depth` does not matter.
+fn push_field_text(value: Option<&Value>, _depth: usize, out: &mut Body<'_>) -> Result<(), Full> {
+    push_text(value, out)
 }
 
 /// Appends a value's text (see [`crate::value::push_text`]), form-encoded; nothing for a missing field.

@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use super::parameter::{Parameter, ValueSource};
-use super::program::{Builder, Write};
+use super::program::Builder;
 use super::shape::{Entry, Node};
 use super::template::Piece;
 use crate::value::{bytes_below, bytes_equal, find, nests_deeper_than, push_json, NumberText};
@@ -55,14 +55,14 @@ fn compile_node(node: &Node, parameters: &[Parameter], depth: usize, program: &m
     match node {
         Node::Value(index) => match parameters.get(*index).map(|parameter| &parameter.source) {
             Some(ValueSource::Value(value)) => program.literal_with(|out| push_value(value, depth, out)),
-            Some(ValueSource::Field(field)) => program.field(field, Write::JsonValue { depth }),
+            Some(ValueSource::Field(field)) => program.field(field, push_value_or_null, depth),
             // A template is a string: its text, escaped, between quotes.
             Some(ValueSource::Template(template)) => {
                 program.literal("\"");
                 for piece in template.pieces() {
                     match piece {
                         Piece::Text(text) => program.literal_with(|out| push_string_contents(text, out)),
-                        Piece::Field(field) => program.field(field, Write::JsonText),
+                        Piece::Field(field) => program.field(field, push_field_text, 0),
                     }
                 }
                 program.literal("\"");
@@ -83,8 +83,13 @@ fn compile_node(node: &Node, parameters: &[Parameter], depth: usize, program: &m
     }
 }
 
+/// Appends the text of a field's value inside a JSON string (see [`push_text`]); `_depth` does not matter.
+fn push_field_text(value: Option<&Value>, _depth: usize, out: &mut Body<'_>) -> Result<(), Full> {
+    push_text(value, out)
+}
+
 /// Appends a field's value found inside `depth` arrays and objects (`null` for a missing field).
-pub(super) fn push_value_or_null(value: Option<&Value>, depth: usize, out: &mut Body<'_>) -> Result<(), Full> {
+fn push_value_or_null(value: Option<&Value>, depth: usize, out: &mut Body<'_>) -> Result<(), Full> {
     match value {
         Some(value) => push_value(value, depth, out),
         None => out.push_str("null"),
@@ -116,7 +121,7 @@ pub(super) fn push_value(value: &Value, depth: usize, out: &mut Body<'_>) -> Res
 
 /// Appends the text of a field's value (see [`crate::value::push_text`]) inside a JSON string, escaped; nothing
 /// for a missing field.
-pub(super) fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(), Full> {
+fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(), Full> {
     match value {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(text)) => push_string_contents(text, out),

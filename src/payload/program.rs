@@ -4,7 +4,8 @@
 //!
 //! Rendering runs the program: it looks each field up once, copies the literals and escapes only what the record
 //! brings. Nothing is parsed, walked or looked up by parameter name again. The encoders (`json`, `xml`, `form`)
-//! compile their content type's program with a [`Builder`] and write its values.
+//! compile their content type's program with a [`Builder`], giving each value the function of theirs that writes
+//! it, so that this file depends on none of them.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -12,9 +13,6 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::content_type::ContentType;
-use super::shape::Layout;
-use super::{form, json, xml, Parameter};
 use crate::record::Fields;
 use crate::value::{Body, Full};
 
@@ -35,43 +33,18 @@ pub(crate) struct Program {
 struct Step {
     literal: Box<str>,
     field: usize,
-    write: Write,
+    write: WriteValue,
+    depth: usize,
 }
 
-/// How a step writes its field's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Write {
-    /// As a JSON value inside `depth` arrays and objects (`null` for a missing field).
-    JsonValue { depth: usize },
-    /// As text inside a JSON string (a template's placeholder).
-    JsonText,
-    /// As XML element text.
-    XmlText,
-    /// As form-encoded text.
-    FormText,
-}
+/// Writes a field's value (`None`: the record has no such field) into a body. `depth` is what the encoder gave
+/// when it compiled the step: JSON counts the arrays and objects around the value; the others give 0.
+pub(super) type WriteValue = fn(Option<&Value>, usize, &mut Body<'_>) -> Result<(), Full>;
 
 /// Fields looked up on the stack when a program reads at most this many (most do).
 const FIELDS_ON_STACK: usize = 32;
 
 impl Program {
-    /// Compiles the body of `content_type` for parameters whose names compiled into `layout`.
-    pub(super) fn new(content_type: ContentType, layout: &Layout, parameters: &[Parameter]) -> Self {
-        let mut builder = Builder::default();
-        match (layout, content_type) {
-            (Layout::Tree(entries), ContentType::Json) => json::compile(entries, parameters, false, &mut builder),
-            (Layout::Tree(entries), ContentType::JsonArray) => json::compile(entries, parameters, true, &mut builder),
-            (Layout::Tree(entries), ContentType::Xml) => xml::compile(entries, parameters, &mut builder),
-            (Layout::Pairs(names), ContentType::Form) => form::compile(names, parameters, &mut builder),
-            (Layout::Pairs(_), ContentType::Json | ContentType::JsonArray | ContentType::Xml)
-            | (Layout::Tree(_), ContentType::Form) => {
-                // Unreachable: `compile` builds the layout of its content type. The body of no parameters.
-                return Program::new(content_type, &Layout::empty(content_type), &[]);
-            }
-        }
-        builder.finish()
-    }
-
     /// About how long a body is: its literals, and some room for each value.
     pub(super) fn expected_len(&self) -> usize {
         self.steps.len().saturating_mul(16).saturating_add(self.literal_len)
@@ -91,13 +64,7 @@ impl Program {
         self.look_up(record, values);
         for step in &*self.steps {
             out.push_str(&step.literal)?;
-            let value = values.get(step.field).copied().flatten();
-            match step.write {
-                Write::JsonValue { depth } => json::push_value_or_null(value, depth, out)?,
-                Write::JsonText => json::push_text(value, out)?,
-                Write::XmlText => xml::push_text(value, out)?,
-                Write::FormText => form::push_text(value, out)?,
-            }
+            (step.write)(values.get(step.field).copied().flatten(), step.depth, out)?;
         }
         out.push_str(&self.tail)
     }
@@ -181,8 +148,8 @@ impl Builder {
         let _ = write(&mut Body::unlimited(&mut self.text));
     }
 
-    /// Appends the value of a record field, written as `write` says.
-    pub(super) fn field(&mut self, name: &str, write: Write) {
+    /// Appends the value of a record field, written by `write` (which is given `depth`).
+    pub(super) fn field(&mut self, name: &str, write: WriteValue, depth: usize) {
         let field = match self.positions.get(name) {
             Some(&position) => position,
             None => {
@@ -194,10 +161,10 @@ impl Builder {
         };
         self.literal_len = self.literal_len.saturating_add(self.text.len());
         let literal = std::mem::take(&mut self.text).into_boxed_str();
-        self.steps.push(Step { literal, field, write });
+        self.steps.push(Step { literal, field, write, depth });
     }
 
-    fn finish(self) -> Program {
+    pub(super) fn finish(self) -> Program {
         let Builder { text, literal_len, mut steps, fields, positions: _ } = self;
         // Sort the names, and renumber the steps' fields to match.
         let mut order: Vec<usize> = (0..fields.len()).collect();
@@ -225,24 +192,33 @@ impl Builder {
 mod tests {
     use super::*;
 
+    /// Writes the value's text, or `-` for a missing field.
+    fn text(value: Option<&Value>, _: usize, out: &mut Body<'_>) -> Result<(), Full> {
+        match value {
+            Some(value) => crate::value::push_text(value, out),
+            None => out.push_str("-"),
+        }
+    }
+
     #[test]
     fn fields_are_sorted_and_steps_follow_them() {
         let mut builder = Builder::default();
         builder.literal("<");
-        builder.field("b", Write::XmlText);
+        builder.field("b", text, 0);
         builder.literal(">");
-        builder.field("a", Write::XmlText);
-        builder.field("b", Write::XmlText);
+        builder.field("a", text, 0);
+        builder.field("c", text, 0);
+        builder.field("b", text, 0);
         let program = builder.finish();
-        assert_eq!(&*program.fields, [Box::from("a"), Box::from("b")]);
+        assert_eq!(&*program.fields, [Box::from("a"), Box::from("b"), Box::from("c")]);
         assert_eq!(
             program.steps.iter().map(|s| (&*s.literal, s.field)).collect::<Vec<_>>(),
-            [("<", 1), (">", 0), ("", 1)]
+            [("<", 1), (">", 0), ("", 2), ("", 1)]
         );
         let record: Fields = serde_json::json!({"a": 1, "b": "<x>"}).as_object().cloned().unwrap_or_default();
         let mut out = String::new();
         program.run(&record, &mut Body::unlimited(&mut out)).unwrap();
-        assert_eq!(out, "<&lt;x&gt;>1&lt;x&gt;");
+        assert_eq!(out, "<<x>>1-<x>");
     }
 
     proptest::proptest! {
@@ -259,7 +235,7 @@ mod tests {
         assert!(maps_are_sorted(), "serde_json is built without preserve_order here");
         let mut builder = Builder::default();
         for name in ["m", "a", "z", "zz", "b", "", "é"] {
-            builder.field(name, Write::FormText);
+            builder.field(name, text, 0);
         }
         let program = builder.finish();
         let keys = ["", "a", "aa", "c", "m", "y", "zz", "é", "ü"];

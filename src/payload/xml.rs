@@ -22,7 +22,7 @@
 use serde_json::Value;
 
 use super::parameter::{Parameter, ValueSource};
-use super::program::{Builder, Write};
+use super::program::Builder;
 use super::shape::{Entry, Node};
 use super::template::Piece;
 use crate::value::{bytes_below, bytes_equal, find, push_text as push_value_text, Body, Full};
@@ -66,12 +66,12 @@ fn compile_element(entry: &Entry, node: &Node, parameters: &[Parameter], program
             program.literal(&entry.open);
             match parameters.get(*index).map(|parameter| &parameter.source) {
                 Some(ValueSource::Value(value)) => program.literal_with(|out| push_text(Some(value), out)),
-                Some(ValueSource::Field(field)) => program.field(field, Write::XmlText),
+                Some(ValueSource::Field(field)) => program.field(field, push_field_text, 0),
                 Some(ValueSource::Template(template)) => {
                     for piece in template.pieces() {
                         match piece {
                             Piece::Text(text) => program.literal_with(|out| push_escaped(text, out)),
-                            Piece::Field(field) => program.field(field, Write::XmlText),
+                            Piece::Field(field) => program.field(field, push_field_text, 0),
                         }
                     }
                 }
@@ -87,9 +87,14 @@ fn compile_element(entry: &Entry, node: &Node, parameters: &[Parameter], program
     }
 }
 
+/// Appends a field's value as escaped element text (see [`push_text`]); `_depth` does not matter.
+fn push_field_text(value: Option<&Value>, _depth: usize, out: &mut Body<'_>) -> Result<(), Full> {
+    push_text(value, out)
+}
+
 /// Appends a value as escaped element text (nothing for a missing field): its text (see
 /// [`crate::value::push_text`]), escaped.
-pub(super) fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(), Full> {
+fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(), Full> {
     match value {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(text)) => push_escaped(text, out),

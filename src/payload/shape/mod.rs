@@ -26,9 +26,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::content_type::ContentType;
-use super::form;
 use super::parameter::Parameter;
-use super::program::Program;
+use super::program::{Builder, Program};
+use super::{form, json, xml};
 use crate::value::{push_json, Body};
 
 use crate::limits::{MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
@@ -104,7 +104,7 @@ pub(super) enum Node {
 impl Shape {
     /// A shape with no parameters, for a content type.
     pub(super) fn empty(content_type: ContentType) -> Self {
-        Shape { content_type, program: Program::new(content_type, &Layout::empty(content_type), &[]) }
+        Shape { content_type, program: program(content_type, &Layout::empty(content_type), &[]) }
     }
 }
 
@@ -121,7 +121,24 @@ impl Layout {
 /// Validates the parameter names for a content type and compiles them, then the body's program.
 pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Result<Shape, Vec<NameError>> {
     let layout = layout(content_type, parameters)?;
-    Ok(Shape { content_type, program: Program::new(content_type, &layout, parameters) })
+    Ok(Shape { content_type, program: program(content_type, &layout, parameters) })
+}
+
+/// Compiles the body of `content_type` for parameters whose names compiled into `layout`, with its encoder.
+fn program(content_type: ContentType, layout: &Layout, parameters: &[Parameter]) -> Program {
+    let mut builder = Builder::default();
+    match (layout, content_type) {
+        (Layout::Tree(entries), ContentType::Json) => json::compile(entries, parameters, false, &mut builder),
+        (Layout::Tree(entries), ContentType::JsonArray) => json::compile(entries, parameters, true, &mut builder),
+        (Layout::Tree(entries), ContentType::Xml) => xml::compile(entries, parameters, &mut builder),
+        (Layout::Pairs(names), ContentType::Form) => form::compile(names, parameters, &mut builder),
+        (Layout::Pairs(_), ContentType::Json | ContentType::JsonArray | ContentType::Xml)
+        | (Layout::Tree(_), ContentType::Form) => {
+            // Unreachable: `layout` builds the layout of its content type. The body of no parameters.
+            return program(content_type, &Layout::empty(content_type), &[]);
+        }
+    }
+    builder.finish()
 }
 
 /// Validates the parameter names for a content type and compiles them; see the module documentation.
