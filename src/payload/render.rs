@@ -1,4 +1,4 @@
-//! Rendering a record's body: the [`Payload`] and the one function that picks the encoder.
+//! Rendering a record's body: the [`Payload`] and the one function that runs the action's compiled program.
 
 use std::fmt;
 

@@ -1,4 +1,5 @@
-//! Parameter names compiled, once per action, into the tree the JSON, JSONARRAY and XML encoders walk.
+//! Parameter names compiled, once per action, into the tree the JSON, JSONARRAY and XML encoders compile into
+//! the body's program (FORM: the names, encoded), and that program built with the content type's encoder.
 //!
 //! A name is split on `.` into segments. A segment of ASCII digits is an array index; any other segment is a key.
 //! The rules, checked for every parameter and all reported together:
