@@ -231,6 +231,23 @@ mod tests {
     }
 
     #[test]
+    fn a_program_reading_more_fields_than_fit_on_the_stack_looks_them_up_on_the_heap() {
+        let mut builder = Builder::default();
+        let names: Vec<String> = (0..FIELDS_ON_STACK * 2 + 1).map(|i| format!("f{i:03}")).collect();
+        for name in names.iter().rev() {
+            builder.field(name, text, 0);
+            builder.literal(",");
+        }
+        let program = builder.finish();
+        let record: Fields = names.iter().step_by(2).map(|name| (name.clone(), Value::from(name.as_str()))).collect();
+        let mut out = String::new();
+        program.run(&record, &mut Body::unlimited(&mut out)).unwrap();
+        let expected: Vec<&str> =
+            names.iter().enumerate().rev().map(|(i, name)| if i % 2 == 0 { name.as_str() } else { "-" }).collect();
+        assert_eq!(out, format!("{},", expected.join(",")));
+    }
+
+    #[test]
     fn both_ways_of_looking_fields_up_agree() {
         assert!(maps_are_sorted(), "serde_json is built without preserve_order here");
         let mut builder = Builder::default();

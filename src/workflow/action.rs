@@ -235,7 +235,7 @@ impl WebhookAction {
 
     /// Like [`WebhookAction::render`], but a body longer than `max_body` bytes is an error, found as it is being
     /// written: rendering stops at the first write that would pass the limit, so an oversized body is never built
-    /// (at most about twice `max_body` is ever held, while a template is being rendered).
+    /// (at most about twice `max_body` is ever held, while an array or object inside a value is written aside).
     /// [`DEFAULT_MAX_BODY_BYTES`](crate::limits::DEFAULT_MAX_BODY_BYTES) is a sensible limit.
     ///
     /// ```
