@@ -286,7 +286,8 @@ mod tests {
             number in prop_oneof![
                 any::<u64>().prop_map(serde_json::Number::from),
                 any::<i64>().prop_map(serde_json::Number::from),
-                prop::sample::select(vec![0, 9, 10, 99, 100, u64::MAX, i64::MAX as u64]).prop_map(serde_json::Number::from),
+                prop::sample::select(vec![0, 9, 10, 99, 100, u64::MAX, i64::MAX as u64])
+                    .prop_map(serde_json::Number::from),
                 prop::sample::select(vec![0, -1, -9, -10, i64::MIN]).prop_map(serde_json::Number::from),
                 any::<f64>().prop_filter_map("finite", serde_json::Number::from_f64),
             ]
@@ -299,7 +300,10 @@ mod tests {
     proptest! {
         #[test]
         fn word_tests_say_exactly_whether_a_byte_matches(
-            bytes in proptest::collection::vec(prop_oneof![any::<u8>(), Just(0x1F), Just(0x20), Just(b'"'), Just(0xEF)], 8),
+            bytes in proptest::collection::vec(
+                prop_oneof![any::<u8>(), Just(0x1F), Just(0x20), Just(b'"'), Just(0xEF)],
+                8,
+            ),
             byte in prop_oneof![any::<u8>(), Just(b'"'), Just(0xEF)],
             limit in 0..=0x80u8,
         ) {

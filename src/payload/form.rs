@@ -1,10 +1,11 @@
 //! FORM bodies: `application/x-www-form-urlencoded`.
 //!
 //! One `name=value` pair per parameter, in parameter order, joined by `&`. Names are sent verbatim (no nesting);
-//! values are text as [`push_text`](super::push_text) writes them (a missing field is an empty value). Both are
+//! values are text as [`push_text`](crate::value::push_text) writes them (a missing field is an empty value). Both are
 //! encoded exactly as `serde_urlencoded` (the WHATWG `application/x-www-form-urlencoded` serializer) encodes them:
 //! ASCII letters, digits and `*-._` as is, space as `+`, every other byte of the UTF-8 text as `%XX` (upper-case
-//! hex). Names are encoded once, when the action is validated.
+//! hex). Names, `=` and `&`, literal values and a template's fixed text are encoded once, into the action's
+//! program, when the action is validated.
 
 use serde_json::Value;
 

@@ -3,8 +3,9 @@
 //! JSON is an object of the parameters, members in order of first appearance among the parameter names (a dotted
 //! name nests objects, a numeric segment builds an array). JSONARRAY is that object as the single element of a
 //! top-level array: `[{...}]`. Values keep their JSON types; a missing field is `null`. The text is compact (no
-//! white space), and its escaping is serde_json's: strings are escaped here with serde_json's table, numbers and
-//! the arrays and objects inside values are written by serde_json itself.
+//! white space), and it is what serde_json writes: strings are escaped here with serde_json's table, numbers are
+//! written by the formatters serde_json uses (`itoa`, `zmij`), and the arrays and objects inside values by
+//! serde_json itself.
 //!
 //! Everything but the record's values is compiled into the action's [`Program`](super::program::Program): the
 //! braces, brackets, commas and keys, literal values, and a template's quotes and fixed text (escaped as the

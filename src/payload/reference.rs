@@ -370,7 +370,8 @@ proptest! {
         prop_assert_eq!(written(|out| super::xml::push_escaped(&text, out)), written(|out| xml_escaped(&text, out)));
         let value = Value::String(text.clone());
         prop_assert_eq!(written(|out| super::json::push_value(&value, 0, out)), serde_json::to_string(&value).unwrap());
-        prop_assert_eq!(written(|out| super::form::push_text(Some(&value), out)), written(|out| form_encoded(text.as_bytes(), out)));
+        let form = written(|out| super::form::push_text(Some(&value), out));
+        prop_assert_eq!(form, written(|out| form_encoded(text.as_bytes(), out)));
     }
 
     /// The compiled program writes exactly the bytes the old encoders wrote, and fails exactly when they did, under
@@ -379,7 +380,9 @@ proptest! {
     fn programs_write_what_the_old_encoders_wrote(
         parameters in prop::collection::vec((name(), source()), 0..8),
         fields in record(),
-        content_type in prop::sample::select(vec![ContentType::Json, ContentType::JsonArray, ContentType::Xml, ContentType::Form]),
+        content_type in prop::sample::select(
+            vec![ContentType::Json, ContentType::JsonArray, ContentType::Xml, ContentType::Form]
+        ),
         fraction in 0.0f64..1.0,
     ) {
         let parameters: Vec<Parameter> =
