@@ -3,11 +3,13 @@
 //! is not.
 //!
 //! ```text
-//! cargo run --release --example perf_report [-- SCALE]
+//! cargo run --release --example perf_report [-- SCALE] [WORD]
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run --release --features postgres --example perf_report
 //! ```
 //!
-//! `SCALE` (default 1) multiplies every case's size: `0.2` for a quick look, `3` for steadier figures.
+//! `SCALE` (default 1) multiplies every case's size: `0.2` for a quick look, `3` for steadier figures. A word
+//! that is not a number runs only the figures whose name contains it: `-- encode` runs the three encoder figures,
+//! `-- 0.2 sqlite` the SQLite ones at a fifth of their size.
 //!
 //! How a comparison is measured ([`ratio_rounds`]): one untimed warm-up of each side, then [`ROUNDS`] rounds, each
 //! running both sides one after the other, A B in even rounds and B A in odd ones, so that whatever drifts on
@@ -1023,10 +1025,16 @@ fn load_average() -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
-    let scale = match std::env::args().nth(1) {
-        Some(arg) => arg.parse::<f64>().ok().filter(|s| *s > 0.0).ok_or("the argument is a size factor, e.g. 0.5")?,
-        None => 1.0,
-    };
+    let (mut scale, mut filter) = (1.0, None);
+    for arg in std::env::args().skip(1) {
+        match arg.parse::<f64>() {
+            Ok(factor) if factor > 0.0 => scale = factor,
+            Ok(_) => return Err("the size factor must be above 0, e.g. 0.5".into()),
+            Err(_) => filter = Some(arg),
+        }
+    }
+    // Only the figures whose name contains the word, if one was given.
+    let wanted = |names: &[&str]| filter.as_deref().is_none_or(|word| names.iter().any(|name| name.contains(word)));
     let sizes = Sizes { scale };
     let database_url = std::env::var("DATABASE_URL").ok().filter(|url| !url.is_empty());
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
@@ -1041,65 +1049,93 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let mut report = Report { rows: Vec::new(), since: Instant::now() };
 
     // First, while nothing else in the process allocates.
-    report.add("memory_bytes_per_queued", Goal::AtMost(512.0), memory_bytes_per_queued(sizes.of(20_000, 1000)).await);
+    if wanted(&["memory_bytes_per_queued"]) {
+        report.add(
+            "memory_bytes_per_queued",
+            Goal::AtMost(512.0),
+            memory_bytes_per_queued(sizes.of(20_000, 1000)).await,
+        );
+    }
 
     let iterations = sizes.of(5000, 200);
-    report.add("encode_json_vs_serde_json", Goal::AtLeast(1.0), encode_json_vs_serde_json(iterations).await);
-    report.add(
-        "encode_form_vs_serde_urlencoded",
-        Goal::AtLeast(1.0),
-        encode_form_vs_serde_urlencoded(iterations).await,
-    );
-    report.add("encode_xml_vs_quick_xml", Goal::AtLeast(1.0), encode_xml_vs_quick_xml(iterations).await);
-    report.add("engine_overhead_us", Goal::AtMost(3.0), engine_overhead_us(sizes.of(20_000, 1000)).await);
+    if wanted(&["encode_json_vs_serde_json"]) {
+        report.add("encode_json_vs_serde_json", Goal::AtLeast(1.0), encode_json_vs_serde_json(iterations).await);
+    }
+    if wanted(&["encode_form_vs_serde_urlencoded"]) {
+        report.add(
+            "encode_form_vs_serde_urlencoded",
+            Goal::AtLeast(1.0),
+            encode_form_vs_serde_urlencoded(iterations).await,
+        );
+    }
+    if wanted(&["encode_xml_vs_quick_xml"]) {
+        report.add("encode_xml_vs_quick_xml", Goal::AtLeast(1.0), encode_xml_vs_quick_xml(iterations).await);
+    }
+    if wanted(&["engine_overhead_us"]) {
+        report.add("engine_overhead_us", Goal::AtMost(3.0), engine_overhead_us(sizes.of(20_000, 1000)).await);
+    }
 
     let dir = tempfile::tempdir()?;
     let intake = sizes.of(2000, 160);
-    report.add(
-        "sqlite_enqueue_vs_raw_insert",
-        Goal::AtLeast(0.8),
-        sqlite_enqueue_vs_raw_insert(dir.path(), intake, 1).await,
-    );
-    report.add(
-        "sqlite_enqueue_16_callers_vs_raw_insert",
-        Goal::AtLeast(2.0),
-        sqlite_enqueue_vs_raw_insert(dir.path(), intake, 16).await,
-    );
-    report.add(
-        "sqlite_claim_depth_1m_vs_1k",
-        Goal::AtMost(1.3),
-        sqlite_claim_depth(dir.path(), sizes.of(1_000_000, 10_000), 1000, 41).await,
-    );
+    if wanted(&["sqlite_enqueue_vs_raw_insert"]) {
+        report.add(
+            "sqlite_enqueue_vs_raw_insert",
+            Goal::AtLeast(0.8),
+            sqlite_enqueue_vs_raw_insert(dir.path(), intake, 1).await,
+        );
+    }
+    if wanted(&["sqlite_enqueue_16_callers_vs_raw_insert"]) {
+        report.add(
+            "sqlite_enqueue_16_callers_vs_raw_insert",
+            Goal::AtLeast(2.0),
+            sqlite_enqueue_vs_raw_insert(dir.path(), intake, 16).await,
+        );
+    }
+    if wanted(&["sqlite_claim_depth_1m_vs_1k"]) {
+        report.add(
+            "sqlite_claim_depth_1m_vs_1k",
+            Goal::AtMost(1.3),
+            sqlite_claim_depth(dir.path(), sizes.of(1_000_000, 10_000), 1000, 41).await,
+        );
+    }
 
     let url = receiver(None).await?;
     let http = Arc::new(ReqwestClient::builder().allow_private_networks(true).build()?);
     let deliveries = sizes.of(2000, 200);
-    report.add(
-        "engine_memory_vs_raw_http",
-        Goal::AtLeast(0.9),
-        engine_memory_vs_raw_http(&http, &url, deliveries).await,
-    );
-    report.add(
-        "engine_sqlite_vs_raw_http",
-        Goal::AtLeast(0.6),
-        engine_sqlite_vs_raw_http(dir.path(), &http, &url, deliveries).await,
-    );
-    match save_to_send_sqlite(dir.path(), sizes.of(300, 20)).await {
-        Ok((p50, p99)) => {
-            report.add("save_to_send_p50_ms", Goal::AtMost(5.0), Ok(p50));
-            report.add("save_to_send_p99_ms", Goal::AtMost(20.0), Ok(p99));
-        }
-        Err(error) => {
-            report.skip("save_to_send_p50_ms", Goal::AtMost(5.0), &error.to_string());
-            report.skip("save_to_send_p99_ms", Goal::AtMost(20.0), &error.to_string());
+    if wanted(&["engine_memory_vs_raw_http"]) {
+        report.add(
+            "engine_memory_vs_raw_http",
+            Goal::AtLeast(0.9),
+            engine_memory_vs_raw_http(&http, &url, deliveries).await,
+        );
+    }
+    if wanted(&["engine_sqlite_vs_raw_http"]) {
+        report.add(
+            "engine_sqlite_vs_raw_http",
+            Goal::AtLeast(0.6),
+            engine_sqlite_vs_raw_http(dir.path(), &http, &url, deliveries).await,
+        );
+    }
+    if wanted(&["save_to_send_p50_ms", "save_to_send_p99_ms"]) {
+        match save_to_send_sqlite(dir.path(), sizes.of(300, 20)).await {
+            Ok((p50, p99)) => {
+                report.add("save_to_send_p50_ms", Goal::AtMost(5.0), Ok(p50));
+                report.add("save_to_send_p99_ms", Goal::AtMost(20.0), Ok(p99));
+            }
+            Err(error) => {
+                report.skip("save_to_send_p50_ms", Goal::AtMost(5.0), &error.to_string());
+                report.skip("save_to_send_p99_ms", Goal::AtMost(20.0), &error.to_string());
+            }
         }
     }
 
-    match &database_url {
-        Some(database_url) => postgres_figures(&mut report, database_url, &http, &url, sizes).await,
-        None => {
-            for (name, goal) in POSTGRES_FIGURES {
-                report.skip(name, goal, "DATABASE_URL is not set");
+    if POSTGRES_FIGURES.iter().any(|(name, _)| wanted(&[name])) {
+        match &database_url {
+            Some(database_url) => postgres_figures(&mut report, database_url, &http, &url, sizes).await,
+            None => {
+                for (name, goal) in POSTGRES_FIGURES {
+                    report.skip(name, goal, "DATABASE_URL is not set");
+                }
             }
         }
     }

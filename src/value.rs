@@ -4,6 +4,7 @@
 //! nothing of theirs.
 
 use std::io;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -38,10 +39,9 @@ pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
 /// A body being written, and the most bytes it may reach. Every write is checked before it copies anything, so a
 /// body past its limit is never built: rendering stops at the first write that would pass it.
 ///
-/// The body is bytes, and every write is UTF-8 (text, or what serde_json writes), so the whole is UTF-8; it is
-/// bytes so that serde_json can write straight into it without each fragment being checked again.
+/// The body is text: every write is a `str`, so the whole is UTF-8 by construction and is never checked again.
 pub(crate) struct Body<'a> {
-    text: &'a mut Vec<u8>,
+    text: &'a mut String,
     limit: usize,
 }
 
@@ -51,87 +51,168 @@ pub(crate) struct Full;
 
 impl<'a> Body<'a> {
     /// Writes into `text`, which may grow up to `limit` bytes.
-    pub(crate) fn new(text: &'a mut Vec<u8>, limit: usize) -> Self {
+    pub(crate) fn new(text: &'a mut String, limit: usize) -> Self {
         Body { text, limit }
     }
 
-    /// Writes into `text` without a limit: no write fails, since no `Vec` reaches `usize::MAX` bytes.
-    pub(crate) fn unlimited(text: &'a mut Vec<u8>) -> Self {
+    /// Writes into `text` without a limit: no write fails, since no `String` reaches `usize::MAX` bytes.
+    pub(crate) fn unlimited(text: &'a mut String) -> Self {
         Body::new(text, usize::MAX)
     }
 
     pub(crate) fn push_str(&mut self, text: &str) -> Result<(), Full> {
-        self.push_utf8(text.as_bytes())
-    }
-
-    /// Appends bytes that are UTF-8 (a slice of a `str` cut at character boundaries, or serde_json's output).
-    pub(crate) fn push_utf8(&mut self, bytes: &[u8]) -> Result<(), Full> {
-        if bytes.len() > self.remaining() {
+        if text.len() > self.remaining() {
             return Err(Full);
         }
-        self.text.extend_from_slice(bytes);
+        self.text.push_str(text);
         Ok(())
-    }
-
-    pub(crate) fn push(&mut self, c: char) -> Result<(), Full> {
-        self.push_str(c.encode_utf8(&mut [0; 4]))
     }
 
     /// How many more bytes may be written.
     pub(crate) fn remaining(&self) -> usize {
         self.limit.saturating_sub(self.text.len())
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.text.len()
-    }
-
-    pub(crate) fn truncate(&mut self, len: usize) {
-        self.text.truncate(len);
-    }
 }
 
-/// The text of bytes a [`Body`] was written into (always UTF-8; anything else would be replaced, not trusted).
-pub(crate) fn into_text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+/// The eight bytes of `bytes` from `at` as one word, if there are eight: escapers skip runs with nothing to escape
+/// eight bytes at a time, testing a word with [`bytes_equal`] and [`bytes_below`] (SWAR).
+pub(crate) fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let chunk = bytes.get(at..at.checked_add(8)?)?;
+    <[u8; 8]>::try_from(chunk).ok().map(u64::from_le_bytes)
+}
+
+/// The position of the first byte from `from` on for which `stop` holds (`bytes.len()` if there is none), skipping
+/// eight bytes at a time while `clean` says a word holds no such byte. `clean` may refuse a word that holds none
+/// (then its bytes are tested one by one), but must never pass one that holds one.
+#[inline]
+pub(crate) fn find(bytes: &[u8], from: usize, clean: impl Fn(u64) -> bool, stop: impl Fn(u8) -> bool) -> usize {
+    let mut at = from;
+    while let Some(word) = word_at(bytes, at) {
+        if !clean(word) {
+            let end = at.saturating_add(8);
+            while at < end {
+                match bytes.get(at) {
+                    Some(&byte) if stop(byte) => return at,
+                    _ => at += 1,
+                }
+            }
+            continue;
+        }
+        at = at.saturating_add(8);
+    }
+    // Fewer than eight bytes left: if the text's last eight are clean, none of them stops.
+    let last = bytes.len().checked_sub(8).and_then(|start| word_at(bytes, start));
+    if last.is_some_and(&clean) {
+        return bytes.len();
+    }
+    while let Some(&byte) = bytes.get(at) {
+        if stop(byte) {
+            return at;
+        }
+        at = at.saturating_add(1);
+    }
+    bytes.len()
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero exactly when some byte of `word` is `byte` (the bits set say nothing more: a borrow may mark a byte
+/// after a real match).
+pub(crate) const fn bytes_equal(word: u64, byte: u8) -> u64 {
+    let zero_where_equal = word ^ ONES.wrapping_mul(byte as u64);
+    zero_where_equal.wrapping_sub(ONES) & !zero_where_equal & HIGHS
+}
+
+/// Non-zero exactly when some byte of `word` is below `limit`, which is at most 0x80 (as for [`bytes_equal`],
+/// only whether it is zero counts).
+pub(crate) const fn bytes_below(word: u64, limit: u8) -> u64 {
+    word.wrapping_sub(ONES.wrapping_mul(limit as u64)) & !word & HIGHS
 }
 
 /// Appends the compact JSON text of a value (or a key), as `serde_json` writes it; stops as soon as the body is
-/// full, in the middle of a string if need be.
+/// full. serde_json writes bytes: they are written aside (never more than the body has room for) and checked to
+/// be the UTF-8 they always are before they join the body.
 pub(crate) fn push_json<T: Serialize + ?Sized>(value: &T, out: &mut Body<'_>) -> Result<(), Full> {
-    let mark = out.len();
-    let mut sink = Sink { out: &mut *out, full: false };
+    let mut sink = Sink { bytes: Vec::new(), room: out.remaining(), full: false };
     let written = serde_json::to_writer(&mut sink, value);
-    let full = sink.full;
-    match written {
-        Ok(()) => Ok(()),
-        Err(_) if full => Err(Full),
-        // Serializing a `Value` or a `str` cannot fail otherwise; `null` keeps the document well-formed if that
-        // ever changed.
-        Err(_) => {
-            out.truncate(mark);
-            out.push_str("null")
-        }
+    match (written, String::from_utf8(sink.bytes)) {
+        (Ok(()), Ok(text)) => out.push_str(&text),
+        (Err(_), _) if sink.full => Err(Full),
+        // Serializing a `Value` or a `str` cannot fail otherwise, nor write anything but UTF-8; `null` keeps the
+        // document well-formed if that ever changed.
+        _ => out.push_str("null"),
     }
 }
 
-/// Lets `serde_json` write into a [`Body`]; a full body fails the write, which stops serde_json.
-struct Sink<'a, 'b> {
-    out: &'a mut Body<'b>,
+/// Where `serde_json` writes for [`push_json`]: at most `room` bytes, after which a write fails, which stops it.
+struct Sink {
+    bytes: Vec<u8>,
+    room: usize,
     full: bool,
 }
 
-impl io::Write for Sink<'_, '_> {
+impl io::Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.push_utf8(buf).map_err(|Full| {
+        if buf.len() > self.room.saturating_sub(self.bytes.len()) {
             self.full = true;
-            io::Error::other("the body is full")
-        })?;
+            return Err(io::Error::other("the body is full"));
+        }
+        self.bytes.extend_from_slice(buf);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// A number's text, written on the stack by the formatters serde_json itself writes numbers with (`itoa` for
+/// integers, `zmij` for floats), which hand it back as a `str`.
+#[derive(Default)]
+pub(crate) struct NumberText {
+    integer: itoa::Buffer,
+    float: zmij::Buffer,
+}
+
+impl NumberText {
+    /// The JSON text of a number exactly as serde_json writes it; `None` when serde_json must write it (a
+    /// build with its `arbitrary_precision` feature, where a number keeps the text it was parsed from).
+    pub(crate) fn json(&mut self, number: &serde_json::Number) -> Option<&str> {
+        if !numbers_are_binary() {
+            return None;
+        }
+        Some(match (number.as_u64(), number.as_i64(), number.as_f64()) {
+            (Some(positive), _, _) => self.integer.format(positive),
+            (None, Some(negative), _) => self.integer.format(negative),
+            (None, None, Some(float)) if float.is_finite() => self.float.format_finite(float),
+            _ => return None,
+        })
+    }
+
+    /// A number as text (see [`push_text`]); `None` as for [`NumberText::json`].
+    pub(crate) fn text(&mut self, number: &serde_json::Number) -> Option<&str> {
+        let is_f64 = number.is_f64();
+        self.json(number).map(|digits| without_point_zero(is_f64, digits))
+    }
+}
+
+/// Whether serde_json holds numbers as integers and floats, as it does unless its `arbitrary_precision` feature
+/// is on (which a host's dependencies may turn on; the build is the same for the whole process, so checked once).
+fn numbers_are_binary() -> bool {
+    static BINARY: OnceLock<bool> = OnceLock::new();
+    *BINARY.get_or_init(|| {
+        let parsed = serde_json::from_str::<Value>("1.50");
+        matches!(parsed.and_then(|value| serde_json::to_string(&value)).as_deref(), Ok("1.5"))
+    })
+}
+
+/// serde_json's text of a number without the `.0` it ends a whole float with (`-0.0` → `0`).
+fn without_point_zero(is_f64: bool, digits: &str) -> &str {
+    match digits.strip_suffix(".0") {
+        Some("-0") if is_f64 => "0",
+        Some(whole) if is_f64 => whole,
+        _ => digits,
     }
 }
 
@@ -143,16 +224,15 @@ pub(crate) fn push_text(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
         Value::Null => Ok(()),
         Value::String(s) => out.push_str(s),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            // Written aside first, so that a `.0` about to be cut never counts against the limit.
-            let mut digits = Vec::with_capacity(24);
-            push_json(n, &mut Body::unlimited(&mut digits))?;
-            match digits.strip_suffix(b".0") {
-                Some(b"-0") if n.is_f64() => out.push_str("0"),
-                Some(whole) if n.is_f64() => out.push_utf8(whole),
-                _ => out.push_utf8(&digits),
+        Value::Number(n) => match NumberText::default().text(n) {
+            Some(text) => out.push_str(text),
+            // Written aside by serde_json, so that a `.0` about to be cut never counts.
+            None => {
+                let mut digits = String::new();
+                push_json(n, &mut Body::unlimited(&mut digits))?;
+                out.push_str(without_point_zero(n.is_f64(), &digits))
             }
-        }
+        },
         other if nests_deeper_than(other, MAX_VALUE_DEPTH) => Ok(()),
         other => push_json(other, out),
     }
@@ -160,10 +240,10 @@ pub(crate) fn push_text(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
 
 /// A value as text (see [`push_text`]), for comparisons.
 pub(crate) fn text_of(value: &Value) -> String {
-    let mut out = Vec::new();
+    let mut out = String::new();
     // Without a limit nothing is full.
     let _ = push_text(value, &mut Body::unlimited(&mut out));
-    into_text(out)
+    out
 }
 
 #[cfg(test)]
@@ -200,6 +280,43 @@ mod tests {
             prop_assert!(!written.ends_with(".0"), "{}", written);
             prop_assert_eq!(written.parse::<f64>().ok(), Some(f));
         }
+
+        #[test]
+        fn numbers_are_written_as_serde_json_writes_them(
+            number in prop_oneof![
+                any::<u64>().prop_map(serde_json::Number::from),
+                any::<i64>().prop_map(serde_json::Number::from),
+                prop::sample::select(vec![0, 9, 10, 99, 100, u64::MAX, i64::MAX as u64])
+                    .prop_map(serde_json::Number::from),
+                prop::sample::select(vec![0, -1, -9, -10, i64::MIN]).prop_map(serde_json::Number::from),
+                any::<f64>().prop_filter_map("finite", serde_json::Number::from_f64),
+            ]
+        ) {
+            let written = NumberText::default().json(&number).map(str::to_owned);
+            prop_assert_eq!(written, Some(serde_json::to_string(&number).unwrap()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn word_tests_say_exactly_whether_a_byte_matches(
+            bytes in proptest::collection::vec(
+                prop_oneof![any::<u8>(), Just(0x1F), Just(0x20), Just(b'"'), Just(0xEF)],
+                8,
+            ),
+            byte in prop_oneof![any::<u8>(), Just(b'"'), Just(0xEF)],
+            limit in 0..=0x80u8,
+        ) {
+            let word = word_at(&bytes, 0).unwrap();
+            prop_assert_eq!(bytes_equal(word, byte) != 0, bytes.contains(&byte));
+            prop_assert_eq!(bytes_below(word, limit) != 0, bytes.iter().any(|b| *b < limit));
+            prop_assert_eq!(word_at(&bytes, 1), None);
+        }
+    }
+
+    #[test]
+    fn this_build_of_serde_json_holds_binary_numbers() {
+        assert!(numbers_are_binary(), "built without arbitrary_precision here, so the fast path is tested");
     }
 
     #[test]
@@ -214,29 +331,29 @@ mod tests {
 
     #[test]
     fn a_body_never_passes_its_limit() {
-        let mut text = Vec::new();
+        let mut text = String::new();
         let mut body = Body::new(&mut text, 5);
         assert_eq!(body.push_str("abc"), Ok(()));
         assert_eq!(body.push_str("def"), Err(Full));
-        assert_eq!(body.push('é'), Ok(()));
-        assert_eq!(body.push('x'), Err(Full));
+        assert_eq!(body.push_str("é"), Ok(()));
+        assert_eq!(body.push_str("x"), Err(Full));
         assert_eq!(body.remaining(), 0);
-        assert_eq!(text, "abcé".as_bytes());
+        assert_eq!(text, "abcé");
         // A number's `.0` is cut before it is counted.
-        let mut text = Vec::new();
+        let mut text = String::new();
         assert_eq!(push_text(&json!(12.0), &mut Body::new(&mut text, 2)), Ok(()));
-        assert_eq!(text, b"12");
+        assert_eq!(text, "12");
     }
 
     fn to_text(value: &Value) -> String {
-        let mut out = Vec::new();
+        let mut out = String::new();
         push_json(value, &mut Body::unlimited(&mut out)).unwrap();
-        into_text(out)
+        out
     }
 
     #[test]
     fn a_full_body_stops_serde_json_midway() {
-        let mut out = Vec::new();
+        let mut out = String::new();
         let value = Value::String("x".repeat(100_000));
         assert_eq!(push_json(&value, &mut Body::new(&mut out, 1000)), Err(Full));
         assert!(out.len() <= 1000, "{}", out.len());

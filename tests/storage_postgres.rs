@@ -773,6 +773,7 @@ async fn quota_holds_for_3000_deliveries_on_two_pools_also_with_passes_cancelled
 
 /// A worker that only ever polls once an hour still sends at once what another server queued: the enqueue's
 /// commit notifies, and every storage listening on the database wakes its workers.
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_on_another_server_wakes_when_work_is_queued() {
     use crm_webhooks::testing::{MockHttp, RecordingMailer, StaticDirectory};

@@ -1,14 +1,11 @@
 //! Parameters: the name → value pairs a body carries, and where each value comes from.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::template::{Template, TemplateError};
 use crate::record::Fields;
 use crate::shown::shown;
-use crate::value::{into_text, Body, Full};
 
 /// Where a parameter's value comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,38 +107,5 @@ impl Serialize for Parameter {
             ValueSource::Template(template) => map.serialize_entry("template", template.source())?,
         }
         map.end()
-    }
-}
-
-/// The null a missing field reads as.
-static NULL: Value = Value::Null;
-
-/// The value a parameter takes for a record, borrowed from the action or the record where it can be. A template
-/// is rendered only up to `budget` bytes: its text is never shorter once encoded (escaping only adds), so a
-/// template longer than what is left of the body could not fit anyway.
-pub(crate) fn resolve<'a>(parameter: &'a Parameter, fields: &'a Fields, budget: usize) -> Result<Cow<'a, Value>, Full> {
-    Ok(match &parameter.source {
-        ValueSource::Value(value) => Cow::Borrowed(value),
-        ValueSource::Field(field) => Cow::Borrowed(fields.get(field).unwrap_or(&NULL)),
-        ValueSource::Template(template) => {
-            let mut text = Vec::new();
-            template.fill_into(fields, &mut Body::new(&mut text, budget))?;
-            Cow::Owned(Value::String(into_text(text)))
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_template_is_filled_in_only_as_far_as_the_body_can_take() {
-        let parameter = Parameter::template("t", "${big}${big}").unwrap();
-        let mut fields = Fields::new();
-        fields.insert("big".to_owned(), json!("x".repeat(1000)));
-        assert_eq!(resolve(&parameter, &fields, 1999), Err(Full));
-        assert_eq!(resolve(&parameter, &fields, 2000).unwrap().as_str().map(str::len), Some(2000));
     }
 }

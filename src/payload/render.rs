@@ -1,4 +1,4 @@
-//! Rendering a record's body: the [`Payload`] and the one function that picks the encoder.
+//! Rendering a record's body: the [`Payload`] and the one function that runs the action's compiled program.
 
 use std::fmt;
 
@@ -6,10 +6,9 @@ use bytes::Bytes;
 
 use super::content_type::ContentType;
 use super::parameter::Parameter;
-use super::shape::{compile, Layout, Shape};
-use super::{form, json, xml};
+use super::shape::{compile, Shape};
 use crate::record::Fields;
-use crate::value::{into_text, Body, Full};
+use crate::value::{Body, Full};
 
 /// Why [`WebhookAction::try_render`](crate::WebhookAction::try_render) wrote no body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,9 +37,9 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// A payload of a content type with this body (UTF-8, as every encoder writes; checked once here).
-    pub(crate) fn new(content_type: ContentType, body: Vec<u8>) -> Self {
-        Payload { content_type, body: Bytes::from(into_text(body)) }
+    /// A payload of a content type with this body.
+    pub(crate) fn new(content_type: ContentType, body: String) -> Self {
+        Payload { content_type, body: Bytes::from(body) }
     }
 
     /// The content type the body is encoded as.
@@ -79,8 +78,8 @@ impl fmt::Debug for Payload {
     }
 }
 
-/// Encodes the parameters of a record as a body of `content_type`, using the shape compiled for it; stops with
-/// [`Full`] as soon as the body would pass `limit` bytes.
+/// Encodes the parameters of a record as a body of `content_type`, by running the program compiled for it;
+/// stops with [`Full`] as soon as the body would pass `limit` bytes.
 ///
 /// A shape compiled for another content type (which the crate never passes) is compiled again here; if the names
 /// do not fit, the body is that of an action without parameters.
@@ -98,20 +97,8 @@ pub(crate) fn render(
         recompiled = compile(content_type, parameters).unwrap_or_else(|_| Shape::empty(content_type));
         &recompiled
     };
-    let capacity = parameters.len().saturating_mul(32).saturating_add(64).min(limit);
-    let mut text = Vec::with_capacity(capacity);
-    let out = &mut Body::new(&mut text, limit);
-    match (&shape.layout, content_type) {
-        (Layout::Tree(entries), ContentType::Json) => json::write(entries, parameters, fields, false, out)?,
-        (Layout::Tree(entries), ContentType::JsonArray) => json::write(entries, parameters, fields, true, out)?,
-        (Layout::Tree(entries), ContentType::Xml) => xml::write(entries, parameters, fields, out)?,
-        (Layout::Pairs(names), ContentType::Form) => form::write(names, parameters, fields, out)?,
-        (Layout::Pairs(_), ContentType::Json | ContentType::JsonArray | ContentType::Xml)
-        | (Layout::Tree(_), ContentType::Form) => {
-            // Unreachable: `Shape::empty` and `compile` build the layout of their content type.
-            return render(content_type, &Shape::empty(content_type), &[], fields, limit);
-        }
-    }
+    let mut text = String::with_capacity(shape.program.expected_len().min(limit));
+    shape.program.run(fields, &mut Body::new(&mut text, limit))?;
     Ok(Payload::new(content_type, text))
 }
 
@@ -139,7 +126,7 @@ mod tests {
         let form = compile(ContentType::Form, &bad).unwrap();
         assert_eq!(
             render(ContentType::Xml, &form, &bad, &Fields::new(), usize::MAX).unwrap().body_text(),
-            format!("{}<record></record>", xml::DECLARATION)
+            format!("{}<record></record>", super::super::xml::DECLARATION)
         );
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::record::Fields;
-use crate::value::{into_text, push_text, Body, Full};
+use crate::value::{push_text, Body, Full};
 
 /// A parameter template, compiled once: `${field}` and `$field` insert a record field, `$$` writes `$`.
 ///
@@ -26,6 +26,13 @@ pub struct Template {
 enum TemplatePart {
     Literal(String),
     Field(String),
+}
+
+/// A piece of a template: literal text, or the record field whose text goes in its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Piece<'a> {
+    Text(&'a str),
+    Field(&'a str),
 }
 
 /// Why a template does not parse.
@@ -104,15 +111,23 @@ impl Template {
         })
     }
 
-    /// Fills in the template for a record.
-    pub fn fill(&self, fields: &Fields) -> String {
-        let mut out = Vec::with_capacity(self.source.len());
-        // Without a limit nothing is full.
-        let _ = self.fill_into(fields, &mut Body::unlimited(&mut out));
-        into_text(out)
+    /// The template in order: its literal text and the fields it inserts, for compiling it into a body.
+    pub(super) fn pieces(&self) -> impl Iterator<Item = Piece<'_>> {
+        self.parts.iter().map(|part| match part {
+            TemplatePart::Literal(text) => Piece::Text(text),
+            TemplatePart::Field(name) => Piece::Field(name),
+        })
     }
 
-    /// Fills in the template for a record.into a body, stopping as soon as it is full.
+    /// Fills in the template for a record.
+    pub fn fill(&self, fields: &Fields) -> String {
+        let mut out = String::with_capacity(self.source.len());
+        // Without a limit nothing is full.
+        let _ = self.fill_into(fields, &mut Body::unlimited(&mut out));
+        out
+    }
+
+    /// Fills in the template for a record into a body, stopping as soon as it is full.
     pub(crate) fn fill_into(&self, fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
         for part in &self.parts {
             match part {

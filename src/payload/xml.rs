@@ -21,10 +21,11 @@
 
 use serde_json::Value;
 
-use super::parameter::{resolve, Parameter};
+use super::parameter::{Parameter, ValueSource};
+use super::program::Builder;
 use super::shape::{Entry, Node};
-use crate::record::Fields;
-use crate::value::{into_text, push_text, Body, Full};
+use super::template::Piece;
+use crate::value::{bytes_below, bytes_equal, find, push_text as push_value_text, Body, Full};
 
 /// The XML declaration every body starts with.
 pub(super) const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
@@ -32,109 +33,138 @@ pub(super) const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#
 /// The root element's name.
 pub(super) const ROOT: &str = "record";
 
-/// Writes the body of an XML request.
-pub(super) fn write(
-    entries: &[Entry],
-    parameters: &[Parameter],
-    fields: &Fields,
-    out: &mut Body<'_>,
-) -> Result<(), Full> {
-    out.push_str(DECLARATION)?;
-    out.push('<')?;
-    out.push_str(ROOT)?;
-    out.push('>')?;
-    write_members(entries, parameters, fields, out)?;
-    out.push_str("</")?;
-    out.push_str(ROOT)?;
-    out.push('>')
+/// Compiles the body of an XML request: everything but the record's values is literal text (tags, literal values
+/// and the fixed text of templates, escaped).
+pub(super) fn compile(entries: &[Entry], parameters: &[Parameter], program: &mut Builder) {
+    program.literal(DECLARATION);
+    program.literal("<");
+    program.literal(ROOT);
+    program.literal(">");
+    compile_members(entries, parameters, program);
+    program.literal("</");
+    program.literal(ROOT);
+    program.literal(">");
 }
 
 // The recursion below goes one level per dotted segment of a name, at most `MAX_PARAMETER_NAME_SEGMENTS` deep.
 
-fn write_members(entries: &[Entry], parameters: &[Parameter], fields: &Fields, out: &mut Body<'_>) -> Result<(), Full> {
+fn compile_members(entries: &[Entry], parameters: &[Parameter], program: &mut Builder) {
     for entry in entries {
-        write_element(entry, &entry.node, parameters, fields, out)?;
+        compile_element(entry, &entry.node, parameters, program);
     }
-    Ok(())
 }
 
-fn write_element(
-    entry: &Entry,
-    node: &Node,
-    parameters: &[Parameter],
-    fields: &Fields,
-    out: &mut Body<'_>,
-) -> Result<(), Full> {
+fn compile_element(entry: &Entry, node: &Node, parameters: &[Parameter], program: &mut Builder) {
     match node {
         // The element repeats once per item.
         Node::Array(items) => {
             for item in items {
-                write_element(entry, item, parameters, fields, out)?;
+                compile_element(entry, item, parameters, program);
             }
-            Ok(())
         }
         Node::Value(index) => {
-            out.push_str(&entry.open)?;
-            if let Some(parameter) = parameters.get(*index) {
-                push_value(&*resolve(parameter, fields, out.remaining())?, out)?;
+            program.literal(&entry.open);
+            match parameters.get(*index).map(|parameter| &parameter.source) {
+                Some(ValueSource::Value(value)) => program.literal_with(|out| push_text(Some(value), out)),
+                Some(ValueSource::Field(field)) => program.field(field, push_field_text, 0),
+                Some(ValueSource::Template(template)) => {
+                    for piece in template.pieces() {
+                        match piece {
+                            Piece::Text(text) => program.literal_with(|out| push_escaped(text, out)),
+                            Piece::Field(field) => program.field(field, push_field_text, 0),
+                        }
+                    }
+                }
+                None => {}
             }
-            out.push_str(&entry.close)
+            program.literal(&entry.close);
         }
         Node::Object(children) => {
-            out.push_str(&entry.open)?;
-            write_members(children, parameters, fields, out)?;
-            out.push_str(&entry.close)
+            program.literal(&entry.open);
+            compile_members(children, parameters, program);
+            program.literal(&entry.close);
         }
     }
 }
 
-/// Appends a value as escaped element text.
-fn push_value(value: &Value, out: &mut Body<'_>) -> Result<(), Full> {
+/// Appends a field's value as escaped element text (see [`push_text`]); `_depth` does not matter.
+fn push_field_text(value: Option<&Value>, _depth: usize, out: &mut Body<'_>) -> Result<(), Full> {
+    push_text(value, out)
+}
+
+/// Appends a value as escaped element text (nothing for a missing field): its text (see
+/// [`crate::value::push_text`]), escaped.
+fn push_text(value: Option<&Value>, out: &mut Body<'_>) -> Result<(), Full> {
     match value {
-        Value::Null => Ok(()),
-        Value::String(text) => push_escaped(text, out),
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(text)) => push_escaped(text, out),
         // Digits, signs, `.`, `e` or `true`/`false`: nothing to escape.
-        Value::Number(_) | Value::Bool(_) => push_text(value, out),
-        Value::Array(_) | Value::Object(_) => {
+        Some(value @ (Value::Number(_) | Value::Bool(_))) => push_value_text(value, out),
+        Some(value @ (Value::Array(_) | Value::Object(_))) => {
             // Escaping only adds, so the text may take at most what is left of the body.
-            let mut text = Vec::new();
-            push_text(value, &mut Body::new(&mut text, out.remaining()))?;
-            push_escaped(&into_text(text), out)
+            let mut text = String::new();
+            push_value_text(value, &mut Body::new(&mut text, out.remaining()))?;
+            push_escaped(&text, out)
         }
     }
 }
 
-/// Appends text escaped for element content; see the module documentation. Scans bytes: every character it
-/// replaces is ASCII but U+FFFE and U+FFFF (`EF BF BE`, `EF BF BF`), so a run between two of them is copied whole.
+/// Which bytes [`push_escaped`] stops at: `&`, `<`, `>`, every C0 control but tab and line feed, and `EF`, the
+/// first byte of U+FFFE and U+FFFF (and of the other characters from U+F000 on, which it copies).
+const STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = byte != 0x09 && byte != 0x0A;
+        byte += 1;
+    }
+    table[b'&' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[0xEF] = true;
+    table
+};
+
+/// Appends text escaped for element content; see the module documentation. Scans bytes, eight at a time where
+/// none stops it: every character it replaces is ASCII but U+FFFE and U+FFFF (`EF BF BE`, `EF BF BF`), so a run
+/// between two of them is copied whole.
 pub(super) fn push_escaped(text: &str, out: &mut Body<'_>) -> Result<(), Full> {
     let bytes = text.as_bytes();
+    let clean = |word| {
+        bytes_below(word, 0x20)
+            | bytes_equal(word, b'&')
+            | bytes_equal(word, b'<')
+            | bytes_equal(word, b'>')
+            | bytes_equal(word, 0xEF)
+            == 0
+    };
     let mut start = 0;
-    let mut at = 0;
-    while let Some(&byte) = bytes.get(at) {
+    let mut from = 0;
+    loop {
+        let at = find(bytes, from, clean, |byte| STOP[usize::from(byte)]);
+        let Some(&byte) = bytes.get(at) else { break };
+        let after = at.saturating_add(1);
         let (replacement, width) = match byte {
             b'&' => ("&amp;", 1),
             b'<' => ("&lt;", 1),
             b'>' => ("&gt;", 1),
             b'\r' => ("&#13;", 1),
-            b'\t' | b'\n' => {
-                at += 1;
-                continue;
-            }
             0..=0x1F => ("\u{FFFD}", 1),
-            0xEF if matches!(bytes.get(at + 1..at + 3), Some([0xBF, 0xBE | 0xBF])) => ("\u{FFFD}", 3),
+            0xEF if matches!(bytes.get(after..after.saturating_add(2)), Some([0xBF, 0xBE | 0xBF])) => ("\u{FFFD}", 3),
+            // Another character that starts with `EF`: copied.
             _ => {
-                at += 1;
+                from = after;
                 continue;
             }
         };
         // Both ends of the run are character boundaries: each is the start of the text, of an ASCII byte or of a
         // whole three-byte character.
-        out.push_utf8(bytes.get(start..at).unwrap_or_default())?;
+        out.push_str(text.get(start..at).unwrap_or_default())?;
         out.push_str(replacement)?;
-        at += width;
-        start = at;
+        start = at.saturating_add(width);
+        from = start;
     }
-    out.push_utf8(bytes.get(start..).unwrap_or_default())
+    out.push_str(text.get(start..).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -142,15 +172,15 @@ mod tests {
     use super::*;
 
     fn escaped(text: &str) -> String {
-        let mut out = Vec::new();
+        let mut out = String::new();
         push_escaped(text, &mut Body::unlimited(&mut out)).unwrap();
-        into_text(out)
+        out
     }
 
     fn value(value: Value) -> String {
-        let mut out = Vec::new();
-        push_value(&value, &mut Body::unlimited(&mut out)).unwrap();
-        into_text(out)
+        let mut out = String::new();
+        push_text(Some(&value), &mut Body::unlimited(&mut out)).unwrap();
+        out
     }
 
     #[test]

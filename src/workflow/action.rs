@@ -246,12 +246,12 @@ impl WebhookAction {
     /// The body has no size limit; [`WebhookAction::try_render`] has one.
     pub fn render(&self, fields: &Fields) -> Payload {
         // Without a limit nothing is full (no `String` reaches `usize::MAX` bytes): the empty body is never used.
-        self.try_render(fields, usize::MAX).unwrap_or_else(|_| Payload::new(self.content_type, Vec::new()))
+        self.try_render(fields, usize::MAX).unwrap_or_else(|_| Payload::new(self.content_type, String::new()))
     }
 
     /// Like [`WebhookAction::render`], but a body longer than `max_body` bytes is an error, found as it is being
     /// written: rendering stops at the first write that would pass the limit, so an oversized body is never built
-    /// (at most about twice `max_body` is ever held, while a template is being rendered).
+    /// (at most about twice `max_body` is ever held, while an array or object inside a value is written aside).
     /// [`DEFAULT_MAX_BODY_BYTES`](crate::limits::DEFAULT_MAX_BODY_BYTES) is a sensible limit.
     ///
     /// ```

@@ -1,4 +1,5 @@
-//! Parameter names compiled, once per action, into the tree the JSON, JSONARRAY and XML encoders walk.
+//! Parameter names compiled, once per action, into the tree the JSON, JSONARRAY and XML encoders compile into
+//! the body's program (FORM: the names, encoded), and that program built with the content type's encoder.
 //!
 //! A name is split on `.` into segments. A segment of ASCII digits is an array index; any other segment is a key.
 //! The rules, checked for every parameter and all reported together:
@@ -26,9 +27,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::content_type::ContentType;
-use super::form;
 use super::parameter::Parameter;
-use crate::value::{into_text, push_json, Body};
+use super::program::{Builder, Program};
+use super::{form, json, xml};
+use crate::value::{push_json, Body};
 
 use crate::limits::{MAX_PARAMETER_NAME_BYTES, MAX_PARAMETER_NAME_SEGMENTS};
 use crate::shown::shown;
@@ -59,11 +61,12 @@ impl NameError {
     }
 }
 
-/// The compiled parameter names of one action, for the content type they were compiled for.
+/// One action's body compiled for the content type it was compiled for: its names checked, then the program that
+/// writes it ([`Program`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Shape {
     pub(super) content_type: ContentType,
-    pub(super) layout: Layout,
+    pub(super) program: Program,
 }
 
 /// What the encoder of a content type walks.
@@ -102,16 +105,45 @@ pub(super) enum Node {
 impl Shape {
     /// A shape with no parameters, for a content type.
     pub(super) fn empty(content_type: ContentType) -> Self {
-        let layout = match content_type {
-            ContentType::Form => Layout::Pairs(Vec::new()),
-            ContentType::Json | ContentType::JsonArray | ContentType::Xml => Layout::Tree(Vec::new()),
-        };
-        Shape { content_type, layout }
+        Shape { content_type, program: program(content_type, &Layout::empty(content_type), &[]) }
     }
 }
 
-/// Validates the parameter names for a content type and compiles them; see the module documentation.
+impl Layout {
+    /// The layout of no parameters, for a content type.
+    pub(super) fn empty(content_type: ContentType) -> Self {
+        match content_type {
+            ContentType::Form => Layout::Pairs(Vec::new()),
+            ContentType::Json | ContentType::JsonArray | ContentType::Xml => Layout::Tree(Vec::new()),
+        }
+    }
+}
+
+/// Validates the parameter names for a content type and compiles them, then the body's program.
 pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Result<Shape, Vec<NameError>> {
+    let layout = layout(content_type, parameters)?;
+    Ok(Shape { content_type, program: program(content_type, &layout, parameters) })
+}
+
+/// Compiles the body of `content_type` for parameters whose names compiled into `layout`, with its encoder.
+fn program(content_type: ContentType, layout: &Layout, parameters: &[Parameter]) -> Program {
+    let mut builder = Builder::default();
+    match (layout, content_type) {
+        (Layout::Tree(entries), ContentType::Json) => json::compile(entries, parameters, false, &mut builder),
+        (Layout::Tree(entries), ContentType::JsonArray) => json::compile(entries, parameters, true, &mut builder),
+        (Layout::Tree(entries), ContentType::Xml) => xml::compile(entries, parameters, &mut builder),
+        (Layout::Pairs(names), ContentType::Form) => form::compile(names, parameters, &mut builder),
+        (Layout::Pairs(_), ContentType::Json | ContentType::JsonArray | ContentType::Xml)
+        | (Layout::Tree(_), ContentType::Form) => {
+            // Unreachable: `layout` builds the layout of its content type. The body of no parameters.
+            return program(content_type, &Layout::empty(content_type), &[]);
+        }
+    }
+    builder.finish()
+}
+
+/// Validates the parameter names for a content type and compiles them; see the module documentation.
+pub(super) fn layout(content_type: ContentType, parameters: &[Parameter]) -> Result<Layout, Vec<NameError>> {
     // (parameter index, problem), so that the problems come out in parameter order.
     let mut found: Vec<(usize, NameError)> = Vec::new();
     let tree = content_type != ContentType::Form;
@@ -145,7 +177,7 @@ pub(crate) fn compile(content_type: ContentType, parameters: &[Parameter]) -> Re
         }
     };
     if found.is_empty() {
-        Ok(Shape { content_type, layout })
+        Ok(layout)
     } else {
         found.sort_by_key(|(index, _)| *index);
         Err(found.into_iter().map(|(_, problem)| problem).collect())
@@ -414,11 +446,11 @@ impl Draft {
                 let (open, close) = match content_type {
                     ContentType::Xml => (format!("<{key}>"), format!("</{key}>")),
                     ContentType::Json | ContentType::JsonArray | ContentType::Form => {
-                        let mut open = Vec::with_capacity(key.len() + 3);
+                        let mut open = String::with_capacity(key.len() + 3);
                         // Without a limit nothing is full.
                         let _ = push_json(key.as_str(), &mut Body::unlimited(&mut open));
-                        open.push(b':');
-                        (into_text(open), String::new())
+                        open.push(':');
+                        (open, String::new())
                     }
                 };
                 Entry {

@@ -14,8 +14,8 @@ fn errors(content_type: ContentType, names: &[&str]) -> Vec<(String, String)> {
 }
 
 fn tree(content_type: ContentType, names: &[&str]) -> Vec<Entry> {
-    match compile(content_type, &params(names)) {
-        Ok(Shape { layout: Layout::Tree(entries), .. }) => entries,
+    match layout(content_type, &params(names)) {
+        Ok(Layout::Tree(entries)) => entries,
         other => panic!("{names:?} did not compile to a tree: {other:?}"),
     }
 }

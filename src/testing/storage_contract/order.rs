@@ -11,6 +11,20 @@ use super::sample::{claim, completion, entry, sample_delivery, secs, t0};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogQuery};
 use crate::ports::{waits_behind_message, Enqueue, OnceMark, Storage};
 
+/// Lets the other tasks run once (runtime-agnostic: pending once, waking itself).
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
 fn mark(tenant: &str, workflow: &str, record_id: &str) -> OnceMark {
     OnceMark { tenant: tenant.into(), workflow: workflow.into(), record_id: record_id.into() }
 }
@@ -152,7 +166,7 @@ pub async fn ordered_lines_hold_under_concurrent_claims(storage: Arc<dyn Storage
                     if sent.lock().unwrap().iter().all(|s| s.len() == PER_LINE) {
                         return;
                     }
-                    tokio::task::yield_now().await;
+                    yield_now().await;
                     continue;
                 }
                 for d in &taken {
@@ -161,7 +175,7 @@ pub async fn ordered_lines_hold_under_concurrent_claims(storage: Arc<dyn Storage
                     flying[line] += 1;
                     assert_eq!(flying[line], 1, "two deliveries of line {line} in flight at once");
                 }
-                tokio::task::yield_now().await;
+                yield_now().await;
                 for d in &taken {
                     let (line, round) = places[&d.id];
                     // Recorded before the result is written, so the next of the line is never recorded first.
