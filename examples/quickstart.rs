@@ -1,5 +1,7 @@
-//! The whole path once, for real: a local HTTP receiver, embedded SQLite, the README's workflow, one event,
-//! a worker until everything due is settled, and the delivery log printed as a table.
+//! The whole path once, for real: a local HTTP receiver, embedded SQLite, the README's workflow, one event, a
+//! worker until every delivery is settled, the delivery log printed as a table, and the failure email. The retry
+//! schedule is the product's (1 h, 2 h, 4 h) scaled down to seconds for the demo, so the broken receiver's
+//! delivery walks through its three retries to Failed in about seven seconds.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -19,8 +21,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crm_webhooks::ports::User;
+use crm_webhooks::retry::RetrySchedule;
 use crm_webhooks::testing::{RecordingMailer, StaticDirectory};
-use crm_webhooks::{DeliveryStatus, Engine, LogQuery, RecordEvent, ReqwestClient, SqliteStorage, Worker, WorkflowSet};
+use crm_webhooks::{Engine, LogQuery, RecordEvent, ReqwestClient, SqliteStorage, Worker, WorkflowSet};
 
 type Received = Arc<Mutex<Vec<(String, String, String, String)>>>;
 
@@ -101,21 +104,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The receiver is on loopback, which the SSRF guard refuses by default.
     let http = Arc::new(ReqwestClient::builder().allow_private_networks(true).build()?);
-    let directory = Arc::new(StaticDirectory::new().user(
-        "acme",
-        User {
-            id: "19x1".into(),
-            name: "Olga Owner".into(),
-            email: "olga@acme.test".into(),
-            active: true,
-            admin: true,
-        },
-    ));
+    let user = |id: &str, name: &str, active: bool, admin: bool| User {
+        id: id.into(),
+        name: name.into(),
+        email: format!("{}@acme.test", name.split(' ').next().unwrap_or(id).to_lowercase()),
+        active,
+        admin,
+    };
+    // The record's owner, an active admin, and an admin who left: the failure email goes to the first two.
+    let directory = Arc::new(
+        StaticDirectory::new()
+            .user("acme", user("19x1", "Olga Owner", true, false))
+            .user("acme", user("19x2", "Ada Admin", true, true))
+            .user("acme", user("19x3", "Lee Left", false, true)),
+    );
+    // The product's schedule is 1 h, 2 h and 4 h after a failure; the demo waits seconds instead.
+    let demo_schedule = RetrySchedule::new([1, 2, 4].map(Duration::from_secs).to_vec())?;
+    println!("retries after 1 s, 2 s and 4 s (the product's 1 h, 2 h and 4 h, scaled down for the demo)");
+    let mailer = Arc::new(RecordingMailer::new());
     let engine = Engine::builder()
         .storage(storage)
         .http(http)
-        .mailer(Arc::new(RecordingMailer::new()))
+        .mailer(mailer.clone())
         .directory(directory)
+        .retry_schedule(demo_schedule)
         .build()?;
     engine.set_workflows("acme", WorkflowSet::from_json(&workflows(&base))?);
 
@@ -128,19 +140,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         loop {
             let mut waiting = 0;
             for id in &ids {
-                // Settled for now: delivered, failed, or tried and waiting for a retry an hour from now.
+                // Delivered, or failed for good after its last retry.
                 let delivery = engine.delivery("acme", *id).await?;
-                if delivery.is_none_or(|d| d.attempts == 0 || d.status == DeliveryStatus::Dispatched) {
+                if delivery.is_none_or(|d| !d.status.is_settled()) {
                     waiting += 1;
                 }
             }
-            if waiting == 0 {
+            // ... and the failure email sent.
+            if waiting == 0 && !mailer.sent().is_empty() {
                 return Ok::<_, crm_webhooks::EngineError>(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), settled).await??;
+    tokio::time::timeout(Duration::from_secs(60), settled).await??;
     worker.shutdown().await;
 
     let header = ["at", "status", "action", "attempt", "http", "next attempt", "message"];
@@ -172,6 +185,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for (path, (method, content_type, body)) in by_path {
         println!("  {method} {path} [{content_type}]\n    {body}");
+    }
+    let emails = mailer.sent();
+    let to: Vec<String> =
+        emails.iter().map(|e| format!("{} <{}>", e.to_name.as_deref().unwrap_or_default(), e.to)).collect();
+    println!(
+        "\nthe failure email, to the record's owner and every active admin ({}; not Lee Left, who left):",
+        to.join(", ")
+    );
+    if let Some(email) = emails.first() {
+        println!("  subject: {}", email.subject);
+        for line in email.body.lines() {
+            println!("    {line}");
+        }
     }
     let usage = engine.usage("acme").await?;
     println!("\nusage today ({}): {} calls", usage.day, usage.used);
