@@ -240,6 +240,9 @@ async fn every_page_and_endpoint_answers_with_its_content() {
         (Some("Dispatched"), Some(false))
     );
 
+    let wrong = get(&w.app, &format!("/deliveries/{}/redeliver", w.failed)).await;
+    assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong.body.contains("Redeliver is a POST"), "a page: {}", wrong.body);
     let missing = get(&w.app, "/api/nothing").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.json()["error"].as_str().unwrap().contains("no page"));

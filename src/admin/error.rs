@@ -30,6 +30,9 @@ pub(crate) enum AdminError {
     /// No such route.
     #[error("there is no page at {0}")]
     NoRoute(String),
+    /// A route asked with a method it does not take (a GET of a POST-only route, say).
+    #[error("{0} does not take this method: pages are read with GET, and Redeliver is a POST from its form")]
+    WrongMethod(String),
     /// A redelivery of a delivery still under way.
     #[error("delivery {id} is still {status}: it can be redelivered once it has succeeded or failed")]
     NotSettled { id: DeliveryId, status: DeliveryStatus },
@@ -61,6 +64,7 @@ impl AdminError {
             AdminError::NoTenant | AdminError::CrossSite => StatusCode::FORBIDDEN,
             AdminError::BadParam(_) => StatusCode::BAD_REQUEST,
             AdminError::UnknownDelivery(_) | AdminError::NoRoute(_) => StatusCode::NOT_FOUND,
+            AdminError::WrongMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
             AdminError::NotSettled { .. } => StatusCode::CONFLICT,
             AdminError::Engine(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,

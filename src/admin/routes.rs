@@ -52,6 +52,7 @@ pub fn router(engine: Engine, authorize: impl Authorize, key: AdminKey) -> Route
         .route("/api/deliveries/{id}/redeliver", post(api::redeliver))
         .route("/api/usage", get(api::usage))
         .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), authorize_request))
         .with_state(state)
 }
@@ -87,10 +88,19 @@ async fn authorize_request(State(state): State<AdminState>, request: Request, ne
 }
 
 async fn no_route(request: Request) -> Response {
+    answer(&request, AdminError::NoRoute)
+}
+
+async fn wrong_method(request: Request) -> Response {
+    answer(&request, AdminError::WrongMethod)
+}
+
+/// An error about the request's path, as JSON under `/api` and as a page elsewhere.
+fn answer(request: &Request, error: fn(String) -> AdminError) -> Response {
     let path = request.uri().path().chars().take(200).collect::<String>();
     if is_api(&path) {
-        ApiError(AdminError::NoRoute(path)).into_response()
+        ApiError(error(path)).into_response()
     } else {
-        PageError(AdminError::NoRoute(path)).into_response()
+        PageError(error(path)).into_response()
     }
 }
