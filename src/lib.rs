@@ -4,6 +4,7 @@
 //!
 //! | Module | What it holds |
 //! |---|---|
+//! | `admin` | the admin router a host mounts in its axum server: log, deliveries, redelivery, usage (feature `admin`) |
 //! | [`engine`] | [`Engine`]: event intake, worker passes, failure emails, the admin reads and writes; [`engine::preview`] |
 //! | [`workflow`] | [`WorkflowSet`], workflows, triggers, criteria, schedules, and the [`WebhookAction`] |
 //! | [`payload`] | what a webhook sends: content types, parameters, templates, the rendered [`payload::Payload`] |
@@ -23,6 +24,9 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod adapters;
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 pub mod delivery;
 pub mod engine;
 pub mod error;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::core::{chrono_duration, Engine};
 use super::error::EngineError;
 use super::plan;
+use super::wire;
 use crate::delivery::{Delivery, DeliveryId, LogEntry, LogQuery};
 use crate::quota::{quota_day, Usage};
 
@@ -73,6 +74,33 @@ impl Engine {
         let day = day.unwrap_or_else(|| quota_day(self.now(), info.time_zone));
         let used = self.inner.storage.quota_used(tenant, day).await?;
         Ok(Usage { day, used, allowed: self.allowance(&info) })
+    }
+
+    /// The headers an attempt of this delivery sends at `sent_at`, for an admin screen: `Authorization` and
+    /// `webhook-signature` redacted. The action's credentials and signing secret are read from the registered
+    /// workflows, as a pass reads them; an action no longer registered shows the headers that need neither.
+    pub fn request_headers(&self, delivery: &Delivery, sent_at: DateTime<Utc>) -> Vec<(String, String)> {
+        let workflows = self.workflows(&delivery.tenant);
+        let action = workflows.as_ref().and_then(|w| w.get(&delivery.workflow)?.action(&delivery.action));
+        let content_type = delivery.content_type.header_value();
+        let Some(action) = action else {
+            return vec![
+                ("content-type".to_owned(), content_type.to_owned()),
+                ("webhook-id".to_owned(), delivery.id.to_string()),
+                ("webhook-timestamp".to_owned(), sent_at.timestamp().to_string()),
+            ];
+        };
+        wire::request_headers(action, content_type, delivery.id, sent_at.timestamp(), &delivery.body)
+            .into_iter()
+            .map(|(name, value)| {
+                let shown = match name.as_str() {
+                    "authorization" => "Basic [redacted]".to_owned(),
+                    "webhook-signature" => "v1,[redacted]".to_owned(),
+                    _ => value.to_str().unwrap_or_default().to_owned(),
+                };
+                (name.as_str().to_owned(), shown)
+            })
+            .collect()
     }
 
     /// When the next delivery is due (or the next lease runs out), for a worker deciding how long to sleep.
