@@ -26,6 +26,7 @@ const SCRIPT: &str = "<script>alert(1)</script>";
 struct World {
     app: Router,
     engine: Engine,
+    http: Arc<MockHttp>,
     success: DeliveryId,
     failed: DeliveryId,
     queued: DeliveryId,
@@ -124,7 +125,7 @@ async fn world() -> World {
 
     let key = AdminKey::new(*b"0123456789abcdef0123456789abcdef").unwrap();
     let app = Router::new().nest(MOUNT, admin::router(engine.clone(), authorize, key));
-    World { app, engine, success, failed, queued, dispatched, beta }
+    World { app, engine, http, success, failed, queued, dispatched, beta }
 }
 
 struct Answer {
@@ -449,4 +450,93 @@ async fn the_hosts_refusals_answer_401_and_403() {
     let no_tenant = send(&w.app, request("GET", "", Some(" ")).body(Body::empty()).unwrap()).await;
     assert_eq!(no_tenant.status, StatusCode::FORBIDDEN);
     assert!(no_tenant.body.contains("has no tenant"));
+}
+
+/// "Send a test": the form offers the fields the action reads; the test is one real request with the action's
+/// auth and signature (the receiver still answers 500 here), shown with its secrets redacted, logged under record
+/// `test`, never retried and not counted; the JSON API does the same and needs the token.
+#[tokio::test]
+async fn a_test_send_goes_out_for_real_and_is_logged_as_a_test() {
+    let w = world().await;
+    let home = get(&w.app, "").await;
+    assert_eq!(home.body.matches("class=\"test\"").count(), 2, "a Send a test link per action");
+    let form = get(&w.app, "/test?workflow=broken&action=Push").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(
+        form.body.contains("&quot;id&quot;") || form.body.contains("\"id\""),
+        "the sample has the field the action reads"
+    );
+    let token = form_token(&form.body);
+    let usage_before = w.engine.usage("acme").await.unwrap().used;
+    let requests_before = w.http.requests().len();
+    let post = |body: String| {
+        request("POST", "/test", Some("acme"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let fields = serde_urlencoded::to_string([
+        ("csrf_token", token.as_str()),
+        ("workflow", "broken"),
+        ("action", "Push"),
+        ("record", r#"{"id": "99x9", "name": "<script>alert(1)</script>"}"#),
+    ])
+    .unwrap();
+    let result = send(&w.app, post(fields)).await;
+    assert_eq!(result.status, StatusCode::OK, "{}", result.body);
+    assert!(result.body.contains("The test failed: HTTP 500"), "{}", result.body);
+    assert!(result.body.contains("Basic [redacted]") && result.body.contains("v1,[redacted]"));
+    assert!(!result.body.contains("s3cret") && !result.body.contains(SECRET), "no secret on the page");
+    let sent = w.http.requests();
+    assert_eq!(sent.len(), requests_before + 1, "one real request");
+    let last = sent.last().unwrap();
+    assert_eq!(&last.body[..], br#"{"id":"99x9"}"#);
+    assert!(last.headers["authorization"].to_str().unwrap().starts_with("Basic "), "the action's own auth");
+    assert!(last.headers["webhook-signature"].to_str().unwrap().starts_with("v1,"), "and its signature");
+    let logged = w.engine.log(&LogQuery::tenant("acme").record("test")).await.unwrap();
+    assert_eq!(logged.len(), 3, "{logged:?}");
+    assert!(logged.iter().any(|e| e.message == "test send by ada"));
+    let id = logged[0].delivery_id;
+    assert_eq!(w.engine.usage("acme").await.unwrap().used, usage_before, "a test is not counted");
+    w.engine.run_until_idle(10).await.unwrap();
+    let stored = w.engine.delivery("acme", id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempts), (DeliveryStatus::Failed, 1), "a test is never retried");
+    assert_eq!(w.http.requests().iter().filter(|r| &r.body[..] == br#"{"id":"99x9"}"#).count(), 1);
+
+    // Not a JSON object: the form again, saying why, escaped.
+    let bad = serde_urlencoded::to_string([
+        ("csrf_token", token.as_str()),
+        ("workflow", "broken"),
+        ("action", "Push"),
+        ("record", "<b>not json"),
+    ])
+    .unwrap();
+    let again = send(&w.app, post(bad)).await;
+    assert!(again.body.contains("is not a JSON object of fields") && again.body.contains("&lt;b&gt;not json"));
+    let no_token = serde_urlencoded::to_string([("workflow", "broken"), ("action", "Push"), ("record", "{}")]).unwrap();
+    assert_eq!(send(&w.app, post(no_token)).await.status, StatusCode::FORBIDDEN);
+
+    // The API: the token in x-csrf-token, the answer as JSON.
+    let api_token = get(&w.app, "/api/session").await.json()["csrf_token"].as_str().unwrap().to_owned();
+    let api = |token: Option<&str>, body: &str| {
+        let mut builder = request("POST", "/api/test", Some("acme")).header("content-type", "application/json");
+        if let Some(token) = token {
+            builder = builder.header("x-csrf-token", token);
+        }
+        builder.body(Body::from(body.to_owned())).unwrap()
+    };
+    let body = r#"{"workflow": "ok", "action": "Notify", "fields": {"id": "77x7", "name": "Ada"}}"#;
+    assert_eq!(send(&w.app, api(None, body)).await.status, StatusCode::FORBIDDEN);
+    w.http.set_fallback(MockReply::status(200).body("fine"));
+    let answer = send(&w.app, api(Some(&api_token), body)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let json = answer.json();
+    assert_eq!((json["delivered"].as_bool(), json["http_status"].as_u64()), (Some(true), Some(200)));
+    assert_eq!(json["body"], r#"{"id":"77x7","name":"Ada"}"#);
+    assert_eq!(json["response_snippet"], "fine");
+    let unknown = send(&w.app, api(Some(&api_token), r#"{"workflow": "ok", "action": "Nope"}"#)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+    let not_json = send(&w.app, api(Some(&api_token), "{")).await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    assert!(not_json.json()["error"].as_str().unwrap().contains("\"workflow\", \"action\", \"fields\""));
 }

@@ -75,7 +75,7 @@ pub(crate) async fn usage(
     Ok(json(StatusCode::OK, &data::usage(&state.engine, &ctx.caller.tenant, day).await?))
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_string(value) {
         Ok(body) => (status, [(CONTENT_TYPE, "application/json"), (CACHE_CONTROL, "no-store")], body).into_response(),
         Err(e) => {

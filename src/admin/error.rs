@@ -27,6 +27,12 @@ pub(crate) enum AdminError {
     /// No such delivery in the caller's tenant (another tenant's ids answer the same).
     #[error("there is no delivery {0} here; it may have been pruned, or the link is wrong")]
     UnknownDelivery(DeliveryId),
+    /// No such webhook action (or workflow) in the caller's tenant.
+    #[error("there is no webhook action \"{0}\" in that workflow here")]
+    UnknownAction(String),
+    /// A test's sample record (or what names it) does not read.
+    #[error("{0}")]
+    BadSample(String),
     /// No such route.
     #[error("there is no page at {0}")]
     NoRoute(String),
@@ -52,6 +58,11 @@ impl From<EngineError> for AdminError {
         match error {
             EngineError::UnknownDelivery { id, .. } => AdminError::UnknownDelivery(id),
             EngineError::NotSettled { id, status } => AdminError::NotSettled { id, status },
+            EngineError::UnknownAction { action, .. } => AdminError::UnknownAction(action),
+            EngineError::UnknownWorkflow { workflow, .. } => {
+                AdminError::UnknownAction(format!("(workflow {workflow})"))
+            }
+            EngineError::Render { source, .. } => AdminError::BadSample(format!("the sample record: {source}")),
             other => AdminError::Engine(other),
         }
     }
@@ -62,8 +73,10 @@ impl AdminError {
         match self {
             AdminError::Refused(refusal) => refusal.status(),
             AdminError::NoTenant | AdminError::CrossSite => StatusCode::FORBIDDEN,
-            AdminError::BadParam(_) => StatusCode::BAD_REQUEST,
-            AdminError::UnknownDelivery(_) | AdminError::NoRoute(_) => StatusCode::NOT_FOUND,
+            AdminError::BadParam(_) | AdminError::BadSample(_) => StatusCode::BAD_REQUEST,
+            AdminError::UnknownDelivery(_) | AdminError::NoRoute(_) | AdminError::UnknownAction(_) => {
+                StatusCode::NOT_FOUND
+            }
             AdminError::WrongMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
             AdminError::NotSettled { .. } => StatusCode::CONFLICT,
             AdminError::Engine(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,

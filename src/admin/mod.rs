@@ -29,6 +29,7 @@ mod pages;
 mod params;
 mod routes;
 mod state;
+mod test_send;
 
 pub use auth::{AdminKey, Authorize, Caller, Refusal, WeakKey};
 pub use routes::router;

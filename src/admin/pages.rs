@@ -37,6 +37,10 @@ pub(crate) fn workflows(ctx: &Ctx, workflows: &[WorkflowView]) -> Markup {
                                 a href=(ctx.link(&format!("/log?{}", filters_of(&w.id, Some(&a.title)).query_string()))) {
                                     "View webhook log"
                                 }
+                                " · "
+                                a.test href=(ctx.link(&format!("/test?{}", serde_urlencoded::to_string([("workflow", w.id.as_str()), ("action", a.title.as_str())]).unwrap_or_default()))) {
+                                    "Send a test"
+                                }
                             }
                         }
                     }

@@ -15,6 +15,7 @@ use super::auth::{AdminKey, Authorize};
 use super::error::{AdminError, ApiError, PageError};
 use super::html;
 use super::state::{AdminState, Ctx};
+use super::test_send;
 
 /// The admin router for the host to [`nest`](axum::Router::nest) under a path of its own:
 ///
@@ -25,9 +26,11 @@ use super::state::{AdminState, Ctx};
 /// | `GET /deliveries/{id}` | one delivery: attempts, why it failed, headers (secrets redacted), body, Redeliver |
 /// | `POST /deliveries/{id}/redeliver` | redelivers (form token required), then 303 to the new delivery |
 /// | `GET /usage?day=` | a day's calls against the allowance, and calls per day for 30 days (inline SVG) |
+/// | `GET /test?workflow=&action=`, `POST /test` | "Send a test": a sample record, the real request and the answer |
 /// | `GET /api/session` | `{tenant, user, csrf_token}` |
 /// | `GET /api/workflows`, `/api/log`, `/api/deliveries/{id}`, `/api/usage` | the pages' data as JSON |
 /// | `POST /api/deliveries/{id}/redeliver` | with the token in `x-csrf-token`: 201 `{id, redelivery_of}` |
+/// | `POST /api/test` | `{workflow, action, fields}` with the token in `x-csrf-token`: the request sent and the answer |
 ///
 /// Every request first goes through `authorize`; a refusal answers 401 or 403 as the host says, and a caller
 /// without a tenant gets 403. Everything after that is confined to the caller's tenant: another tenant's
@@ -45,12 +48,14 @@ pub fn router(engine: Engine, authorize: impl Authorize, key: AdminKey) -> Route
         .route("/deliveries/{id}", get(html::delivery))
         .route("/deliveries/{id}/redeliver", post(html::redeliver))
         .route("/usage", get(html::usage))
+        .route("/test", get(test_send::form).post(test_send::send))
         .route("/api/session", get(api::session))
         .route("/api/workflows", get(api::workflows))
         .route("/api/log", get(api::log))
         .route("/api/deliveries/{id}", get(api::delivery))
         .route("/api/deliveries/{id}/redeliver", post(api::redeliver))
         .route("/api/usage", get(api::usage))
+        .route("/api/test", post(test_send::api))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), authorize_request))

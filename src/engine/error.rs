@@ -28,6 +28,16 @@ pub enum EngineError {
         /// The workflow id asked for.
         workflow: String,
     },
+    /// No such webhook action in the workflow.
+    #[error("workflow \"{workflow}\" of tenant \"{tenant}\" has no webhook action \"{action}\"")]
+    UnknownAction {
+        /// The tenant.
+        tenant: String,
+        /// The workflow id.
+        workflow: String,
+        /// The action title asked for.
+        action: String,
+    },
     /// `run_manual` on a workflow whose trigger is not `manual`.
     #[error("workflow \"{0}\" is not a manual workflow; only workflows with the \"manual\" trigger run on demand")]
     NotManual(String),

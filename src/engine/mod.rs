@@ -10,7 +10,7 @@
 //! - `redact`: the secrets kept out of stored responses.
 //!
 //! The shells: `intake` (events), `pass` ([`Engine::run_due`]), `notify` (failure emails), `schedules`, `admin`
-//! (log, redelivery, usage), with the engine's shared state in `core`, its construction in `builder`, and the
+//! (log, redelivery, usage), `test_send` (an admin's test request), with the engine's shared state in `core`, its construction in `builder`, and the
 //! wake-up of its workers when it queues work in `wake`.
 
 mod admin;
@@ -26,6 +26,7 @@ mod plan;
 mod redact;
 mod report;
 mod schedules;
+mod test_send;
 mod wake;
 mod wire;
 
@@ -34,5 +35,6 @@ pub use builder::{EngineBuilder, LEASE_MARGIN};
 pub use error::{BuildError, EngineError};
 pub use intake::Prepared;
 pub use report::{DueSchedule, RunReport};
+pub use test_send::{TestSend, TEST_RECORD_ID};
 pub use wake::WorkQueued;
 pub use wire::{preview, PreviewRequest};

@@ -212,8 +212,9 @@ impl StorageError {
 #[async_trait]
 pub trait Storage: Send + Sync {
     // --- queue -------------------------------------------------------------------------------------------
-    /// Stores new deliveries (status `Queued`), their log entries and the `once` marks they depend on, all or
-    /// nothing, and returns the ids of the batch's deliveries that are stored now, in the batch's order.
+    /// Stores new deliveries (status `Queued`; a settled one, such as an admin's test send, is stored as it is and
+    /// never claimed), their log entries and the `once` marks they depend on, all or nothing, and returns the ids
+    /// of the batch's deliveries that are stored now, in the batch's order.
     ///
     /// - A mark of [`Enqueue::once`] taken before (an earlier firing) drops every delivery it
     ///   [covers](OnceMark::covers) and their entries; the others are taken in the same transaction.

@@ -21,7 +21,7 @@ pub use harness::{run, BoxFuture, Fixture, Setup};
 pub use log::{log_filters_and_pages, prune_keeps_what_is_not_settled};
 pub use order::{
     once_marks_go_with_their_deliveries, ordered_lines_hold_under_concurrent_claims, ordered_lines_send_one_at_a_time,
-    take_once_mark,
+    settled_deliveries_are_stored_as_they_are, take_once_mark,
 };
 pub use outbox::{failure_queues_a_notification, notification_claims_and_updates};
 pub use queue::{
@@ -44,7 +44,8 @@ macro_rules! storage_contract_tests {
             retries_wait_until_due, failure_queues_a_notification, notification_claims_and_updates,
             log_filters_and_pages, prune_keeps_what_is_not_settled, quota_is_capped_per_tenant_and_day,
             quota_is_atomic_under_concurrency, once_marks_go_with_their_deliveries, schedules_compare_and_set,
-            concurrent_claims_never_overlap, ordered_lines_send_one_at_a_time, ordered_lines_hold_under_concurrent_claims);
+            concurrent_claims_never_overlap, ordered_lines_send_one_at_a_time, ordered_lines_hold_under_concurrent_claims,
+            settled_deliveries_are_stored_as_they_are);
     };
     (@cases $make:expr; $($name:ident),+) => {
         $(

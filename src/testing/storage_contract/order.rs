@@ -208,3 +208,19 @@ pub async fn take_once_mark(
     batch.deliveries[0].next_attempt_at = Some(far);
     Ok(!storage.enqueue_batch(batch).await?.is_empty())
 }
+
+/// A delivery enqueued already settled (an admin's test send) is stored as it is: read back, never claimed, never
+/// due, and pruned like any other settled one.
+pub async fn settled_deliveries_are_stored_as_they_are(storage: Arc<dyn Storage>) {
+    let mut test = sample_delivery("acme", "w1", t0());
+    (test.status, test.attempts, test.next_attempt_at) = (DeliveryStatus::Success, 1, None);
+    test.record_id = "test".to_owned();
+    let entry = entry(&test, DeliveryStatus::Success, t0(), "test attempt delivered");
+    storage.enqueue(vec![test.clone()], vec![entry]).await.unwrap();
+    assert_eq!(storage.delivery("acme", test.id).await.unwrap(), Some(test.clone()));
+    assert!(storage.claim_due(&claim(t0() + secs(3600), 10)).await.unwrap().is_empty(), "never claimed");
+    assert_eq!(storage.next_due_at().await.unwrap(), None, "never due");
+    assert_eq!(storage.prune(t0() + secs(1)).await.unwrap(), 1);
+    assert_eq!(storage.delivery("acme", test.id).await.unwrap(), None);
+    assert!(storage.log(&LogQuery::tenant("acme")).await.unwrap().is_empty(), "its log goes with it");
+}
