@@ -9,6 +9,9 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{Engine, RunReport};
 
+/// How often a worker records the queue's gauges (feature `metrics`).
+const QUEUE_METRICS_EVERY: Duration = Duration::from_secs(15);
+
 /// Runs worker passes until told to stop: after a full batch it goes on at once, otherwise it sleeps until its
 /// engine queues work ([`Engine::work_queued`]), the next delivery is due, or the poll interval passes, whichever
 /// is first. Sends within a pass run concurrently
@@ -58,7 +61,15 @@ impl Worker {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> RunReport {
         let mut shutdown = std::pin::pin!(shutdown.fuse());
         let mut totals = RunReport::default();
+        let mut measured: Option<tokio::time::Instant> = None;
         loop {
+            // With the `metrics` feature, the queue's gauges about every 15 seconds (a count of the whole queue).
+            if cfg!(feature = "metrics") && measured.is_none_or(|at| at.elapsed() >= QUEUE_METRICS_EVERY) {
+                measured = Some(tokio::time::Instant::now());
+                if let Err(error) = self.engine.queue_depth().await {
+                    tracing::debug!(%error, "the queue's depth is not known");
+                }
+            }
             // Taken before the pass, so that work queued while it runs starts the next one at once.
             let queued = self.engine.work_queued();
             let pause = match self.engine.run_due().await {

@@ -2,6 +2,7 @@
 //! entry, nothing sent), a committed one exactly one delivery per action, and a transaction dropped before its
 //! commit (a crash, a cancelled request) nothing. SQLite on the host's file, PostgreSQL on the host's pool with
 //! the crate's tables in a schema of their own.
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
 
 use std::sync::Arc;
 

@@ -103,6 +103,16 @@ impl Engine {
             .collect()
     }
 
+    /// How many deliveries are queued and in flight, and how old the oldest queued one is, as storage reports it;
+    /// with the `metrics` feature also recorded as the `crm_webhooks_queued`, `crm_webhooks_dispatched` and
+    /// `crm_webhooks_oldest_queued_age_seconds` gauges (each [`Worker`](crate::Worker) calls it about every 15
+    /// seconds). It counts the whole queue: call it now and then, not on every request.
+    pub async fn queue_depth(&self) -> Result<crate::ports::QueueDepth, EngineError> {
+        let depth = self.inner.storage.queue_depth().await?;
+        super::metrics::queue(&depth, self.now());
+        Ok(depth)
+    }
+
     /// When the next delivery is due (or the next lease runs out), for a worker deciding how long to sleep.
     pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
         Ok(self.inner.storage.next_due_at().await?)

@@ -10,7 +10,7 @@
 //! - `redact`: the secrets kept out of stored responses.
 //!
 //! The shells: `intake` (events), `pass` ([`Engine::run_due`]), `notify` (failure emails), `schedules`, `admin`
-//! (log, redelivery, usage), `test_send` (an admin's test request), with the engine's shared state in `core`, its construction in `builder`, and the
+//! (log, redelivery, usage), `metrics` (operators' figures, feature `metrics`), `test_send` (an admin's test request), with the engine's shared state in `core`, its construction in `builder`, and the
 //! wake-up of its workers when it queues work in `wake`.
 
 mod admin;
@@ -18,6 +18,7 @@ mod builder;
 mod core;
 mod error;
 mod intake;
+mod metrics;
 mod notice;
 mod notify;
 mod outcome;

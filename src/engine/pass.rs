@@ -10,6 +10,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::core::{chrono_duration, Engine};
 use super::error::EngineError;
+use super::metrics;
 use super::outcome::{self, Attempted};
 use super::redact;
 use super::report::RunReport;
@@ -176,6 +177,9 @@ impl Engine {
                             report.claimed += claimed;
                             report.deferred += put_back.len();
                             report.sent += to_send.len();
+                            if !put_back.is_empty() {
+                                metrics::deferred(put_back.len());
+                            }
                             finished.extend(put_back);
                             waiting.extend(to_send.into_iter().map(|delivery| (delivery, token)));
                         }
@@ -256,6 +260,9 @@ impl Engine {
                 deliveries: deliveries.iter().map(|d| d.id).collect(),
             };
             let granted = self.inner.storage.grant_quota(&request).await?;
+            if metrics::ENABLED {
+                metrics::quota_used(&tenant, self.inner.storage.quota_used(&tenant, day).await?);
+            }
             let (granted, over) = outcome::split_granted(deliveries, &granted);
             to_send.extend(granted);
             let next_day = next_day_start(now, info.time_zone);
@@ -323,6 +330,9 @@ impl Engine {
             }
         };
         let attempted = Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet };
-        outcome::complete(&self.inner.retry, attempted)
+        let completion = outcome::complete(&self.inner.retry, attempted);
+        let seconds = (finished_at - sent_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+        metrics::attempt(completion.status, seconds);
+        completion
     }
 }

@@ -158,6 +158,17 @@ pub struct NotificationUpdate {
     pub last_error: Option<String>,
 }
 
+/// How much waits in the queue: see [`Storage::queue_depth`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepth {
+    /// Deliveries `Queued` (new, waiting for a retry, or waiting behind an earlier one of their line).
+    pub queued: u64,
+    /// Deliveries `Dispatched` (in flight, or held by a claim whose lease has not run out yet).
+    pub dispatched: u64,
+    /// When the oldest `Queued` delivery was queued.
+    pub oldest_queued_at: Option<DateTime<Utc>>,
+}
+
 /// What [`Storage::queued_elsewhere`] returns: a future that completes when another engine may have queued work.
 pub type QueuedElsewhere = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -250,6 +261,13 @@ pub trait Storage: Send + Sync {
     /// ordered delivery waiting behind an earlier one of its line does not count: a worker would wake for it and
     /// find nothing to take).
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError>;
+
+    /// How many deliveries are queued and in flight, and how old the oldest queued one is: for operators' metrics.
+    /// It counts every tenant's rows, so call it now and then (each `Worker` does about every 15 seconds with the
+    /// `metrics` feature), not on every pass. The default reports that the storage does not tell.
+    async fn queue_depth(&self) -> Result<QueueDepth, StorageError> {
+        Err(StorageError::new(StorageErrorKind::Other, "this storage does not report its queue depth"))
+    }
 
     /// One delivery of a tenant, body included.
     async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError>;

@@ -184,6 +184,9 @@ impl Storage for FaultyStorage {
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
         self.call("next_due_at", self.inner.next_due_at()).await
     }
+    async fn queue_depth(&self) -> Result<crate::ports::QueueDepth, StorageError> {
+        self.call("queue_depth", self.inner.queue_depth()).await
+    }
     async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
         self.call("delivery", self.inner.delivery(tenant, id)).await
     }

@@ -255,6 +255,24 @@ impl Storage for MemoryStorage {
         Ok(self.state()?.due.first().map(|(at, _, _)| time(*at)))
     }
 
+    async fn queue_depth(&self) -> Result<crate::ports::QueueDepth, StorageError> {
+        let state = self.state()?;
+        let mut depth = crate::ports::QueueDepth::default();
+        let mut oldest: Option<Micros> = None;
+        for row in state.deliveries.values() {
+            match row.status {
+                DeliveryStatus::Queued => {
+                    depth.queued += 1;
+                    oldest = Some(oldest.map_or(row.created_at, |o| o.min(row.created_at)));
+                }
+                DeliveryStatus::Dispatched => depth.dispatched += 1,
+                DeliveryStatus::Success | DeliveryStatus::Failed => {}
+            }
+        }
+        depth.oldest_queued_at = oldest.map(time);
+        Ok(depth)
+    }
+
     async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
         let state = self.state()?;
         Ok(state.deliveries.get(&id).filter(|row| row.tenant() == tenant).map(|row| row.delivery(id)))

@@ -254,6 +254,10 @@ impl Storage for PostgresStorage {
         detached(self, move |s| async move { s.next_due_at().await }).await
     }
 
+    async fn queue_depth(&self) -> Result<crate::ports::QueueDepth, StorageError> {
+        detached(self, move |s| async move { s.queue_depth().await }).await
+    }
+
     async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
         let tenant = tenant.to_owned();
         detached(self, move |s| async move { s.delivery(&tenant, id).await }).await

@@ -310,6 +310,17 @@ impl Attached {
         Ok(due.flatten())
     }
 
+    /// The queue's depth and the oldest queued delivery's time.
+    pub(super) async fn queue_depth(&self) -> Result<crate::ports::QueueDepth, StorageError> {
+        let (queued, dispatched, oldest): (i64, i64, Option<DateTime<Utc>>) =
+            sqlx::query_as(self.sql.queue_depth.clone())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| db_error("reading the queue's depth", e))?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(crate::ports::QueueDepth { queued: count(queued), dispatched: count(dispatched), oldest_queued_at: oldest })
+    }
+
     /// One of `tenant`'s deliveries.
     pub(super) async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
         let row = self

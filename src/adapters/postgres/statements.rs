@@ -19,6 +19,7 @@ pub(super) struct Statements {
     pub(super) complete_deliveries: SqlStr,
     pub(super) insert_notification: SqlStr,
     pub(super) next_due_at: SqlStr,
+    pub(super) queue_depth: SqlStr,
     pub(super) delivery: SqlStr,
     /// `SELECT` the log's columns `FROM` the table, which the shared `log_page` completes.
     pub(super) log_from: String,
@@ -115,6 +116,11 @@ impl Statements {
                 "INSERT INTO {s}.notifications ({NOTIFICATION_COLUMNS})
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (delivery_id) DO NOTHING"
+            )),
+            queue_depth: sql(format!(
+                "SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'dispatched'),
+                     min(created_at) FILTER (WHERE status = 'queued')
+                 FROM {s}.deliveries WHERE status IN ('queued', 'dispatched')"
             )),
             next_due_at: sql(format!(
                 "SELECT due_at FROM {s}.deliveries WHERE status IN ('queued', 'dispatched') AND {first_in_line}

@@ -296,3 +296,9 @@ pub(super) fn first_opt_time(row: &Row<'_>, table: &'static str) -> Result<Optio
 pub(super) fn first_id(row: &Row<'_>) -> Result<DeliveryId, StorageError> {
     Columns::new(row, "delivery").id(0)
 }
+
+/// The row of the queue-depth query: the queued count, the dispatched count, the oldest queued time.
+pub(super) fn queue_depth(row: &Row<'_>) -> Result<crate::ports::QueueDepth, StorageError> {
+    let c = Columns::new(row, "delivery");
+    Ok(crate::ports::QueueDepth { queued: c.number(0)?, dispatched: c.number(1)?, oldest_queued_at: c.opt_time(2)? })
+}

@@ -255,6 +255,10 @@ impl Storage for SqliteStorage {
         self.read("next_due_at", queue::next_due_at).await
     }
 
+    async fn queue_depth(&self) -> Result<crate::ports::QueueDepth, StorageError> {
+        self.read("queue_depth", queue::queue_depth).await
+    }
+
     async fn delivery(&self, tenant: &str, id: DeliveryId) -> Result<Option<Delivery>, StorageError> {
         let tenant = tenant.to_owned();
         self.read("delivery", move |connection| queue::delivery(connection, &tenant, id)).await

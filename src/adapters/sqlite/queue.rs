@@ -268,6 +268,21 @@ pub(super) fn next_due_at(connection: &Connection) -> Result<Option<DateTime<Utc
     Ok(due.into_iter().next().flatten())
 }
 
+/// How many deliveries are queued and dispatched, and when the oldest queued one was queued (the rows of the
+/// `deliveries_due` index, and the dispatched ones a set-aside or a lost token left out of it).
+pub(super) fn queue_depth(connection: &Connection) -> Result<crate::ports::QueueDepth, StorageError> {
+    const OP: &str = "queue_depth";
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT coalesce(sum(status = 'queued'), 0), coalesce(sum(status = 'dispatched'), 0), \
+             min(CASE WHEN status = 'queued' THEN created_at END) \
+             FROM deliveries WHERE status IN ('queued', 'dispatched')",
+        )
+        .map_err(|e| codec::error(OP, e))?;
+    let rows = collect(statement.query([]), OP, codec::queue_depth)?;
+    Ok(rows.into_iter().next().unwrap_or_default())
+}
+
 /// One of `tenant`'s deliveries.
 pub(super) fn delivery(
     connection: &Connection,

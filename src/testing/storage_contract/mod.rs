@@ -27,7 +27,8 @@ pub use outbox::{failure_queues_a_notification, notification_claims_and_updates}
 pub use queue::{
     bodies_keep_every_byte, claim_orders_and_limits, claim_takes_only_due, complete_applies_status_and_log,
     concurrent_claims_never_overlap, enqueue_and_read_back, enqueue_is_all_or_nothing,
-    enqueue_skips_what_is_already_stored, expired_leases_are_reclaimed, retries_wait_until_due,
+    enqueue_skips_what_is_already_stored, expired_leases_are_reclaimed, queue_depth_counts_queued_and_in_flight,
+    retries_wait_until_due,
 };
 pub use sample::{sample_delivery, t0};
 pub use state::{quota_is_atomic_under_concurrency, quota_is_capped_per_tenant_and_day, schedules_compare_and_set};
@@ -45,7 +46,7 @@ macro_rules! storage_contract_tests {
             log_filters_and_pages, prune_keeps_what_is_not_settled, quota_is_capped_per_tenant_and_day,
             quota_is_atomic_under_concurrency, once_marks_go_with_their_deliveries, schedules_compare_and_set,
             concurrent_claims_never_overlap, ordered_lines_send_one_at_a_time, ordered_lines_hold_under_concurrent_claims,
-            settled_deliveries_are_stored_as_they_are);
+            settled_deliveries_are_stored_as_they_are, queue_depth_counts_queued_and_in_flight);
     };
     (@cases $make:expr; $($name:ident),+) => {
         $(

@@ -175,3 +175,28 @@ pub async fn concurrent_claims_never_overlap(storage: Arc<dyn Storage>) {
     }
     assert_eq!(seen.len(), 60, "six claims of fifteen take all sixty, each once");
 }
+
+pub async fn queue_depth_counts_queued_and_in_flight(storage: Arc<dyn Storage>) {
+    assert_eq!(storage.queue_depth().await.unwrap(), crate::ports::QueueDepth::default(), "empty");
+    let deliveries: Vec<Delivery> = (0..3)
+        .map(|i| {
+            let mut d = sample_delivery("acme", "w1", t0());
+            d.created_at = t0() + secs(i);
+            d
+        })
+        .collect();
+    storage.enqueue(deliveries.clone(), vec![]).await.unwrap();
+    let c = claim(t0(), 1);
+    let taken = storage.claim_due(&c).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let depth = storage.queue_depth().await.unwrap();
+    assert_eq!((depth.queued, depth.dispatched), (2, 1));
+    assert_eq!(depth.oldest_queued_at, Some(t0() + secs(1)), "the oldest still queued (the claimed one was older)");
+    assert!(storage
+        .complete(vec![completion(&taken[0], c.token, DeliveryStatus::Success, t0())])
+        .await
+        .unwrap()
+        .is_empty());
+    let depth = storage.queue_depth().await.unwrap();
+    assert_eq!((depth.queued, depth.dispatched), (2, 0), "settled ones are not counted");
+}
