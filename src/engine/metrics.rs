@@ -1,15 +1,5 @@
-//! Operators' metrics through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`; without it every
-//! function here does nothing). The host installs a recorder (a Prometheus exporter, say); the names:
-//!
-//! | name | kind | labels | what |
-//! | --- | --- | --- | --- |
-//! | `crm_webhooks_attempts_total` | counter | `outcome`: `success`, `retry`, `failed` | attempts by what followed |
-//! | `crm_webhooks_deferred_total` | counter | | claimed deliveries put back unsent (quota, directory) |
-//! | `crm_webhooks_attempt_duration_seconds` | histogram | | from the request leaving to its answer |
-//! | `crm_webhooks_queued` | gauge | | deliveries queued |
-//! | `crm_webhooks_dispatched` | gauge | | deliveries in flight |
-//! | `crm_webhooks_oldest_queued_age_seconds` | gauge | | how long the oldest queued delivery has waited |
-//! | `crm_webhooks_quota_used` | gauge | `tenant` | calls counted on the tenant's current day |
+//! Operators' metrics through the `metrics` facade (feature `metrics`; without it every function here does
+//! nothing). The names and what they mean are listed in the `engine` module's documentation.
 
 use chrono::{DateTime, Utc};
 

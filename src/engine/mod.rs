@@ -12,6 +12,18 @@
 //! The shells: `intake` (events), `pass` ([`Engine::run_due`]), `notify` (failure emails), `schedules`, `admin`
 //! (log, redelivery, usage), `metrics` (operators' figures, feature `metrics`), `test_send` (an admin's test request), with the engine's shared state in `core`, its construction in `builder`, and the
 //! wake-up of its workers when it queues work in `wake`.
+//!
+//! # Metrics (feature `metrics`)
+//! Recorded through the [`metrics`](https://docs.rs/metrics) facade, to whatever recorder the host installs:
+//!
+//! | name | kind | labels | what |
+//! | --- | --- | --- | --- |
+//! | `crm_webhooks_attempts_total` | counter | `outcome`: `success`, `retry`, `failed` | attempts by what followed |
+//! | `crm_webhooks_deferred_total` | counter | | claimed deliveries put back unsent (quota, directory) |
+//! | `crm_webhooks_attempt_duration_seconds` | histogram | | from the request leaving to its answer |
+//! | `crm_webhooks_queued`, `crm_webhooks_dispatched` | gauge | | deliveries queued, in flight ([`Engine::queue_depth`]) |
+//! | `crm_webhooks_oldest_queued_age_seconds` | gauge | | how long the oldest queued delivery has waited |
+//! | `crm_webhooks_quota_used` | gauge | `tenant` | calls counted on the tenant's current day |
 
 mod admin;
 mod builder;
