@@ -200,7 +200,7 @@ mod tests {
         assert_eq!((h["x-tenant"].to_str().unwrap(), h["x-region"].to_str().unwrap()), ("acme", "eu"));
         assert!(!h["x-tenant"].is_sensitive());
         let names: Vec<&str> = h.keys().map(|name| name.as_str()).collect();
-        assert_eq!(names, ["content-type", "webhook-id", "webhook-timestamp", "authorization", "x-tenant", "x-region"]);
+        assert_eq!(names, ["content-type", "webhook-id", "webhook-timestamp", "authorization", "x-region", "x-tenant"]);
 
         let api_key = action(
             r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON",

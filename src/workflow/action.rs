@@ -250,7 +250,7 @@ impl WebhookAction {
         &self.signing_keys
     }
 
-    /// The custom static headers every request of this action carries, in order (`"headers": {"X-Tenant":
+    /// The custom static headers every request of this action carries, sorted by name (`"headers": {"X-Tenant":
     /// "acme"}`, or a list of `[name, value]` pairs). They may not be hop-by-hop headers (`Connection`,
     /// `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`), nor `Host`, `Content-Length`,
     /// `Content-Type`, `Content-Encoding`, `Authorization`, the `webhook-*` headers or the API-key header; names
@@ -335,7 +335,7 @@ impl WebhookAction {
                 required: raw.required,
                 signing_secret: raw.signing_secret,
                 signing_keys: raw.signing_keys,
-                headers: raw.headers,
+                headers: raw.headers.sorted(),
                 ordered: raw.ordered,
                 shape,
             }),

@@ -50,14 +50,22 @@ pub enum Auth {
     },
 }
 
-/// An action's custom static headers, in their order: JSON `{"X-Tenant": "acme"}` or `[["X-Tenant", "acme"]]`,
-/// written back as an object.
+/// An action's custom static headers: JSON `{"X-Tenant": "acme"}` or `[["X-Tenant", "acme"]]`, written back as
+/// an object. A validated action holds them sorted by name (as a JSON object read into a `serde_json::Value`
+/// holds its keys), so that the object form loads back equal; the order of different header names carries no
+/// meaning in HTTP (RFC 9110, section 5.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Headers(pub(crate) Vec<(String, String)>);
 
 impl Headers {
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The same headers, sorted by name.
+    pub(crate) fn sorted(mut self) -> Self {
+        self.0.sort();
+        self
     }
 }
 
@@ -154,7 +162,8 @@ fn value_problem(value: &str, max: usize) -> Option<String> {
     if value.len() > max {
         return Some(format!("it is {} bytes long, but at most {max} are allowed", value.len()));
     }
-    if HeaderValue::from_str(value).is_err() {
+    // `http` takes bytes past ASCII (obs-text), but receivers read them as they like: only ASCII is sent.
+    if !value.is_ascii() || HeaderValue::from_str(value).is_err() {
         return Some(
             "it holds a character a header cannot carry (a line break, another control character, or text other \
              than ASCII)"
