@@ -26,6 +26,7 @@ pub(crate) const SECRET_KEY_PREFIX: &str = "whsk_";
 /// The prefix of an Ed25519 (`v1a`) public key.
 const PUBLIC_KEY_PREFIX: &str = "whpk_";
 /// The length of an Ed25519 seed and of a public key.
+#[cfg(feature = "ed25519")]
 const ED25519_KEY_BYTES: usize = 32;
 
 /// What is wrong with a signing key or a public key. The message never contains the key.

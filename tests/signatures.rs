@@ -2,18 +2,12 @@
 //! against ed25519-dalek (an Ed25519 independent of ring, which the crate signs with), and the checks of
 //! `signing_keys`.
 
-use chrono::{TimeZone, Utc};
 use crm_webhooks::error::ValidationError;
-use crm_webhooks::signature::{verify_signature, KeyError, SigningKey};
-use crm_webhooks::{ConfigError, Secret, WebhookAction, WorkflowSet};
+use crm_webhooks::signature::KeyError;
+use crm_webhooks::{ConfigError, WebhookAction, WorkflowSet};
 
-const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
-const TIMESTAMP: i64 = 1614265330;
-const BODY: &[u8] = br#"{"test": 2432232314}"#;
 /// The specification's Ed25519 key pair: the seed, then the public key.
 const KEY_PAIR: &str = "6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbfVKIDij2HKpMKkioLlX0dRqSKJp4AJ6p9lMicMFs6Kvg==";
-const V1A: &str = "v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg==";
-const V1: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn action(keys: serde_json::Value) -> Result<WebhookAction, String> {
@@ -36,39 +30,46 @@ fn problems(keys: serde_json::Value, secret: Option<&str>) -> Vec<ValidationErro
     }
 }
 
-#[test]
-fn the_specification_vectors_verify_and_round_trip_through_an_action() {
-    let secret = Secret::new(WHSEC);
-    let both = format!("{V1} {V1A}");
-    assert!(verify_signature(&secret, ID, TIMESTAMP, BODY, &both));
-    assert!(!verify_signature(&secret, ID, TIMESTAMP, BODY, V1A), "a whsec_ secret checks v1 entries only");
-    let loaded = action(serde_json::json!([
-        {"secret": format!("whsk_{KEY_PAIR}")},
-        {"secret": WHSEC, "expires_at": "2026-12-31T00:00:00Z"}
-    ]))
-    .unwrap();
-    let expiry = Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap();
-    assert_eq!(
-        loaded.signing_keys(),
-        [SigningKey::new(format!("whsk_{KEY_PAIR}")), SigningKey::new(WHSEC).expiring(expiry)]
-    );
-    let json = serde_json::to_string(&loaded).unwrap();
-    assert!(json.contains(r#""signing_keys":[{"secret":"whsk_6Xb/"#), "{json}");
-    assert_eq!(serde_json::from_str::<WebhookAction>(&json).unwrap(), loaded);
-    assert!(!format!("{loaded:?}").contains("6Xb/"), "Debug redacts the keys");
-}
-
 #[cfg(feature = "ed25519")]
 mod ed25519 {
     use base64::engine::general_purpose::STANDARD as BASE64;
     use base64::Engine as _;
+    use chrono::{TimeZone, Utc};
     use crm_webhooks::engine::preview;
-    use crm_webhooks::signature::{verify_signature, PublicKey};
+    use crm_webhooks::signature::{verify_signature, PublicKey, SigningKey};
     use crm_webhooks::{Change, RecordEvent, Secret, WorkflowSet};
     use ed25519_dalek::{Signer as _, SigningKey as DalekKey, Verifier as _};
     use proptest::prelude::*;
 
     use super::*;
+
+    const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const TIMESTAMP: i64 = 1614265330;
+    const BODY: &[u8] = br#"{"test": 2432232314}"#;
+    const V1A: &str = "v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg==";
+    const V1: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    #[test]
+    fn the_specification_vectors_verify_and_round_trip_through_an_action() {
+        let secret = Secret::new(WHSEC);
+        let both = format!("{V1} {V1A}");
+        assert!(verify_signature(&secret, ID, TIMESTAMP, BODY, &both));
+        assert!(!verify_signature(&secret, ID, TIMESTAMP, BODY, V1A), "a whsec_ secret checks v1 entries only");
+        let loaded = action(serde_json::json!([
+            {"secret": format!("whsk_{KEY_PAIR}")},
+            {"secret": WHSEC, "expires_at": "2026-12-31T00:00:00Z"}
+        ]))
+        .unwrap();
+        let expiry = Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap();
+        assert_eq!(
+            loaded.signing_keys(),
+            [SigningKey::new(format!("whsk_{KEY_PAIR}")), SigningKey::new(WHSEC).expiring(expiry)]
+        );
+        let json = serde_json::to_string(&loaded).unwrap();
+        assert!(json.contains(r#""signing_keys":[{"secret":"whsk_6Xb/"#), "{json}");
+        assert_eq!(serde_json::from_str::<WebhookAction>(&json).unwrap(), loaded);
+        assert!(!format!("{loaded:?}").contains("6Xb/"), "Debug redacts the keys");
+    }
 
     #[test]
     fn the_specification_ed25519_vector_matches_dalek() {
@@ -160,10 +161,12 @@ fn bad_signing_keys_are_typed_problems_without_the_key() {
     let mut cases: Vec<(&str, Check)> = vec![
         ("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", |p| matches!(p, KeyError::Prefix { .. })),
         ("whsec_MfKQ9r8GKYqrTwjU*PD8ILPZIo2LaLaSw", |p| matches!(p, KeyError::Base64 { prefix: "whsec_" })),
-        ("whsk_", |p| matches!(p, KeyError::Empty { prefix: "whsk_" })),
+        ("whsec_", |p| matches!(p, KeyError::Empty { prefix: "whsec_" })),
         ("whpk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", |p| matches!(p, KeyError::PublicKeyGiven)),
     ];
     if cfg!(feature = "ed25519") {
+        cases.push(("whsk_", |p| matches!(p, KeyError::Empty { prefix: "whsk_" })));
+        cases.push(("whsk_MfKQ9r8GKYqrTwjU*PD8ILPZIo2LaLaSw", |p| matches!(p, KeyError::Base64 { prefix: "whsk_" })));
         cases.push(("whsk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", |p| matches!(p, KeyError::Length { bytes: 24, .. })));
     } else {
         cases.push(("whsk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", |p| matches!(p, KeyError::Ed25519Disabled)));
