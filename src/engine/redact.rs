@@ -74,6 +74,7 @@ mod tests {
         assert_eq!(scrub("nothing secret".into(), &secrets), "nothing secret");
     }
 
+    #[cfg(feature = "ed25519")]
     #[test]
     fn bearer_tokens_api_keys_and_every_signing_key_are_redacted() {
         let build = |auth: Auth| {
