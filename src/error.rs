@@ -4,6 +4,7 @@ use std::fmt::{self, Write as _};
 
 use crate::payload::ContentType;
 use crate::shown::shown;
+use crate::signature::KeyError;
 
 /// How many problems the text of [`ConfigError::Invalid`] lists; [`ConfigError::problems`] has them all.
 pub(crate) const LISTED_PROBLEMS: usize = 20;
@@ -135,6 +136,80 @@ pub enum ValidationError {
         /// Where.
         at: Location,
         /// What is wrong with it (never the secret itself).
+        reason: String,
+    },
+    /// One of the `signing_keys` is not a `whsec_` or `whsk_` key (or is an Ed25519 key in a build without the
+    /// feature `ed25519`).
+    #[error("{at}: signing_keys[{index}] is invalid: {problem}")]
+    InvalidSigningKey {
+        /// Where.
+        at: Location,
+        /// The key's position in `signing_keys`, from 0.
+        index: usize,
+        /// What is wrong with it (never the key itself).
+        problem: KeyError,
+    },
+    /// More `signing_keys` than [`MAX_SIGNING_KEYS`](crate::limits::MAX_SIGNING_KEYS).
+    #[error(
+        "{at}: \"signing_keys\" lists {count} keys, but at most {max} sign a request; remove the expired ones",
+        max = crate::limits::MAX_SIGNING_KEYS
+    )]
+    TooManySigningKeys {
+        /// Where.
+        at: Location,
+        /// How many it lists.
+        count: usize,
+    },
+    /// Every signing key has an `expires_at` (and there is no `signing_secret`): once the last one passed,
+    /// requests would go out unsigned and every receiver that checks signatures would refuse them.
+    #[error(
+        "{at}: every key of \"signing_keys\" has an \"expires_at\", so requests would go out unsigned after the \
+         last; leave \"expires_at\" off the current key"
+    )]
+    EverySigningKeyExpires {
+        /// Where.
+        at: Location,
+    },
+    /// A custom header (`field` is `headers`) or the API-key header (`auth.header`) that cannot be sent: not a
+    /// valid header name, one the crate or the HTTP client sets, too long, or with a value HTTP cannot carry.
+    #[error("{at}: {field} \"{name}\" cannot be sent: {reason}")]
+    InvalidHeader {
+        /// Where.
+        at: Location,
+        /// The JSON field: `headers` or `auth.header`.
+        field: &'static str,
+        /// The header's name, as messages show it.
+        name: String,
+        /// Why, and what to do (never the value).
+        reason: String,
+    },
+    /// Two custom headers with one name (names compare without regard to case).
+    #[error("{at}: header \"{name}\" is given twice in \"headers\"; keep one")]
+    DuplicateHeader {
+        /// Where.
+        at: Location,
+        /// The header's name, as messages show it.
+        name: String,
+    },
+    /// More custom headers than [`MAX_HEADERS_PER_ACTION`](crate::limits::MAX_HEADERS_PER_ACTION).
+    #[error(
+        "{at}: \"headers\" lists {count} headers, but an action adds at most {max}",
+        max = crate::limits::MAX_HEADERS_PER_ACTION
+    )]
+    TooManyHeaders {
+        /// Where.
+        at: Location,
+        /// How many it lists.
+        count: usize,
+    },
+    /// A bearer token or API key that cannot be sent in a header. The message never contains it.
+    #[error("{at}: {field} cannot be sent in a header: {reason}")]
+    InvalidAuthValue {
+        /// Where.
+        at: Location,
+        /// The JSON field: `auth.token` or `auth.value`.
+        field: &'static str,
+        /// Why, and what to do.
         reason: String,
     },
     /// Two parameters with one name.

@@ -29,3 +29,20 @@ pub const MAX_TEMPLATE_PLACEHOLDERS: usize = 64;
 
 /// The body limit an engine uses unless told otherwise: 1 MiB (see [`WebhookAction::try_render`](crate::WebhookAction::try_render)).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The most custom static headers one action may add (`"headers"`): with the limits below, an action's own
+/// headers stay under about 22 KiB, well inside what common servers accept for a whole request head.
+pub const MAX_HEADERS_PER_ACTION: usize = 20;
+
+/// The longest name of a custom header or of the API-key header, in bytes.
+pub const MAX_HEADER_NAME_BYTES: usize = 64;
+
+/// The longest value of a custom header, in bytes.
+pub const MAX_HEADER_VALUE_BYTES: usize = 1024;
+
+/// The longest bearer token or API key, in bytes (long enough for signed JWTs).
+pub const MAX_AUTH_VALUE_BYTES: usize = 4096;
+
+/// The most keys of an action's `signing_keys`: every current key adds a signature to every request, so a
+/// rotation holds a few, not a history.
+pub const MAX_SIGNING_KEYS: usize = 10;

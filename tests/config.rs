@@ -174,3 +174,134 @@ fn inactive_workflows_never_match_and_descriptions_are_kept() {
     let round = WorkflowSet::from_json(&serde_json::to_string(&set).unwrap()).unwrap();
     assert_eq!(round, set);
 }
+
+fn auth_problems(extra: serde_json::Value) -> Vec<ValidationError> {
+    let mut action = serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "JSON"});
+    action.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    match WorkflowSet::from_value(action_doc(action)) {
+        Ok(_) => vec![],
+        Err(ConfigError::Invalid(problems)) => problems,
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[test]
+fn bearer_and_api_key_auth_and_custom_headers_round_trip() {
+    for extra in [
+        serde_json::json!({"auth": {"type": "bearer", "token": "tok-123"}, "headers": {"X-Tenant": "acme", "X-Region": "eu"}}),
+        serde_json::json!({"auth": {"type": "api_key", "header": "X-Api-Key", "value": "key-456"},
+            "headers": [["x-trace", "1"], ["X-Tenant", "acme"]]}),
+    ] {
+        let mut doc = serde_json::json!({"title": "T", "url": "https://x.example", "content_type": "JSON"});
+        doc.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let action: WebhookAction = serde_json::from_value(doc).unwrap();
+        let json = serde_json::to_string(&action).unwrap();
+        let again: WebhookAction = serde_json::from_str(&json).unwrap();
+        assert_eq!(again, action, "{json}");
+        assert!(
+            json.contains(r#""headers":{"X-Region":"eu","X-Tenant":"acme"}"#)
+                || json.contains(r#""headers":{"X-Tenant":"acme","x-trace":"1"}"#),
+            "headers are an object, by name: {json}"
+        );
+        let set = WorkflowSet::from_json(
+            &serde_json::json!([{"id": "w", "module": "Leads", "trigger": "every_save",
+            "actions": [action]}])
+            .to_string(),
+        )
+        .unwrap();
+        assert_eq!(WorkflowSet::from_json(&serde_json::to_string(&set).unwrap()).unwrap(), set);
+        let debug = format!("{action:?}");
+        assert!(!debug.contains("tok-123") && !debug.contains("key-456"), "{debug}");
+    }
+    let built = WebhookAction::builder("T", "https://x.example", ContentType::Json)
+        .auth(Auth::ApiKey { header: "X-Api-Key".into(), value: "key-456".into() })
+        .header("X-Tenant", "acme")
+        .build()
+        .unwrap();
+    assert_eq!(built.headers(), [("X-Tenant".to_owned(), "acme".to_owned())]);
+    assert!(
+        matches!(built.auth(), Auth::ApiKey { header, value } if header == "X-Api-Key" && value.expose() == "key-456")
+    );
+}
+
+#[test]
+fn custom_headers_may_not_be_hop_by_hop_or_override_what_the_crate_sends() {
+    for name in [
+        "Connection",
+        "keep-alive",
+        "Proxy-Authorization",
+        "proxy-connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Host",
+        "Content-Length",
+        "Content-Type",
+        "content-encoding",
+        "Authorization",
+        "webhook-id",
+        "Webhook-Signature",
+        "webhook-timestamp",
+        "X-Api-Key",
+    ] {
+        let found = auth_problems(serde_json::json!({"auth": {"type": "api_key", "header": "X-Api-Key", "value": "k"},
+            "headers": {name: "v"}}));
+        assert!(
+            matches!(found.as_slice(), [ValidationError::InvalidHeader { field: "headers", .. }]),
+            "{name}: {found:?}"
+        );
+        let text = found[0].to_string();
+        assert!(
+            text.starts_with(&format!("workflow \"w1\", action \"T\": headers \"{name}\" cannot be sent: ")),
+            "{text}"
+        );
+    }
+    for name in ["Connection", "Authorization", "webhook-signature", "Content-Type", "Bad Name", "", "X:Y"] {
+        let found = auth_problems(serde_json::json!({"auth": {"type": "api_key", "header": name, "value": "k"}}));
+        let expected = if name.is_empty() { "\"auth.header\" is empty" } else { "auth.header \"" };
+        assert!(found.len() == 1 && found[0].to_string().contains(expected), "{name:?}: {found:?}");
+    }
+}
+
+#[test]
+fn custom_header_names_and_values_are_checked_and_never_echo_a_secret() {
+    let long_name = "X".repeat(65);
+    let cases = [
+        (serde_json::json!({"Bad Name": "v"}), "not a valid header name"),
+        (serde_json::json!({"X-Ok": "line\r\nX-Injected: 1"}), "a line break"),
+        (serde_json::json!({"X-Ok": "caf\u{e9}"}), "other than ASCII"),
+        (serde_json::json!({"X-Ok": " padded"}), "starts or ends with a space"),
+        (serde_json::json!({"X-Ok": ""}), "its value is empty"),
+        (serde_json::json!({"X-Ok": "v".repeat(1025)}), "1025 bytes long, but at most 1024"),
+        (serde_json::json!({long_name: "v"}), "65 bytes long, but at most 64"),
+        (serde_json::json!([["X-Tenant", "a"], ["x-tenant", "b"]]), "is given twice"),
+    ];
+    for (headers, hint) in cases {
+        let found = auth_problems(serde_json::json!({"headers": headers}));
+        assert!(found.len() == 1 && found[0].to_string().contains(hint), "{headers}: {found:?}");
+    }
+    let many: serde_json::Map<_, _> = (0..21).map(|i| (format!("X-{i}"), "v".into())).collect();
+    let found = auth_problems(serde_json::json!({"headers": many}));
+    assert!(matches!(found.as_slice(), [ValidationError::TooManyHeaders { count: 21, .. }]), "{found:?}");
+    assert!(auth_problems(serde_json::json!({"headers": {"X-Tenant": 1}}))[0].to_string().contains("invalid type"));
+
+    for auth in [
+        serde_json::json!({"type": "bearer", "token": "tok\nen-s3cr3t"}),
+        serde_json::json!({"type": "api_key", "header": "X-Api-Key", "value": "k\r\ney-s3cr3t"}),
+        serde_json::json!({"type": "bearer", "token": format!("s3cr3t{}", "a".repeat(4096))}),
+        serde_json::json!({"type": "bearer", "token": " s3cr3t"}),
+    ] {
+        let found = auth_problems(serde_json::json!({"auth": auth}));
+        assert!(matches!(found.as_slice(), [ValidationError::InvalidAuthValue { .. }]), "{found:?}");
+        let text = found[0].to_string();
+        assert!(text.contains("cannot be sent in a header") && !text.contains("s3cr3t"), "{text}");
+    }
+    for (auth, field) in [
+        (serde_json::json!({"type": "bearer", "token": ""}), "auth.token"),
+        (serde_json::json!({"type": "api_key", "header": "X-Api-Key", "value": ""}), "auth.value"),
+    ] {
+        let found = auth_problems(serde_json::json!({"auth": auth}));
+        assert!(matches!(found.as_slice(), [ValidationError::Empty { field: f, .. }] if *f == field), "{found:?}");
+    }
+}

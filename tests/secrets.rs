@@ -1,12 +1,13 @@
-//! Secrets (Basic credentials, signing secrets) never reach anything stored or printed, even when a receiver
-//! echoes them back. A test binary of its own: it installs a tracing subscriber, which must not race other tests.
+//! Secrets (Basic credentials, bearer tokens, API keys, signing secrets and keys) never reach anything stored or
+//! printed, even when a receiver echoes them back. A test binary of its own: it installs a tracing subscriber,
+//! which must not race other tests.
 #![cfg(all(feature = "sqlite", feature = "tokio"))]
 
 use std::sync::Arc;
 
 use chrono::Duration;
 use crm_webhooks::testing::{MockHttp, MockReply, RecordingMailer};
-use crm_webhooks::{LogQuery, SqliteStorage};
+use crm_webhooks::{LogQuery, SqliteStorage, WorkflowSet};
 
 mod common;
 
@@ -17,22 +18,60 @@ use common::{lead, make_engine};
 /// entry, error, `Debug`, or byte of the database file and its WAL.
 #[tokio::test(flavor = "current_thread")]
 async fn echoed_credentials_never_reach_storage() {
+    let echo = "HTTP/1.1 echo\r\nAuthorization: Basic YXBpOnMzY3JldA==\r\nX-Debug: user api:s3cret, key \
+                whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw / MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let proxy = "proxy said: Authorization: Basic YXBpOnMzY3JldA== rejected";
+    leaks_nothing(None, echo, proxy, &["s3cret", "YXBpOnMzY3JldA", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]).await;
+}
+
+/// The same with the other secrets: a bearer token or an API key, and signing keys of both kinds (one of them
+/// expired), echoed back whole and without their prefixes.
+#[cfg(feature = "ed25519")]
+#[tokio::test(flavor = "current_thread")]
+async fn echoed_bearer_tokens_api_keys_and_signing_keys_never_reach_storage() {
+    let (whsk, old) = ("6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbc=", "c2Vjb25kIGtleSBvZiB0aGUgcm90YXRpb24=");
+    for (auth, secret) in [
+        (r#"{"type": "bearer", "token": "tok-s3cr3t.abc"}"#, "tok-s3cr3t.abc"),
+        (r#"{"type": "api_key", "header": "X-Api-Key", "value": "key-s3cr3t-xyz"}"#, "key-s3cr3t-xyz"),
+    ] {
+        let workflows = WorkflowSet::from_json(&format!(
+            r#"{{"workflows": [{{"id": "w", "module": "Leads", "trigger": "every_save",
+          "actions": [{{"title": "Notify", "url": "https://receiver.example/hook", "content_type": "JSON",
+            "auth": {auth}, "headers": {{"X-Tenant": "acme"}},
+            "signing_keys": [{{"secret": "whsk_{whsk}"}}, {{"secret": "whsec_{old}", "expires_at": "2000-01-01T00:00:00Z"}}],
+            "parameters": [{{"name": "public_id", "field": "id"}}]}}]}}]}}"#
+        ))
+        .unwrap();
+        let echo = format!(
+            "HTTP/1.1 echo\r\nAuthorization: Bearer {secret}\r\nX-Api-Key: {secret}\r\nX-Debug: keys whsk_{whsk} \
+             whsec_{old} / {whsk} {old}"
+        );
+        let proxy = format!("proxy said: Authorization: Bearer {secret} rejected");
+        leaks_nothing(Some(workflows), &echo, &proxy, &[secret, whsk, old]).await;
+    }
+}
+
+/// Delivers three events (a success, a failure and a transport error, then the retries) to a receiver answering
+/// with `echo`, and asserts that none of `secrets` is in the log, an error, `Debug`, the tracing output, or any
+/// byte of the SQLite file and its WAL.
+async fn leaks_nothing(workflows: Option<WorkflowSet>, echo: &str, proxy: &str, secrets: &[&str]) {
     let traced = Arc::new(std::sync::Mutex::new(String::new()));
     let _tracing = tracing::subscriber::set_default(Capture(traced.clone()));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("webhooks.db");
     let storage = Arc::new(SqliteStorage::open(&path).unwrap());
-    let echo = "HTTP/1.1 echo\r\nAuthorization: Basic YXBpOnMzY3JldA==\r\nX-Debug: user api:s3cret, key \
-                whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw / MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let http = Arc::new(
         MockHttp::with_fallback(MockReply::status(200).body(echo.to_owned()))
             .then(MockReply::status(500).body(echo.to_owned()))
             .then(MockReply::error(crm_webhooks::ports::HttpError::new(
                 crm_webhooks::ports::HttpErrorKind::Connect,
-                "proxy said: Authorization: Basic YXBpOnMzY3JldA== rejected",
+                proxy.to_owned(),
             ))),
     );
     let (engine, clock) = make_engine(storage.clone(), http.clone(), Arc::new(RecordingMailer::new()));
+    if let Some(workflows) = workflows {
+        engine.set_workflows("acme", workflows);
+    }
     for n in 0..3 {
         engine.on_event(&lead(n)).await.unwrap();
     }
@@ -57,7 +96,7 @@ async fn echoed_credentials_never_reach_storage() {
             everything.push_str(&String::from_utf8_lossy(&bytes));
         }
     }
-    for secret in ["s3cret", "YXBpOnMzY3JldA", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+    for secret in secrets {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
 }

@@ -90,17 +90,7 @@ impl Engine {
                 ("webhook-timestamp".to_owned(), sent_at.timestamp().to_string()),
             ];
         };
-        wire::request_headers(action, content_type, delivery.id, sent_at.timestamp(), &delivery.body)
-            .into_iter()
-            .map(|(name, value)| {
-                let shown = match name.as_str() {
-                    "authorization" => "Basic [redacted]".to_owned(),
-                    "webhook-signature" => "v1,[redacted]".to_owned(),
-                    _ => value.to_str().unwrap_or_default().to_owned(),
-                };
-                (name.as_str().to_owned(), shown)
-            })
-            .collect()
+        wire::shown_headers(action, content_type, delivery.id, sent_at, &delivery.body, true)
     }
 
     /// How many deliveries are queued and in flight, and how old the oldest queued one is, as storage reports it;

@@ -9,25 +9,31 @@ use crate::workflow::{Auth, WebhookAction};
 const REDACTED: &str = "[redacted]";
 
 /// Every form in which an action's secrets could come back in a response: the Basic password, `user:password`
-/// and its base64 token, and the signing secret with and without its `whsec_` prefix. Longest first, so a longer
-/// form is replaced whole before a shorter one inside it.
+/// and its base64 token, the bearer token, the API key, and each signing key with and without its `whsec_` or
+/// `whsk_` prefix. Longest first, so a longer form is replaced whole before a shorter one inside it.
 pub(super) fn secret_texts(action: &WebhookAction) -> Vec<String> {
     let mut texts = Vec::new();
-    if let Auth::Basic { username, password } = action.auth() {
-        let pair = format!("{username}:{}", password.expose());
-        texts.push(base64::engine::general_purpose::STANDARD.encode(&pair));
-        texts.push(pair);
-        texts.push(password.expose().to_owned());
+    match action.auth() {
+        Auth::Basic { username, password } => {
+            let pair = format!("{username}:{}", password.expose());
+            texts.push(base64::engine::general_purpose::STANDARD.encode(&pair));
+            texts.push(pair);
+            texts.push(password.expose().to_owned());
+        }
+        Auth::Bearer { token: secret } | Auth::ApiKey { value: secret, .. } => texts.push(secret.expose().to_owned()),
+        Auth::None => {}
     }
-    if let Some(secret) = action.signing_secret() {
+    let keys = action.signing_keys().iter().map(|key| key.secret());
+    for secret in action.signing_secret().into_iter().chain(keys) {
         let secret = secret.expose();
         texts.push(secret.to_owned());
-        if let Some(key) = secret.strip_prefix("whsec_") {
+        if let Some(key) = secret.strip_prefix("whsec_").or_else(|| secret.strip_prefix("whsk_")) {
             texts.push(key.to_owned());
         }
     }
     texts.retain(|t| !t.is_empty());
-    texts.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    texts.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    texts.dedup();
     texts
 }
 
@@ -66,5 +72,37 @@ mod tests {
         }
         assert!(clean.starts_with("Authorization: Basic [redacted]"), "{clean}");
         assert_eq!(scrub("nothing secret".into(), &secrets), "nothing secret");
+    }
+
+    #[cfg(feature = "ed25519")]
+    #[test]
+    fn bearer_tokens_api_keys_and_every_signing_key_are_redacted() {
+        let build = |auth: Auth| {
+            WebhookAction::builder("Notify", "https://receiver.example/", ContentType::Json)
+                .auth(auth)
+                .signing_key(crate::signature::SigningKey::new("whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbc="))
+                .signing_key(
+                    crate::signature::SigningKey::new("whsec_c2Vjb25kIGtleSBvZiB0aGUgcm90YXRpb24=")
+                        .expiring(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+                )
+                .build()
+                .unwrap()
+        };
+        let keys = ["6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbc=", "c2Vjb25kIGtleSBvZiB0aGUgcm90YXRpb24="];
+        for (auth, secret) in [
+            (Auth::Bearer { token: Secret::new("tok-123") }, "tok-123"),
+            (Auth::ApiKey { header: "X-Api-Key".into(), value: Secret::new("key-456") }, "key-456"),
+        ] {
+            let secrets = secret_texts(&build(auth));
+            let echo = format!(
+                "Authorization: Bearer {secret}\nX-Api-Key: {secret}\nkeys whsk_{} whsec_{} {} {}",
+                keys[0], keys[1], keys[0], keys[1]
+            );
+            let clean = scrub(echo, &secrets);
+            for text in [secret, keys[0], keys[1]] {
+                assert!(!clean.contains(text), "{text} is still in {clean}");
+            }
+            assert!(clean.starts_with("Authorization: Bearer [redacted]\nX-Api-Key: [redacted]"), "{clean}");
+        }
     }
 }

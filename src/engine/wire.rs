@@ -1,5 +1,6 @@
 //! What goes on the wire: the headers of an attempt, and the requests an event would send ([`preview`]).
 
+use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -10,9 +11,10 @@ use crate::limits::DEFAULT_MAX_BODY_BYTES;
 use crate::payload::RenderError;
 use crate::ports::{HttpError, HttpErrorKind};
 use crate::record::RecordEvent;
+use crate::signature::{self, SigningKey};
 use crate::workflow::{redact_url, Auth, WebhookAction, WorkflowSet};
 
-/// A request the engine would send, as [`preview`] shows it: the `Authorization` value redacted.
+/// A request the engine would send, as [`preview`] shows it: the `Authorization` value and the API key redacted.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PreviewRequest {
     /// The workflow's id.
@@ -23,7 +25,8 @@ pub struct PreviewRequest {
     pub method: String,
     /// The URL.
     pub url: String,
-    /// The headers, `Authorization` redacted.
+    /// The headers: `Authorization` shown as its scheme and `[redacted]` (`Basic [redacted]`), the API-key header
+    /// as `[redacted]`.
     pub headers: std::collections::BTreeMap<String, String>,
     /// The encoded body.
     pub body: String,
@@ -45,16 +48,9 @@ pub fn preview(
         for action in workflow.actions() {
             let payload = action.try_render(&event.fields, DEFAULT_MAX_BODY_BYTES)?;
             let id = DeliveryId::new();
-            let headers = request_headers(action, payload.content_type_header(), id, now.timestamp(), payload.body())
+            let now = now.with_timezone(&Utc);
+            let headers = shown_headers(action, payload.content_type_header(), id, now, payload.body(), false)
                 .into_iter()
-                .map(|(name, value)| {
-                    let value = if name == AUTHORIZATION {
-                        "Basic [redacted]".to_owned()
-                    } else {
-                        value.to_str().unwrap_or_default().to_owned()
-                    };
-                    (name.as_str().to_owned(), value)
-                })
                 .collect();
             requests.push(PreviewRequest {
                 workflow: workflow.id().to_owned(),
@@ -69,33 +65,84 @@ pub fn preview(
     Ok(requests)
 }
 
-/// The headers of one attempt: content type, Standard Webhooks id/timestamp/signature, and Basic authorization.
+/// The headers of one attempt leaving at `now`: content type, Standard Webhooks id, timestamp and one signature
+/// per signing key current at `now`, the authorization (sensitive), then the action's custom headers.
+/// The headers of an attempt as a person may see them: `Authorization` as its scheme and `[redacted]`, any other
+/// secret header (an API key) as `[redacted]`, and, when `hide_signatures`, each signature as its version and
+/// `[redacted]`.
+pub(super) fn shown_headers(
+    action: &WebhookAction,
+    content_type: &'static str,
+    id: DeliveryId,
+    now: DateTime<Utc>,
+    body: &[u8],
+    hide_signatures: bool,
+) -> Vec<(String, String)> {
+    request_headers(action, content_type, id, now, body)
+        .into_iter()
+        .map(|(name, value)| {
+            let text = value.to_str().unwrap_or_default();
+            let shown = match text.split_once(' ') {
+                _ if name.as_str() == "webhook-signature" && hide_signatures => text
+                    .split(' ')
+                    .map(|entry| format!("{},[redacted]", entry.split(',').next().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ if !value.is_sensitive() => text.to_owned(),
+                Some((scheme, _)) if name == AUTHORIZATION => format!("{scheme} [redacted]"),
+                _ => "[redacted]".to_owned(),
+            };
+            (name.as_str().to_owned(), shown)
+        })
+        .collect()
+}
+
 pub(super) fn request_headers(
     action: &WebhookAction,
     content_type: &'static str,
     id: DeliveryId,
-    timestamp: i64,
+    now: DateTime<Utc>,
     body: &[u8],
 ) -> Vec<(HeaderName, HeaderValue)> {
-    let id_text = id.to_string();
+    let (id_text, timestamp) = (id.to_string(), now.timestamp());
     let mut headers = vec![
         (CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (HeaderName::from_static("webhook-id"), header_value(&id_text)),
         (HeaderName::from_static("webhook-timestamp"), header_value(&timestamp.to_string())),
     ];
-    if let Some(secret) = action.signing_secret() {
-        if let Ok(key) = crate::signature::decode_secret(secret) {
-            let signature = crate::signature::sign(&key, &id_text, timestamp, body);
-            headers.push((HeaderName::from_static("webhook-signature"), header_value(&signature)));
-        }
+    let current = action.signing_keys().iter().filter(|key| key.is_current(now)).map(SigningKey::secret);
+    // Every key was decoded when the action was validated, so none is left out here.
+    let signatures: Vec<String> = action
+        .signing_secret()
+        .into_iter()
+        .chain(current)
+        .filter_map(|secret| signature::signer(secret).ok())
+        .map(|signer| signer.sign(&id_text, timestamp, body))
+        .collect();
+    if !signatures.is_empty() {
+        headers.push((HeaderName::from_static("webhook-signature"), header_value(&signatures.join(" "))));
     }
-    if let Auth::Basic { username, password } = action.auth() {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
-        if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {token}")) {
+    let authorization = match action.auth() {
+        Auth::None => None,
+        Auth::Basic { username, password } => {
+            let token = BASE64.encode(format!("{username}:{}", password.expose()));
+            Some((AUTHORIZATION, format!("Basic {token}")))
+        }
+        Auth::Bearer { token } => Some((AUTHORIZATION, format!("Bearer {}", token.expose()))),
+        Auth::ApiKey { header, value } => {
+            HeaderName::from_bytes(header.as_bytes()).ok().map(|name| (name, value.expose().to_owned()))
+        }
+    };
+    if let Some((name, text)) = authorization {
+        if let Ok(mut value) = HeaderValue::from_str(&text) {
             value.set_sensitive(true);
-            headers.push((AUTHORIZATION, value));
+            headers.push((name, value));
         }
     }
+    // Validated with the action: every name and value parses.
+    headers.extend(action.headers().iter().filter_map(|(name, value)| {
+        Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
+    }));
     headers
 }
 
@@ -106,8 +153,7 @@ pub(super) fn request(
     now: DateTime<Utc>,
 ) -> Result<http::Request<Bytes>, HttpError> {
     let mut builder = http::Request::builder().method(delivery.method.as_http()).uri(delivery.url.as_str());
-    for (name, value) in
-        request_headers(action, delivery.content_type.header_value(), delivery.id, now.timestamp(), &delivery.body)
+    for (name, value) in request_headers(action, delivery.content_type.header_value(), delivery.id, now, &delivery.body)
     {
         builder = builder.header(name, value);
     }
@@ -159,6 +205,100 @@ mod tests {
         let secret = crate::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
         let id = d.id.to_string();
         assert!(crate::signature::verify_signature(&secret, &id, t0().timestamp(), &d.body, signature));
+    }
+
+    #[test]
+    fn bearer_and_api_key_auth_are_sensitive_headers_and_custom_headers_follow() {
+        let d = sample_delivery("acme", "w1", t0());
+        let bearer = action(
+            r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON",
+            "auth": {"type": "bearer", "token": "tok-123"}, "headers": {"X-Tenant": "acme", "X-Region": "eu"}}"#,
+        );
+        let sent = request(&d, &bearer, t0()).unwrap();
+        let h = sent.headers();
+        assert_eq!(h["authorization"], "Bearer tok-123");
+        assert!(h["authorization"].is_sensitive());
+        assert_eq!((h["x-tenant"].to_str().unwrap(), h["x-region"].to_str().unwrap()), ("acme", "eu"));
+        assert!(!h["x-tenant"].is_sensitive());
+        let names: Vec<&str> = h.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["content-type", "webhook-id", "webhook-timestamp", "authorization", "x-region", "x-tenant"]);
+
+        let api_key = action(
+            r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON",
+            "auth": {"type": "api_key", "header": "X-Api-Key", "value": "key-456"}, "headers": [["X-Tenant", "acme"]]}"#,
+        );
+        let sent = request(&d, &api_key, t0()).unwrap();
+        let h = sent.headers();
+        assert_eq!(h["x-api-key"], "key-456");
+        assert!(h["x-api-key"].is_sensitive());
+        assert!(h.get("authorization").is_none());
+        assert_eq!(h["x-tenant"], "acme");
+    }
+
+    /// Rotation: the signing secret and every key current at the attempt's time sign, in order; a key stops at
+    /// its `expires_at` exactly.
+    #[cfg(feature = "ed25519")]
+    #[test]
+    fn every_current_key_signs_and_an_expired_one_stops() {
+        use crate::signature::{verify_signature, PublicKey};
+        use crate::Secret;
+        let d = sample_delivery("acme", "w1", t0());
+        let expiry = t0() + chrono::Duration::hours(1);
+        let (hmac, old, ed) = (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_c2Vjb25kIGtleSBvZiB0aGUgcm90YXRpb24=",
+            "whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbc=",
+        );
+        let rotating = action(&format!(
+            r#"{{"title": "T", "url": "https://r.example/hook", "content_type": "JSON", "signing_secret": "{hmac}",
+            "signing_keys": [{{"secret": "{ed}"}}, {{"secret": "{old}", "expires_at": "{}"}}]}}"#,
+            expiry.to_rfc3339()
+        ));
+        let public = PublicKey::from_secret(&Secret::new(ed)).unwrap();
+        let id = d.id.to_string();
+        for (now, versions) in [
+            (t0(), vec!["v1", "v1a", "v1"]),
+            (expiry - chrono::Duration::seconds(1), vec!["v1", "v1a", "v1"]),
+            (expiry, vec!["v1", "v1a"]),
+            (expiry + chrono::Duration::days(30), vec!["v1", "v1a"]),
+        ] {
+            let sent = request(&d, &rotating, now).unwrap();
+            let header = sent.headers()["webhook-signature"].to_str().unwrap().to_owned();
+            let found: Vec<&str> = header.split(' ').map(|entry| entry.split(',').next().unwrap()).collect();
+            assert_eq!(found, versions, "at {now}: {header}");
+            let entries: Vec<&str> = header.split(' ').collect();
+            let ts = now.timestamp();
+            assert!(verify_signature(&Secret::new(hmac), &id, ts, &d.body, entries[0]));
+            assert!(verify_signature(&public, &id, ts, &d.body, entries[1]));
+            assert!(verify_signature(&public, &id, ts, &d.body, &header));
+            assert_eq!(verify_signature(&Secret::new(old), &id, ts, &d.body, &header), now < expiry);
+        }
+    }
+
+    #[test]
+    fn preview_redacts_every_credential_but_shows_custom_headers() {
+        let event = crate::RecordEvent::new("acme", "Leads", "10x1", crate::Change::Created, "19x1").field("id", 1);
+        let now = t0().with_timezone(&chrono_tz::UTC);
+        for (auth, header, shown) in [
+            (r#"{"type": "basic", "username": "api", "password": "pw"}"#, "authorization", "Basic [redacted]"),
+            (r#"{"type": "bearer", "token": "tok-123"}"#, "authorization", "Bearer [redacted]"),
+            (r#"{"type": "api_key", "header": "X-Api-Key", "value": "key-456"}"#, "x-api-key", "[redacted]"),
+        ] {
+            let set = WorkflowSet::from_json(&format!(
+                r#"{{"workflows": [{{"id": "w", "module": "Leads", "trigger": "every_save",
+                "actions": [{{"title": "T", "url": "https://r.example/hook", "content_type": "JSON",
+                  "auth": {auth}, "headers": {{"X-Tenant": "acme"}}, "parameters": [{{"name": "id", "field": "id"}}]}}]}}]}}"#
+            ))
+            .unwrap();
+            let requests = preview(&set, &event, now).unwrap();
+            let headers = &requests[0].headers;
+            assert_eq!(headers[header], shown);
+            assert_eq!(headers["x-tenant"], "acme");
+            let text = format!("{requests:?}");
+            for secret in ["pw", "YXBpOnB3", "tok-123", "key-456"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
     }
 
     #[test]

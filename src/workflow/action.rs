@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use super::auth::{check_auth, check_headers, check_signing_keys, Auth, Headers};
 use super::url::{check_url, shown_url, UrlProblem};
 use crate::error::{Location, ValidationError};
 use crate::limits::{MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS};
@@ -12,6 +13,7 @@ use crate::payload::{self, ContentType, NameLimit, Parameter, Payload, RenderErr
 use crate::record::Fields;
 use crate::secret::Secret;
 use crate::shown::shown;
+use crate::signature::SigningKey;
 use crate::value::Full;
 
 /// The HTTP method of a webhook: `POST` creates a record at the receiver, `PUT` updates one.
@@ -49,29 +51,13 @@ impl fmt::Display for Method {
     }
 }
 
-/// How the webhook authenticates to the receiver.
-///
-/// JSON: `{"type": "none"}` or `{"type": "basic", "username": "api", "password": "s3cret"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Auth {
-    /// No authentication.
-    #[default]
-    None,
-    /// HTTP Basic authentication. The header is built at send time and never stored.
-    Basic {
-        /// The third-party account's user name.
-        username: String,
-        /// The third-party account's password.
-        password: Secret,
-    },
-}
-
 /// A webhook action, validated: its URL is absolute http(s), without credentials and at most [`MAX_URL_BYTES`](crate::limits::MAX_URL_BYTES)
 /// long, its parameter names fit its content type, its required parameters are present and not empty, and it keeps
 /// to the limits on size ([`MAX_PARAMETERS_PER_ACTION`], [`MAX_PARAMETER_NAME_BYTES`](crate::limits::MAX_PARAMETER_NAME_BYTES),
-/// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::limits::MAX_PARAMETER_NAME_SEGMENTS), [`MAX_TEMPLATE_BYTES`], [`MAX_TEMPLATE_PLACEHOLDERS`]). Every way of making one
-/// (the builder, deserializing it, loading a [`WorkflowSet`](crate::WorkflowSet)) checks all of that.
+/// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::limits::MAX_PARAMETER_NAME_SEGMENTS), [`MAX_TEMPLATE_BYTES`], [`MAX_TEMPLATE_PLACEHOLDERS`]), its
+/// authentication, custom headers and signing keys can be sent (see [`Auth`], [`WebhookAction::headers`] and
+/// [`WebhookAction::signing_keys`]). Every way of making one (the builder, deserializing it, loading a
+/// [`WorkflowSet`](crate::WorkflowSet)) checks all of that.
 ///
 /// Build one with [`WebhookAction::builder`] or deserialize it from its JSON form (`kind` is optional and must be
 /// `"webhook"`):
@@ -98,6 +84,8 @@ pub struct WebhookAction {
     parameters: Vec<Parameter>,
     required: Vec<String>,
     signing_secret: Option<Secret>,
+    signing_keys: Vec<SigningKey>,
+    headers: Headers,
     ordered: bool,
     shape: Shape,
 }
@@ -113,6 +101,8 @@ impl fmt::Debug for WebhookAction {
             .field("parameters", &self.parameters)
             .field("required", &self.required)
             .field("signing_secret", &self.signing_secret)
+            .field("signing_keys", &self.signing_keys)
+            .field("headers", &self.headers.0)
             .field("ordered", &self.ordered)
             .finish_non_exhaustive()
     }
@@ -129,6 +119,8 @@ impl PartialEq for WebhookAction {
             && self.parameters == other.parameters
             && self.required == other.required
             && self.signing_secret == other.signing_secret
+            && self.signing_keys == other.signing_keys
+            && self.headers == other.headers
             && self.ordered == other.ordered
     }
 }
@@ -154,6 +146,10 @@ pub(crate) struct RawAction {
     required: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     signing_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    signing_keys: Vec<SigningKey>,
+    #[serde(default, skip_serializing_if = "Headers::is_empty")]
+    headers: Headers,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     ordered: bool,
 }
@@ -185,6 +181,8 @@ impl WebhookAction {
                 parameters: Vec::new(),
                 required: Vec::new(),
                 signing_secret: None,
+                signing_keys: Vec::new(),
+                headers: Headers::default(),
                 ordered: false,
             },
         }
@@ -236,9 +234,32 @@ impl WebhookAction {
         self.ordered
     }
 
-    /// The Standard Webhooks signing secret (`whsec_` + base64), when requests are signed.
+    /// The Standard Webhooks signing secret (`whsec_` + base64), when requests are signed with one HMAC key that
+    /// never expires (`"signing_secret"` in the JSON form). It signs beside the [`signing_keys`](Self::signing_keys).
     pub fn signing_secret(&self) -> Option<&Secret> {
         self.signing_secret.as_ref()
+    }
+
+    /// The signing keys (`"signing_keys": [{"secret": "whsk_...", "expires_at": "..."}]`): `whsec_` keys sign `v1`,
+    /// `whsk_` keys `v1a`. Every key current when an attempt leaves signs it, after the
+    /// [`signing_secret`](Self::signing_secret), all in one space-separated `webhook-signature` header; a key stops
+    /// signing at its `expires_at` (see [`SigningKey`]). At most
+    /// [`MAX_SIGNING_KEYS`](crate::limits::MAX_SIGNING_KEYS), and one of them (or the signing secret) without an
+    /// expiry.
+    pub fn signing_keys(&self) -> &[SigningKey] {
+        &self.signing_keys
+    }
+
+    /// The custom static headers every request of this action carries, sorted by name (`"headers": {"X-Tenant":
+    /// "acme"}`, or a list of `[name, value]` pairs). They may not be hop-by-hop headers (`Connection`,
+    /// `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`), nor `Host`, `Content-Length`,
+    /// `Content-Type`, `Content-Encoding`, `Authorization`, the `webhook-*` headers or the API-key header; names
+    /// are unique without regard to case; at most [`MAX_HEADERS_PER_ACTION`](crate::limits::MAX_HEADERS_PER_ACTION),
+    /// names of at most [`MAX_HEADER_NAME_BYTES`](crate::limits::MAX_HEADER_NAME_BYTES) and values of at most
+    /// [`MAX_HEADER_VALUE_BYTES`](crate::limits::MAX_HEADER_VALUE_BYTES) visible ASCII. Their values are stored and
+    /// shown as they are: secrets belong in [`Auth`].
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers.0
     }
 
     /// Encodes the action's parameters for a record: the body that is sent, byte for byte, on every attempt.
@@ -297,19 +318,9 @@ impl WebhookAction {
                 None
             }
         };
-        if let Auth::Basic { username, .. } = &raw.auth {
-            if username.is_empty() {
-                errors.push(ValidationError::Empty { at: at.clone(), field: "auth.username" });
-            }
-            if username.contains(':') {
-                errors.push(ValidationError::InvalidUsername { at: at.clone() });
-            }
-        }
-        if let Some(secret) = &raw.signing_secret {
-            if let Err(reason) = crate::signature::decode_secret(secret) {
-                errors.push(ValidationError::InvalidSigningSecret { at: at.clone(), reason });
-            }
-        }
+        check_auth(&raw.auth, &at, &mut errors);
+        check_headers(&raw.headers, &raw.auth, &at, &mut errors);
+        check_signing_keys(&raw.signing_keys, raw.signing_secret.as_ref(), &at, &mut errors);
         let shape = check_parameters(&raw, &at, &mut errors);
         match (uri, shape) {
             (Some(uri), Some(shape)) if errors.is_empty() => Ok(WebhookAction {
@@ -323,6 +334,8 @@ impl WebhookAction {
                 parameters: raw.parameters,
                 required: raw.required,
                 signing_secret: raw.signing_secret,
+                signing_keys: raw.signing_keys,
+                headers: raw.headers.sorted(),
                 ordered: raw.ordered,
                 shape,
             }),
@@ -342,6 +355,8 @@ impl WebhookAction {
             parameters: self.parameters.clone(),
             required: self.required.clone(),
             signing_secret: self.signing_secret.clone(),
+            signing_keys: self.signing_keys.clone(),
+            headers: self.headers.clone(),
             ordered: self.ordered,
         }
     }
@@ -474,6 +489,16 @@ impl WebhookActionBuilder {
     /// Signs every request per Standard Webhooks with this `whsec_`-prefixed base64 secret.
     pub fn signing_secret(mut self, secret: impl Into<Secret>) -> Self {
         self.raw.signing_secret = Some(secret.into());
+        self
+    }
+    /// Adds a signing key (see [`WebhookAction::signing_keys`]).
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.raw.signing_keys.push(key);
+        self
+    }
+    /// Adds a custom static header (see [`WebhookAction::headers`]).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.raw.headers.0.push((name.into(), value.into()));
         self
     }
     /// Sends a record's deliveries in order (see [`WebhookAction::ordered`]).

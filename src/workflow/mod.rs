@@ -3,12 +3,14 @@
 //! and validated as a whole.
 
 mod action;
+mod auth;
 mod criteria;
 mod schedule;
 mod set;
 mod url;
 
-pub use action::{Auth, Method, WebhookAction, WebhookActionBuilder};
+pub use action::{Method, WebhookAction, WebhookActionBuilder};
+pub use auth::Auth;
 pub use criteria::{Condition, Criteria, Operator};
 pub use schedule::{Schedule, TimeOfDay};
 pub use set::{Trigger, Workflow, WorkflowSet};
