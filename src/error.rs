@@ -130,6 +130,14 @@ pub enum ValidationError {
         /// Where.
         at: Location,
     },
+    /// `retry_jitter_percent` above 100.
+    #[error("{at}: retry_jitter_percent is {percent}; write 0 (no jitter, the default) to 100")]
+    JitterTooLarge {
+        /// Where.
+        at: Location,
+        /// What was written.
+        percent: u32,
+    },
     /// The signing secret is not `whsec_` followed by base64.
     #[error("{at}: signing_secret is invalid: {reason}")]
     InvalidSigningSecret {

@@ -130,6 +130,31 @@ pub fn next(schedule: &RetrySchedule, attempt: u32, outcome: &AttemptOutcome, no
     Transition::RetryAt(at)
 }
 
+/// A retry due at `at` (scheduled `delay` after a failure) moved later by up to `percent` % of `delay`, at a point
+/// taken from `seed` (the engine derives it from the delivery's id and attempt, so every engine and every test run
+/// gives the same time). Never earlier than `at`; `percent` 0 gives `at`.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use std::time::Duration;
+/// let at = Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 0).unwrap();
+/// let hour = Duration::from_secs(3600);
+/// let later = crm_webhooks::retry::jittered(at, hour, 20, 7_777);
+/// assert!(later >= at && later <= at + chrono::Duration::minutes(12));
+/// assert_eq!(crm_webhooks::retry::jittered(at, hour, 0, 7_777), at);
+/// ```
+pub fn jittered(at: DateTime<Utc>, delay: Duration, percent: u8, seed: u64) -> DateTime<Utc> {
+    if percent == 0 {
+        return at;
+    }
+    let span = delay.as_millis().saturating_mul(u128::from(percent.min(100))) / 100;
+    // The seed's low bits mixed, so that neighbouring seeds spread over the whole span.
+    let mixed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    let fraction = u128::from(mixed % 1_000_001);
+    let extra = u64::try_from(span.saturating_mul(fraction) / 1_000_000).unwrap_or(u64::MAX);
+    at.checked_add_signed(chrono::Duration::milliseconds(i64::try_from(extra).unwrap_or(i64::MAX))).unwrap_or(at)
+}
+
 /// Reads a `Retry-After` value (delay seconds or an HTTP date) as an instant, relative to `now`.
 ///
 /// ```

@@ -305,3 +305,22 @@ fn custom_header_names_and_values_are_checked_and_never_echo_a_secret() {
         assert!(matches!(found.as_slice(), [ValidationError::Empty { field: f, .. }] if *f == field), "{found:?}");
     }
 }
+
+#[test]
+fn retry_jitter_is_a_percentage_that_round_trips() {
+    let action = |jitter: &str| {
+        format!(
+            r#"{{"title": "t", "url": "https://r.example/h", "content_type": "JSON", "retry_jitter_percent": {jitter},
+            "parameters": [{{"name": "id", "field": "id"}}]}}"#
+        )
+    };
+    let loaded: crm_webhooks::WebhookAction = serde_json::from_str(&action("20")).unwrap();
+    assert_eq!(loaded.retry_jitter_percent(), 20);
+    let again: crm_webhooks::WebhookAction = serde_json::from_str(&serde_json::to_string(&loaded).unwrap()).unwrap();
+    assert_eq!(again, loaded);
+    let plain: crm_webhooks::WebhookAction = serde_json::from_str(&action("0")).unwrap();
+    assert!(!serde_json::to_string(&plain).unwrap().contains("jitter"), "the default is not written");
+    let error = serde_json::from_str::<crm_webhooks::WebhookAction>(&action("150")).unwrap_err().to_string();
+    assert!(error.contains("retry_jitter_percent is 150; write 0"), "{error}");
+    assert!(serde_json::from_str::<crm_webhooks::WebhookAction>(&action("-5")).is_err(), "not negative");
+}

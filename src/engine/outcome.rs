@@ -26,15 +26,25 @@ pub(super) struct Attempted {
     pub(super) outcome: AttemptOutcome,
     /// The start of the response body, redacted, for the log.
     pub(super) response_snippet: Option<String>,
+    /// The action's retry jitter, in percent of each delay.
+    pub(super) jitter_percent: u8,
 }
 
 /// The write-back of an attempt: its status, the next attempt's time on the retry schedule, the `Dispatched` and
 /// result log entries, and a failure notification when it failed for good.
 pub(super) fn complete(retry: &RetrySchedule, attempted: Attempted) -> Completion {
-    let Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet } = attempted;
+    let Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet, jitter_percent } = attempted;
     let attempt = delivery.attempts.saturating_add(1);
     let max = retry.max_attempts();
-    let transition = retry::next(retry, attempt, &outcome, finished_at);
+    let transition = match retry::next(retry, attempt, &outcome, finished_at) {
+        Transition::RetryAt(at) if jitter_percent > 0 => {
+            let delay = retry.delay_after(attempt).unwrap_or_default();
+            let seed =
+                u64::from_be_bytes(delivery.id.as_bytes()[8..].try_into().unwrap_or_default()) ^ u64::from(attempt);
+            Transition::RetryAt(retry::jittered(at, delay, jitter_percent, seed))
+        }
+        other => other,
+    };
     let mut dispatched = LogEntry::about(
         &delivery,
         DeliveryStatus::Dispatched,
@@ -185,7 +195,36 @@ mod tests {
             finished_at: t0() + Duration::seconds(2),
             outcome,
             response_snippet: Some("ok".into()),
+            jitter_percent: 0,
         }
+    }
+
+    #[test]
+    fn jitter_moves_retries_later_within_the_bound_and_never_before_retry_after() {
+        let schedule = RetrySchedule::default();
+        let finished = t0() + Duration::seconds(2);
+        let hour = Duration::hours(1);
+        let mut spread = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let mut a = attempted(0, response(500));
+            a.jitter_percent = 20;
+            let id = a.delivery.id;
+            let due = complete(&schedule, a).next_attempt_at.unwrap();
+            assert!(due >= finished + hour && due <= finished + hour + Duration::minutes(12), "{due}");
+            spread.insert(due);
+            let mut again = attempted(0, response(500));
+            (again.delivery.id, again.jitter_percent) = (id, 20);
+            assert_eq!(complete(&schedule, again).next_attempt_at, Some(due), "the same delivery, the same time");
+        }
+        assert!(spread.len() > 150, "retries spread out: {} distinct times of 200", spread.len());
+        let mut off = attempted(0, response(500));
+        off.jitter_percent = 0;
+        assert_eq!(complete(&schedule, off).next_attempt_at, Some(finished + hour), "off: the schedule exactly");
+        let asked = finished + Duration::hours(3);
+        let mut busy = attempted(0, AttemptOutcome::Response { status: 503, retry_after: Some(asked) });
+        busy.jitter_percent = 100;
+        let due = complete(&schedule, busy).next_attempt_at.unwrap();
+        assert!(due >= asked && due <= asked + hour, "after Retry-After, by at most the jitter: {due}");
     }
 
     fn response(status: u16) -> AttemptOutcome {

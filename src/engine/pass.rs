@@ -19,6 +19,7 @@ use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
 use crate::ports::{Claim, ClaimToken, Completion, HttpError, HttpErrorKind, QuotaRequest, StorageError, TenantInfo};
 use crate::quota::{next_day_start, quota_day, QuotaPolicy};
 use crate::retry::{self, AttemptOutcome};
+use crate::workflow::WebhookAction;
 
 /// What a pass waits for next.
 enum Step {
@@ -329,7 +330,8 @@ impl Engine {
                 (AttemptOutcome::Response { status, retry_after }, outcome::snippet(response.body(), &secrets))
             }
         };
-        let attempted = Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet };
+        let jitter_percent = action.map_or(0, WebhookAction::retry_jitter_percent);
+        let attempted = Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet, jitter_percent };
         let completion = outcome::complete(&self.inner.retry, attempted);
         let seconds = (finished_at - sent_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
         metrics::attempt(completion.status, seconds);

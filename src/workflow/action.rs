@@ -87,6 +87,7 @@ pub struct WebhookAction {
     signing_keys: Vec<SigningKey>,
     headers: Headers,
     ordered: bool,
+    retry_jitter_percent: u8,
     shape: Shape,
 }
 
@@ -122,6 +123,7 @@ impl PartialEq for WebhookAction {
             && self.signing_keys == other.signing_keys
             && self.headers == other.headers
             && self.ordered == other.ordered
+            && self.retry_jitter_percent == other.retry_jitter_percent
     }
 }
 
@@ -152,6 +154,12 @@ pub(crate) struct RawAction {
     headers: Headers,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     ordered: bool,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    retry_jitter_percent: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn webhook_kind() -> String {
@@ -184,6 +192,7 @@ impl WebhookAction {
                 signing_keys: Vec::new(),
                 headers: Headers::default(),
                 ordered: false,
+                retry_jitter_percent: 0,
             },
         }
     }
@@ -224,6 +233,16 @@ impl WebhookAction {
     pub fn required(&self) -> &[String] {
         &self.required
     }
+    /// How much later than the retry schedule each retry may go, in percent of its delay (`"retry_jitter_percent"`
+    /// in the JSON form, 0 to 100; 0, the default, keeps the schedule exactly). A retry due 1 h after a failure
+    /// goes out between 1 h and 1 h × (1 + N/100), at a point derived from the delivery's id and attempt (so it is
+    /// the same on every engine and in tests), so that many records failing at once do not all retry in the same
+    /// minute. Never earlier than the schedule, nor than a receiver's `Retry-After`. 10 to 20 suits installations
+    /// that send thousands of webhooks to one receiver.
+    pub fn retry_jitter_percent(&self) -> u8 {
+        self.retry_jitter_percent
+    }
+
     /// Whether a record's deliveries of this action go out one after another, in the order their events were
     /// queued (`"ordered": true` in the JSON form; off by default): a delivery waits while an earlier one of the
     /// same record is queued, in flight or waiting for a retry, so a receiver never gets a record's update before
@@ -318,6 +337,9 @@ impl WebhookAction {
                 None
             }
         };
+        if raw.retry_jitter_percent > 100 {
+            errors.push(ValidationError::JitterTooLarge { at: at.clone(), percent: raw.retry_jitter_percent });
+        }
         check_auth(&raw.auth, &at, &mut errors);
         check_headers(&raw.headers, &raw.auth, &at, &mut errors);
         check_signing_keys(&raw.signing_keys, raw.signing_secret.as_ref(), &at, &mut errors);
@@ -337,6 +359,7 @@ impl WebhookAction {
                 signing_keys: raw.signing_keys,
                 headers: raw.headers.sorted(),
                 ordered: raw.ordered,
+                retry_jitter_percent: u8::try_from(raw.retry_jitter_percent).unwrap_or(100),
                 shape,
             }),
             _ => Err(errors),
@@ -358,6 +381,7 @@ impl WebhookAction {
             signing_keys: self.signing_keys.clone(),
             headers: self.headers.clone(),
             ordered: self.ordered,
+            retry_jitter_percent: u32::from(self.retry_jitter_percent),
         }
     }
 }
@@ -499,6 +523,11 @@ impl WebhookActionBuilder {
     /// Adds a custom static header (see [`WebhookAction::headers`]).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.raw.headers.0.push((name.into(), value.into()));
+        self
+    }
+    /// Spreads each retry up to `percent` % of its delay later (see [`WebhookAction::retry_jitter_percent`]).
+    pub fn retry_jitter_percent(mut self, percent: u32) -> Self {
+        self.raw.retry_jitter_percent = percent;
         self
     }
     /// Sends a record's deliveries in order (see [`WebhookAction::ordered`]).
