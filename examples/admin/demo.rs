@@ -163,6 +163,9 @@ impl Demo {
     /// Starts everything, with the admin server on `127.0.0.1:port` (0: a free port), and returns once a
     /// delivery of every status is there (about ten seconds: the failing delivery's retries run first).
     pub async fn start(port: u16) -> Result<Demo, Error> {
+        // First, so that a port already taken says so at once rather than after the seeding.
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let address = listener.local_addr()?;
         let (receiver, receiver_task) = start_receiver().await?;
         let base = format!("http://{receiver}");
         let dir = tempfile::tempdir()?;
@@ -191,6 +194,7 @@ impl Demo {
             .http(http)
             .mailer(Arc::new(RecordingMailer::new()))
             .directory(Arc::new(directory))
+            // The product's 1 h, 2 h and 4 h, scaled down to seconds for the demo.
             .retry_schedule(RetrySchedule::new([1, 2, 4].map(Duration::from_secs).to_vec())?)
             .lease(SLOW_ANSWER + Duration::from_secs(120))
             .build()?;
@@ -249,8 +253,6 @@ impl Demo {
             // Browsers ask every origin for one; a host serves its own.
             .route("/favicon.ico", get(|| async { http::StatusCode::NO_CONTENT }))
             .nest(MOUNT, admin::router(engine.clone(), authorize, key));
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let address = listener.local_addr()?;
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 eprintln!("the admin server stopped: {error}");
