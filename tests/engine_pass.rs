@@ -175,6 +175,30 @@ async fn results_are_written_while_a_slow_request_is_in_flight() {
     assert_eq!(count(&parts.storage, DeliveryStatus::Success).await, 50);
 }
 
+/// A pass that has taken everything due and waits for one slow request still takes work queued meanwhile: a save
+/// (or a redelivery) is not held up by another receiver's slow answer.
+#[tokio::test(start_paused = true)]
+async fn work_queued_during_a_slow_request_is_sent_in_the_same_pass() {
+    let http =
+        MockHttp::with_fallback(MockReply::status(200)).then(MockReply::status(200).delay(Duration::from_secs(300)));
+    let parts = Parts::new(http);
+    let engine = parts.engine(|b| b.batch_size(50).concurrency(4));
+    queue(&engine, 1).await;
+    let pass = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run_due().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(parts.http.requests().len(), 1, "the slow request is in flight");
+    let late = RecordEvent::new("acme", "Leads", "10x99", Change::Created, "19x1").field("id", 99);
+    engine.on_event(&late).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(parts.http.requests().len(), 2, "the new save went out while the slow request was still in flight");
+    assert_eq!(count(&parts.storage, DeliveryStatus::Success).await, 1);
+    let report = pass.await.unwrap();
+    assert_eq!((report.claimed, report.succeeded), (2, 2));
+}
+
 /// A pass dropped after most of its requests ended re-sends only what was in flight when it was dropped, once
 /// their leases run out.
 #[tokio::test(start_paused = true)]

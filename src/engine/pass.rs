@@ -26,6 +26,8 @@ enum Step {
     Attempted(Completion),
     Written(Result<Vec<DeliveryId>, StorageError>),
     Claimed(Claimed),
+    /// Work was queued after the pass had taken everything due.
+    MoreWork,
 }
 
 /// What a claim (and its quota check) brings back: how many it asked for, how many it took, those to send and
@@ -117,6 +119,8 @@ impl Engine {
         // The claim in flight (one at a time): it asked for at most what the window had free when it started, and
         // only sends and writes finish meanwhile, so the claimed and unfinished never pass what the lease covers.
         let mut claiming: Option<Claiming<'_>> = None;
+        // Work queued while the pass waits for slow requests: claimed at once rather than after the slowest one.
+        let mut queued = self.work_queued();
         loop {
             let outstanding = in_flight.len() + waiting.len();
             // Refill once half the window is free (or nothing is outstanding): claims stay batched, and every
@@ -160,6 +164,9 @@ impl Engine {
                         return Poll::Ready(Step::Claimed(claimed));
                     }
                 }
+                if exhausted && budget > 0 && error.is_none() && Pin::new(&mut queued).poll(cx).is_ready() {
+                    return Poll::Ready(Step::MoreWork);
+                }
                 match in_flight.poll_next_unpin(cx) {
                     Poll::Ready(Some(completion)) => Poll::Ready(Step::Attempted(completion)),
                     // Nothing in flight: the write above is what we wait for.
@@ -168,6 +175,10 @@ impl Engine {
             })
             .await;
             match step {
+                Step::MoreWork => {
+                    exhausted = false;
+                    queued = self.work_queued();
+                }
                 Step::Claimed(Claimed { want, token, result, tenants: cache }) => {
                     claiming = None;
                     tenants = cache;
