@@ -163,6 +163,8 @@ impl Demo {
     /// Starts everything, with the admin server on `127.0.0.1:port` (0: a free port), and returns once a
     /// delivery of every status is there (about ten seconds: the failing delivery's retries run first).
     pub async fn start(port: u16) -> Result<Demo, Error> {
+        #[cfg(feature = "metrics")]
+        prometheus();
         // First, so that a port already taken says so at once rather than after the seeding.
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let address = listener.local_addr()?;
@@ -253,6 +255,9 @@ impl Demo {
             // Browsers ask every origin for one; a host serves its own.
             .route("/favicon.ico", get(|| async { http::StatusCode::NO_CONTENT }))
             .nest(MOUNT, admin::router(engine.clone(), authorize, key));
+        // The operators' metrics in Prometheus text (feature `metrics`), as a host would expose them.
+        #[cfg(feature = "metrics")]
+        let app = app.route("/metrics", get(|| async { prometheus().map(|h| h.render()).unwrap_or_default() }));
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 eprintln!("the admin server stopped: {error}");
@@ -289,6 +294,15 @@ impl Demo {
             _dir: dir,
         })
     }
+}
+
+/// The Prometheus recorder of the process (feature `metrics`), installed the first time: the crate records through
+/// the `metrics` facade, and this exporter renders what it recorded as Prometheus text.
+#[cfg(feature = "metrics")]
+fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok()).as_ref()
 }
 
 /// 32 random bytes for the form-token key (a real host loads the same key on every server from its config).

@@ -68,6 +68,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     println!("  the log of failures: {}/log?status=Failed", demo.url);
     println!("  usage and the 30-day chart: {}/usage", demo.url);
+    if cfg!(feature = "metrics") {
+        println!("  the operators' metrics (Prometheus text): {}/metrics", demo.url.trim_end_matches(demo::MOUNT));
+    } else {
+        println!("  (with --features admin,metrics the operators' metrics are served at /metrics too)");
+    }
 
     let stop = async {
         match options.exit_after {
