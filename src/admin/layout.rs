@@ -20,7 +20,7 @@ const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#1d2
 nav{background:#243047;padding:.6em 1em;display:flex;gap:1.2em;align-items:center}\
 nav a{color:#fff;text-decoration:none}nav .who{margin-left:auto;color:#c8d0e0;font-size:90%}\
 main{padding:1em 1.5em;max-width:78em}table{border-collapse:collapse;width:100%;margin:.5em 0 1em}\
-th,td{border-bottom:1px solid #dde2ea;padding:.35em .5em;text-align:left;vertical-align:top}\
+th,td{border-bottom:1px solid #dde2ea;padding:.35em .5em;text-align:left;vertical-align:top}td.time{white-space:nowrap}\
 th{background:#f3f5f9}pre{background:#f6f8fa;padding:.8em;overflow:auto;white-space:pre-wrap;word-break:break-all}\
 .status{font-weight:600}.status-success{color:#137333}.status-failed{color:#b3261e}\
 .status-queued{color:#8a5a00}.status-dispatched{color:#1a56b0}.filters a{margin-right:.8em}\
@@ -105,7 +105,7 @@ pub(crate) fn entry_rows(ctx: &Ctx, entries: &[EntryView], snippet_chars: usize,
         @for view in entries {
             @let e = &view.entry;
             tr.entry {
-                td { a href=(ctx.link(&format!("/deliveries/{}", e.delivery_id))) { (time(e.at)) } }
+                td.time { a href=(ctx.link(&format!("/deliveries/{}", e.delivery_id))) { (time(e.at)) } }
                 td { (status(e.status)) }
                 @if source {
                     td { (e.workflow) } td { (e.action) }
