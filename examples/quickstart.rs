@@ -1,7 +1,9 @@
 //! The whole path once, for real: a local HTTP receiver, embedded SQLite, the README's workflow, one event, a
 //! worker until every delivery is settled, the delivery log printed as a table, and the failure email. The retry
 //! schedule is the product's (1 h, 2 h, 4 h) scaled down to seconds for the demo, so the broken receiver's
-//! delivery walks through its three retries to Failed in about seven seconds.
+//! delivery walks through its three retries to Failed in about seven seconds. With the feature `admin`
+//! (`cargo run --features admin --example quickstart`) it then serves the same log as the admin page and prints its
+//! URL, until Ctrl-C.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -201,5 +203,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let usage = engine.usage("acme").await?;
     println!("\nusage today ({}): {} calls", usage.day, usage.used);
+    #[cfg(feature = "admin")]
+    serve_admin(engine).await?;
+    Ok(())
+}
+
+/// With the feature `admin`: the same log in a browser, until Ctrl-C (or `QUICKSTART_SERVE_SECONDS` seconds). A
+/// demo: every request is tenant `acme`'s admin; a real host plugs in its own session check (see the README).
+#[cfg(feature = "admin")]
+async fn serve_admin(engine: Engine) -> Result<(), Box<dyn std::error::Error>> {
+    use crm_webhooks::admin::{self, AdminKey, Caller, Refusal};
+    // 32 random bytes for the form tokens (a real host loads one key, the same on every server, from its config).
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let authorize = |_: &http::request::Parts| Ok::<_, Refusal>(Caller::new("acme", "19x1"));
+    let app = axum::Router::new().nest("/settings/webhooks", admin::router(engine, authorize, AdminKey::new(key)?));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    println!("\nthe webhook log in a browser: http://{}/settings/webhooks (Ctrl-C stops it)", listener.local_addr()?);
+    let seconds = std::env::var("QUICKSTART_SERVE_SECONDS").ok().and_then(|s| s.parse().ok());
+    let stop = async move {
+        match seconds {
+            Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
     Ok(())
 }
