@@ -7,7 +7,7 @@
 //! `CI=true`, where a missing browser fails it.
 #![cfg(all(feature = "admin", feature = "sqlite", feature = "reqwest", feature = "tokio"))]
 
-// The example's setup, as `cargo run --example admin` runs it; the test uses only part of what it prints.
+// The example's setup, as `cargo run --features admin --example admin` runs it; the test uses only part of what it prints.
 #[allow(dead_code)]
 #[path = "../examples/admin/demo.rs"]
 mod demo;

@@ -3,9 +3,9 @@
 //! then prints the URL to open.
 //!
 //! ```text
-//! cargo run --example admin                  # http://127.0.0.1:8080/settings/webhooks, until Ctrl-C
-//! cargo run --example admin -- --port 0      # any free port (the URL printed says which)
-//! cargo run --example admin -- --exit-after-seconds 60   # stops by itself (scripts, tests)
+//! cargo run --features admin --example admin                  # http://127.0.0.1:8080/settings/webhooks, until Ctrl-C
+//! cargo run --features admin --example admin -- --port 0      # any free port (the URL printed says which)
+//! cargo run --features admin --example admin -- --exit-after-seconds 60   # stops by itself (scripts, tests)
 //! ```
 //!
 //! The retry schedule is the product's (1 h, 2 h, 4 h) scaled down to seconds (1 s, 2 s, 4 s), so the failing
