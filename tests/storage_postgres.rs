@@ -100,12 +100,53 @@ impl TestDb {
 /// The storage contract, each check in a schema of its own (dropped when it passes).
 mod contract {
     use super::*;
-    use crm_webhooks::testing::storage_contract::{Fixture, Setup};
+    use crm_webhooks::engine::Prepared;
+    use crm_webhooks::ports::StorageError;
+    use crm_webhooks::testing::storage_contract::{Fixture, HostTransactions, Setup};
+    use crm_webhooks::DeliveryId;
+
+    /// The host: a transaction on the storage's pool, with a row of its own in a table beside the crate's.
+    struct Host {
+        storage: PostgresStorage,
+    }
+
+    #[crm_webhooks::async_trait]
+    impl HostTransactions for Host {
+        async fn save_and_enqueue(&self, prepared: Prepared, commit: bool) -> Result<Vec<DeliveryId>, StorageError> {
+            let table = format!("\"{}\".host_rows", self.storage.schema_name());
+            let pool = self.storage.pool();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE TABLE IF NOT EXISTS {table} (note text)")))
+                .execute(pool)
+                .await
+                .unwrap();
+            let count = || async {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            };
+            let before = count().await;
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("INSERT INTO {table} VALUES ('saved')")))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let queued = self.storage.enqueue_in(&mut tx, prepared).await?;
+            if commit {
+                tx.commit().await.unwrap();
+            } else {
+                tx.rollback().await.unwrap();
+            }
+            assert_eq!(count().await, before + i64::from(commit), "the host's own row follows its transaction");
+            Ok(queued)
+        }
+    }
 
     async fn fixture() -> Setup {
         let Some(db) = TestDb::new().await else { return Setup::Skip("DATABASE_URL is not set".into()) };
         let storage = db.storage();
-        Fixture::new(storage).teardown(db.drop_schema()).into()
+        let host = Host { storage: db.storage.clone() };
+        Fixture::new(storage).host_transactions(host).teardown(db.drop_schema()).into()
     }
 
     crm_webhooks::storage_contract_tests!(fixture());

@@ -18,12 +18,47 @@ mod memory {
 
 /// On a file in a temporary directory that lives as long as the check.
 mod file {
-    use crm_webhooks::testing::storage_contract::Fixture;
+    use crm_webhooks::adapters::sqlite::{rusqlite, SqliteStorage};
+    use crm_webhooks::engine::Prepared;
+    use crm_webhooks::ports::StorageError;
+    use crm_webhooks::testing::storage_contract::{Fixture, HostTransactions};
+    use crm_webhooks::DeliveryId;
+
+    /// The host: its own connection to the storage's file, its own table, its own transaction.
+    struct Host {
+        storage: SqliteStorage,
+        path: std::path::PathBuf,
+    }
+
+    #[crm_webhooks::async_trait]
+    impl HostTransactions for Host {
+        async fn save_and_enqueue(&self, prepared: Prepared, commit: bool) -> Result<Vec<DeliveryId>, StorageError> {
+            let mut crm = rusqlite::Connection::open(&self.path).unwrap();
+            crm.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            crm.execute_batch("CREATE TABLE IF NOT EXISTS host_rows (id INTEGER PRIMARY KEY, note TEXT)").unwrap();
+            let count = |crm: &rusqlite::Connection| -> i64 {
+                crm.query_row("SELECT count(*) FROM host_rows", [], |r| r.get(0)).unwrap()
+            };
+            let before = count(&crm);
+            let tx = crm.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+            tx.execute("INSERT INTO host_rows (note) VALUES ('saved')", []).unwrap();
+            let queued = self.storage.enqueue_in(&tx, prepared)?;
+            if commit {
+                tx.commit().unwrap();
+            } else {
+                tx.rollback().unwrap();
+            }
+            assert_eq!(count(&crm), before + i64::from(commit), "the host's own row follows its transaction");
+            Ok(queued)
+        }
+    }
 
     crm_webhooks::storage_contract_tests!(async {
         let dir = tempfile::tempdir().unwrap();
-        let storage = crm_webhooks::adapters::sqlite::SqliteStorage::open(dir.path().join("webhooks.db")).unwrap();
-        Fixture::new(std::sync::Arc::new(storage)).keep(dir)
+        let path = dir.path().join("webhooks.db");
+        let storage = SqliteStorage::open(&path).unwrap();
+        let host = Host { storage: storage.clone(), path };
+        Fixture::new(std::sync::Arc::new(storage)).host_transactions(host).keep(dir)
     });
 }
 

@@ -5,7 +5,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::ports::Storage;
+use crate::delivery::DeliveryId;
+use crate::engine::Prepared;
+use crate::ports::{Storage, StorageError};
+
+/// A store that can write into a host's own database transaction (SQLite's and PostgreSQL's `enqueue_in`), as
+/// the suite drives it: a fixture that has one runs the host-transaction checks; the others skip them.
+#[async_trait::async_trait]
+pub trait HostTransactions: Send + Sync {
+    /// Opens a transaction of the host's on the store's database, writes a row of the host's own in it, writes
+    /// `prepared` through the store's host entry point, then commits it (`commit`) or rolls it back. Returns what
+    /// the entry point returned.
+    async fn save_and_enqueue(&self, prepared: Prepared, commit: bool) -> Result<Vec<DeliveryId>, StorageError>;
+}
 
 /// A future the suite can hold and send between threads.
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -15,6 +27,7 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// look at.
 pub struct Fixture {
     storage: Arc<dyn Storage>,
+    host: Option<Arc<dyn HostTransactions>>,
     keep: Vec<Box<dyn Any + Send>>,
     teardown: Option<BoxFuture>,
 }
@@ -22,7 +35,13 @@ pub struct Fixture {
 impl Fixture {
     /// A fixture of just a store.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Fixture { storage, keep: Vec::new(), teardown: None }
+        Fixture { storage, host: None, keep: Vec::new(), teardown: None }
+    }
+
+    /// The store also writes into a host's transactions, this way (see [`HostTransactions`]).
+    pub fn host_transactions(mut self, host: impl HostTransactions + 'static) -> Self {
+        self.host = Some(Arc::new(host));
+        self
     }
 
     /// Keeps `guard` alive until the check ends.
@@ -84,8 +103,33 @@ where
             return;
         }
     };
-    let Fixture { storage, keep, teardown } = fixture;
+    let Fixture { storage, host: _, keep, teardown } = fixture;
     check(storage).await;
+    if let Some(teardown) = teardown {
+        teardown.await;
+    }
+    drop(keep);
+}
+
+/// Runs one host-transaction check: like [`run`], and skipped (saying so) when the fixture has no
+/// [`HostTransactions`] (a store with no database of the host's to share, such as memory).
+pub async fn run_host<F>(name: &str, setup: impl Into<Setup>, check: F)
+where
+    F: FnOnce(Arc<dyn Storage>, Arc<dyn HostTransactions>) -> BoxFuture,
+{
+    let fixture = match setup.into() {
+        Setup::Ready(fixture) => fixture,
+        Setup::Skip(reason) => {
+            eprintln!("storage contract: skipping {name}: {reason}");
+            return;
+        }
+    };
+    let Fixture { storage, host, keep, teardown } = fixture;
+    let Some(host) = host else {
+        eprintln!("storage contract: skipping {name}: this store writes into no host transaction");
+        return;
+    };
+    check(storage, host).await;
     if let Some(teardown) = teardown {
         teardown.await;
     }

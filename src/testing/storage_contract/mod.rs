@@ -17,9 +17,10 @@ mod queue;
 mod sample;
 mod state;
 
-pub use harness::{run, BoxFuture, Fixture, Setup};
+pub use harness::{run, run_host, BoxFuture, Fixture, HostTransactions, Setup};
 pub use log::{log_filters_and_pages, prune_keeps_what_is_not_settled};
 pub use order::{
+    a_committed_host_transaction_queues_each_delivery_once, a_rolled_back_host_transaction_leaves_nothing,
     once_marks_go_with_their_deliveries, ordered_lines_hold_under_concurrent_claims, ordered_lines_send_one_at_a_time,
     settled_deliveries_are_stored_as_they_are, take_once_mark,
 };
@@ -47,6 +48,21 @@ macro_rules! storage_contract_tests {
             quota_is_atomic_under_concurrency, once_marks_go_with_their_deliveries, schedules_compare_and_set,
             concurrent_claims_never_overlap, ordered_lines_send_one_at_a_time, ordered_lines_hold_under_concurrent_claims,
             settled_deliveries_are_stored_as_they_are, queue_depth_counts_queued_and_in_flight);
+        $crate::storage_contract_tests!(@host $make;
+            a_rolled_back_host_transaction_leaves_nothing, a_committed_host_transaction_queues_each_delivery_once);
+    };
+    (@host $make:expr; $($name:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::testing::storage_contract::run_host(
+                    stringify!($name),
+                    $make.await,
+                    |storage, host| ::std::boxed::Box::pin($crate::testing::storage_contract::$name(storage, host)),
+                )
+                .await;
+            }
+        )+
     };
     (@cases $make:expr; $($name:ident),+) => {
         $(

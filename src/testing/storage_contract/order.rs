@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 
 use super::sample::{claim, completion, entry, sample_delivery, secs, t0};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogQuery};
+use crate::engine::Prepared;
 use crate::ports::{waits_behind_message, Enqueue, OnceMark, Storage};
+
+use super::harness::HostTransactions;
 
 /// Lets the other tasks run once (runtime-agnostic: pending once, waking itself).
 async fn yield_now() {
@@ -223,4 +226,44 @@ pub async fn settled_deliveries_are_stored_as_they_are(storage: Arc<dyn Storage>
     assert_eq!(storage.prune(t0() + secs(1)).await.unwrap(), 1);
     assert_eq!(storage.delivery("acme", test.id).await.unwrap(), None);
     assert!(storage.log(&LogQuery::tenant("acme")).await.unwrap().is_empty(), "its log goes with it");
+}
+
+/// The host's save rolled back: nothing of the batch is stored, logged or claimable, and its `once` mark is not
+/// taken (the record's first committed save still fires).
+pub async fn a_rolled_back_host_transaction_leaves_nothing(storage: Arc<dyn Storage>, host: Arc<dyn HostTransactions>) {
+    let batch = firing("acme", "w1", "13x42");
+    let id = batch.deliveries[0].id;
+    let queued = host.save_and_enqueue(Prepared { batch }, false).await.unwrap();
+    assert_eq!(queued, [id], "written in the transaction");
+    assert_eq!(storage.delivery("acme", id).await.unwrap(), None, "rolled back with it");
+    assert!(storage.log(&LogQuery::tenant("acme")).await.unwrap().is_empty(), "no log entry");
+    assert!(storage.claim_due(&claim(t0() + secs(60), 10)).await.unwrap().is_empty(), "nothing to send");
+    let again = firing("acme", "w1", "13x42");
+    let again_id = again.deliveries[0].id;
+    assert_eq!(
+        host.save_and_enqueue(Prepared { batch: again }, true).await.unwrap(),
+        [again_id],
+        "the mark was not taken"
+    );
+}
+
+/// The host's save committed: each delivery stored once, with its entry, claimable; a repeat stores nothing new
+/// and the `once` mark holds.
+pub async fn a_committed_host_transaction_queues_each_delivery_once(
+    storage: Arc<dyn Storage>,
+    host: Arc<dyn HostTransactions>,
+) {
+    let mut batch = firing("acme", "w1", "13x42");
+    let plain = sample_delivery("acme", "w2", t0());
+    batch.entries.push(entry(&plain, DeliveryStatus::Queued, t0(), "queued"));
+    batch.deliveries.push(plain.clone());
+    let ids: Vec<DeliveryId> = batch.deliveries.iter().map(|d| d.id).collect();
+    assert_eq!(host.save_and_enqueue(Prepared { batch: batch.clone() }, true).await.unwrap(), ids);
+    for id in &ids {
+        assert!(storage.delivery("acme", *id).await.unwrap().is_some());
+    }
+    assert_eq!(storage.log(&LogQuery::tenant("acme")).await.unwrap().len(), 2);
+    assert_eq!(host.save_and_enqueue(Prepared { batch }, true).await.unwrap(), [plain.id], "the once mark holds");
+    assert_eq!(storage.log(&LogQuery::tenant("acme")).await.unwrap().len(), 2, "a repeat stores nothing new");
+    assert_eq!(storage.claim_due(&claim(t0() + secs(60), 10)).await.unwrap().len(), 2);
 }
