@@ -55,22 +55,19 @@ impl Engine {
                 if event.workflow.as_deref().is_some_and(|only| only != workflow.id()) {
                     continue;
                 }
-                let once = workflow.trigger() == &Trigger::Once;
-                let mark = OnceMark {
+                let mark = (workflow.trigger() == &Trigger::Once).then(|| OnceMark {
                     tenant: event.tenant.clone(),
                     workflow: workflow.id().to_owned(),
                     record_id: event.record_id.clone(),
-                };
+                });
                 // A `once` workflow fires for a record once, also when one call carries two of its events.
-                if once && batch.once.contains(&mark) {
+                if mark.as_ref().is_some_and(|mark| batch.once.contains(mark)) {
                     continue;
                 }
                 let (mut rendered, mut queued) = plan::deliveries_for(event, workflow, now, self.inner.max_body_bytes)?;
                 batch.deliveries.append(&mut rendered);
                 batch.entries.append(&mut queued);
-                if once {
-                    batch.once.push(mark);
-                }
+                batch.once.extend(mark);
             }
         }
         Ok(Prepared { batch })

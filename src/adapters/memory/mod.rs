@@ -161,30 +161,32 @@ impl Storage for MemoryStorage {
             batch.deliveries.iter().filter(|d| state.deliveries.contains_key(&d.id)).map(|d| d.id).collect();
         let mut waits = Vec::new();
         for delivery in batch.deliveries.into_iter().filter(|d| !skipped.contains(&d.id)) {
-            let (id, line_key, created_at) = (delivery.id, delivery.order_key(), delivery.created_at);
-            let mut row = Row::new(delivery, &mut state.texts);
-            if let Some(line_key) = line_key {
+            let id = delivery.id;
+            let (mut line_place, mut waiting) = (None, false);
+            if let Some(line_key) = delivery.order_key() {
                 let place = state.next_place;
                 state.next_place = place.saturating_add(1);
                 let line = state.lines.entry(line_key).or_default();
                 if let Some((_, earlier)) = line.last_key_value() {
-                    row.waiting = true;
-                    waits.push((id, *earlier, created_at));
+                    waiting = true;
+                    let message = waits_behind_message(*earlier);
+                    waits.push(LogEntry::about(&delivery, DeliveryStatus::Queued, delivery.created_at, message));
                 }
                 line.insert(place, id);
-                row.set_line((line_key, place));
+                line_place = Some((line_key, place));
             }
+            let mut row = Row::new(delivery, &mut state.texts);
+            if let Some(line) = line_place {
+                row.set_line(line);
+            }
+            row.waiting = waiting;
             if let Some(key) = due_key(id, &row) {
                 state.due.insert(key);
             }
             state.deliveries.insert(id, row);
         }
         state.append(batch.entries.into_iter().filter(|e| !skipped.contains(&e.delivery_id)));
-        for (id, earlier, at) in waits {
-            let Some(row) = state.deliveries.get(&id) else { continue };
-            let wait = LogEntry::about(&row.delivery(id), DeliveryStatus::Queued, at, waits_behind_message(earlier));
-            state.append([wait]);
-        }
+        state.append(waits);
         Ok(ids)
     }
 

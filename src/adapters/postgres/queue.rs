@@ -50,7 +50,8 @@ impl Attached {
             }
         }
         let ids = drop_fired(&mut batch, &taken.iter().collect::<Vec<_>>());
-        let mut skipped: HashSet<DeliveryId> = batch_ids.into_iter().filter(|id| !ids.contains(id)).collect();
+        let kept: HashSet<DeliveryId> = ids.iter().copied().collect();
+        let mut skipped: HashSet<DeliveryId> = batch_ids.into_iter().filter(|id| !kept.contains(id)).collect();
         let mut waits = Vec::new();
         if !batch.deliveries.is_empty() {
             let places = self.take_places(conn, &batch.deliveries).await?;
