@@ -26,6 +26,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "deliveries sent in order per record",
         sql: include_str!("migrations/0003_ordered_lines.sql"),
     },
+    Migration {
+        version: 4,
+        description: "endpoint health, rate limits and notices",
+        sql: include_str!("migrations/0004_endpoint_health.sql"),
+    },
 ];
 
 /// The schema version the migrations bring a schema to (`schema_migrations.version` is an `integer`).
