@@ -28,7 +28,7 @@ use crate::workflow::WebhookAction;
 
 /// What a pass waits for next.
 enum Step {
-    Attempted(Completion, Option<HealthReport>),
+    Attempted(Completion, Option<Box<HealthReport>>),
     Written(Result<Vec<DeliveryId>, StorageError>),
     Claimed(Claimed),
     /// Work was queued after the pass had taken everything due.
@@ -40,9 +40,12 @@ enum Step {
 struct Claimed {
     want: usize,
     token: ClaimToken,
-    result: Result<(usize, Vec<(Delivery, bool)>, Vec<Completion>), EngineError>,
+    result: Result<ClaimedSplit, EngineError>,
     tenants: TenantCache,
 }
+
+/// How many a claim took, those to send (each with whether its action has stored health) and those put back.
+type ClaimedSplit = (usize, Vec<(Delivery, bool)>, Vec<Completion>);
 
 /// A claim in progress, run beside the requests in flight and the running write.
 type Claiming<'a> = Pin<Box<dyn Future<Output = Claimed> + Send + 'a>>;
@@ -215,7 +218,7 @@ impl Engine {
                     }
                 }
                 Step::Attempted(completion, health_report) => {
-                    reports.extend(health_report);
+                    reports.extend(health_report.map(|r| *r));
                     match completion.status {
                         DeliveryStatus::Success => report.succeeded += 1,
                         DeliveryStatus::Failed => report.failed += 1,
@@ -261,7 +264,7 @@ impl Engine {
         &self,
         claim: &Claim,
         tenants: &mut TenantCache,
-    ) -> Result<(usize, Vec<(Delivery, bool)>, Vec<Completion>), EngineError> {
+    ) -> Result<ClaimedSplit, EngineError> {
         let claimed = self.inner.storage.claim_due(claim).await?;
         let count = claimed.len();
         let (now, token) = (claim.now, claim.token);
@@ -331,7 +334,7 @@ impl Engine {
         delivery: Delivery,
         token: ClaimToken,
         watched: bool,
-    ) -> (Completion, Option<HealthReport>) {
+    ) -> (Completion, Option<Box<HealthReport>>) {
         use tracing::Instrument as _;
         let span = tracing::info_span!(
             "delivery",
@@ -351,7 +354,7 @@ impl Engine {
         delivery: Delivery,
         token: ClaimToken,
         watched: bool,
-    ) -> (Completion, Option<HealthReport>) {
+    ) -> (Completion, Option<Box<HealthReport>>) {
         let sent_at = self.now();
         // The action is borrowed from the registered workflows (never cloned): only its credentials and signing
         // secret are read, and the request is built before anything is awaited.
@@ -413,6 +416,6 @@ impl Engine {
         }
         let seconds = (finished_at - sent_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
         metrics::attempt(completion.status, seconds);
-        (completion, report)
+        (completion, report.map(Box::new))
     }
 }
