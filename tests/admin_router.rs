@@ -548,7 +548,10 @@ async fn actions_are_paused_and_resumed_from_the_page_and_the_api() {
     let w = world().await;
     let page = get(&w.app, "").await;
     let health = w.engine.endpoint_health("acme").await.unwrap();
-    assert!(page.body.contains("healthy: 4 failed attempts in a row"), "the failing action shows its count: {health:?}");
+    assert!(
+        page.body.contains("healthy: 4 failed attempts in a row"),
+        "the failing action shows its count: {health:?}"
+    );
     assert!(page.body.contains(&format!("action=\"{MOUNT}/actions/pause\"")), "a Pause form");
     let token = form_token(&page.body);
     let form = |what: &str, body: String| {
