@@ -7,6 +7,7 @@ mod auth;
 mod criteria;
 mod schedule;
 mod set;
+mod tls;
 mod url;
 
 pub use action::{Method, WebhookAction, WebhookActionBuilder};
@@ -14,4 +15,5 @@ pub use auth::Auth;
 pub use criteria::{Condition, Criteria, Operator};
 pub use schedule::{Schedule, TimeOfDay};
 pub use set::{Trigger, Workflow, WorkflowSet};
+pub use tls::{ClientCertificate, KeySource, PemSource, TlsSettings};
 pub(crate) use url::redact_url;
