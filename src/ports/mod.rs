@@ -8,6 +8,6 @@ mod storage;
 
 pub use clock::{Clock, SystemClock};
 pub use directory::{Directory, DirectoryError, TenantInfo, User};
-pub use http::{HttpClient, HttpError, HttpErrorKind};
+pub use http::{HttpClient, HttpError, HttpErrorKind, RequestOptions};
 pub use mail::{Email, MailError, Mailer};
 pub use storage::*;
