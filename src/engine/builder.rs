@@ -92,7 +92,9 @@ impl EngineBuilder {
     /// concurrency, a lease has to cover one request and the writing of its result: [`build`](Self::build)
     /// refuses a lease shorter than the client's request timeout plus [`LEASE_MARGIN`] (30 seconds for the write
     /// and a slow clock). With a client that states no timeout, a request that outlives the lease may be sent
-    /// twice.
+    /// twice. An action's own [`timeout`](crate::WebhookAction::timeout) counts as the request timeout of its
+    /// requests: [`Engine::set_workflows`] refuses one the lease does not cover, and the claim window is computed
+    /// for the longest.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = Some(lease);
         self
@@ -121,8 +123,9 @@ impl EngineBuilder {
             return Err(BuildError("batch_size, concurrency and lease must be more than zero".to_owned()));
         }
         let http = self.http.ok_or_else(|| missing("the HTTP client", "http"))?;
-        let claim_window = claim_window(concurrency, lease, http.request_timeout());
-        if let Some(timeout) = http.request_timeout() {
+        let client_timeout = http.request_timeout();
+        let claim_window = claim_window(concurrency, lease, client_timeout);
+        if let Some(timeout) = client_timeout {
             if lease < timeout.saturating_add(LEASE_MARGIN) {
                 return Err(BuildError(format!(
                     "the lease of {} s does not cover the HTTP client's request timeout of {} s plus {} s to write \
@@ -146,7 +149,8 @@ impl EngineBuilder {
                 batch_size,
                 lease,
                 concurrency,
-                claim_window,
+                claim_window: claim_window.into(),
+                client_timeout,
                 max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
                 workflows: RwLock::new(HashMap::new()),
                 wake: Arc::default(),
@@ -158,7 +162,7 @@ impl EngineBuilder {
 /// How many deliveries a pass may hold claimed at once so that each is sent and written within its lease: one
 /// round of `concurrency` requests per request timeout that fits in the lease (less the margin), or one round
 /// when the client states no timeout.
-fn claim_window(concurrency: usize, lease: Duration, timeout: Option<Duration>) -> usize {
+pub(super) fn claim_window(concurrency: usize, lease: Duration, timeout: Option<Duration>) -> usize {
     let rounds = match timeout {
         Some(timeout) if !timeout.is_zero() => lease.saturating_sub(LEASE_MARGIN).as_nanos() / timeout.as_nanos(),
         _ => 1,

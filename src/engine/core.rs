@@ -2,11 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::builder::claim_window;
+use super::error::RegisterError;
 use super::wake::WorkQueued;
 use crate::ports::{Clock, Directory, HttpClient, Mailer, Storage, TenantInfo};
 use crate::quota::QuotaPolicy;
@@ -34,7 +37,7 @@ use crate::workflow::WorkflowSet;
 ///     .build()?;
 /// engine.set_workflows("acme", WorkflowSet::from_json(r#"{"workflows": [{"id": "w", "module": "Leads",
 ///     "trigger": "every_save", "actions": [{"title": "Notify", "url": "https://example.com/hook",
-///     "content_type": "JSON", "parameters": [{"name": "email", "field": "email"}]}]}]}"#)?);
+///     "content_type": "JSON", "parameters": [{"name": "email", "field": "email"}]}]}]}"#)?)?;
 ///
 /// let event = RecordEvent::new("acme", "Leads", "10x1", Change::Created, "19x1").field("email", "a@b.c");
 /// let ids = engine.on_event(&event).await?;
@@ -62,8 +65,11 @@ pub(super) struct Inner {
     pub(super) batch_size: usize,
     pub(super) lease: Duration,
     pub(super) concurrency: usize,
-    /// The most deliveries claimed and not yet finished at once: as many as the lease covers (see `run_due`).
-    pub(super) claim_window: usize,
+    /// The most deliveries claimed and not yet finished at once: as many as the lease covers (see `run_due`),
+    /// for the longest request timeout of the client and the registered actions (set with the workflows).
+    pub(super) claim_window: AtomicUsize,
+    /// The HTTP client's request timeout, read once when the engine was built.
+    pub(super) client_timeout: Option<Duration>,
     pub(super) max_body_bytes: usize,
     pub(super) workflows: RwLock<HashMap<String, Arc<WorkflowSet>>>,
     /// Wakes this engine's workers when it queues work.
@@ -103,9 +109,46 @@ impl Engine {
 
     /// Registers (replaces) a tenant's workflows. Every engine sharing a storage must hold the same workflows:
     /// credentials and signing secrets are read from them when a delivery is sent, never stored.
-    pub fn set_workflows(&self, tenant: impl Into<String>, workflows: WorkflowSet) {
+    ///
+    /// Fails, registering nothing, when an action's [`timeout`](crate::WebhookAction::timeout) plus
+    /// [`LEASE_MARGIN`](crate::engine::LEASE_MARGIN) does not fit in the engine's
+    /// [lease](crate::EngineBuilder::lease): such a request could outlive its claim and be sent twice. A pass
+    /// claims only as many deliveries as it can send within their lease at the longest timeout of the client and
+    /// every registered action.
+    pub fn set_workflows(&self, tenant: impl Into<String>, workflows: WorkflowSet) -> Result<(), RegisterError> {
+        let tenant = tenant.into();
+        let lease = self.inner.lease;
+        for workflow in workflows.workflows() {
+            for action in workflow.actions() {
+                match action.timeout() {
+                    Some(timeout) if lease < timeout.saturating_add(super::LEASE_MARGIN) => {
+                        return Err(RegisterError::LeaseTooShort {
+                            tenant,
+                            workflow: workflow.id().to_owned(),
+                            action: action.title().to_owned(),
+                            timeout,
+                            lease,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
         let mut all = self.inner.workflows.write().unwrap_or_else(PoisonError::into_inner);
-        all.insert(tenant.into(), Arc::new(workflows));
+        all.insert(tenant, Arc::new(workflows));
+        // Under the write lock, so that the window always matches the workflows registered last.
+        let longest = self.inner.client_timeout.map(|client| {
+            let actions = all.values().flat_map(|set| set.workflows()).flat_map(|w| w.actions());
+            actions.filter_map(|action| action.timeout()).fold(client, Duration::max)
+        });
+        let window = claim_window(self.inner.concurrency, lease, longest);
+        self.inner.claim_window.store(window, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The most deliveries a pass may hold claimed and unfinished (see `Inner::claim_window`).
+    pub(super) fn claim_window(&self) -> usize {
+        self.inner.claim_window.load(Ordering::Relaxed)
     }
 
     /// A tenant's registered workflows.

@@ -45,7 +45,7 @@ mod wire;
 
 pub use self::core::Engine;
 pub use builder::{EngineBuilder, LEASE_MARGIN};
-pub use error::{BuildError, EngineError};
+pub use error::{BuildError, EngineError, RegisterError};
 pub use intake::Prepared;
 pub use report::{DueSchedule, RunReport};
 pub use test_send::{TestSend, TEST_RECORD_ID};
