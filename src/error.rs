@@ -371,7 +371,9 @@ pub enum ValidationError {
         count: usize,
     },
     /// A file named in `"tls"` cannot be read (missing, not permitted, too large, not text).
-    #[error("{at}: {field} names the file \"{path}\", which cannot be read: {reason}; check the path and its permissions")]
+    #[error(
+        "{at}: {field} names the file \"{path}\", which cannot be read: {reason}; check the path and its permissions"
+    )]
     TlsFileUnreadable {
         /// Where.
         at: Location,

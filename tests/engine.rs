@@ -382,7 +382,9 @@ async fn triggers_follow_the_change() {
     for (trigger, on_create, on_update) in
         [("first_save", 1, 0), ("every_save", 1, 1), ("modify", 0, 1), ("manual", 0, 0)]
     {
-        h.engine.set_workflows("acme", WorkflowSet::from_json(&WORKFLOWS.replace("every_save", trigger)).unwrap()).unwrap();
+        h.engine
+            .set_workflows("acme", WorkflowSet::from_json(&WORKFLOWS.replace("every_save", trigger)).unwrap())
+            .unwrap();
         assert_eq!(h.engine.on_event(&created).await.unwrap().len(), on_create, "{trigger} on create");
         assert_eq!(h.engine.on_event(&won_deal()).await.unwrap().len(), on_update, "{trigger} on update");
     }

@@ -183,3 +183,65 @@ impl Engine {
         self.inner.quota.edition(info.edition).map(|edition| edition.daily_allowance(info.licensed_users))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{MockHttp, RecordingMailer, StaticDirectory};
+    use crate::MemoryStorage;
+
+    /// A client stating a 30 s request timeout.
+    struct Timed;
+
+    #[async_trait::async_trait]
+    impl HttpClient for Timed {
+        async fn send(
+            &self,
+            _: http::Request<bytes::Bytes>,
+        ) -> Result<http::Response<bytes::Bytes>, crate::ports::HttpError> {
+            Ok(http::Response::new(bytes::Bytes::new()))
+        }
+        fn request_timeout(&self) -> Option<Duration> {
+            Some(Duration::from_secs(30))
+        }
+    }
+
+    fn engine(http: Arc<dyn HttpClient>) -> Engine {
+        Engine::builder()
+            .storage(Arc::new(MemoryStorage::new()))
+            .http(http)
+            .mailer(Arc::new(RecordingMailer::new()))
+            .directory(Arc::new(StaticDirectory::new()))
+            .lease(Duration::from_secs(330))
+            .concurrency(4)
+            .build()
+            .unwrap()
+    }
+
+    fn with_timeout(seconds: Option<u64>) -> WorkflowSet {
+        let timeout = seconds.map(|s| format!(r#", "timeout_seconds": {s}"#)).unwrap_or_default();
+        WorkflowSet::from_json(&format!(
+            r#"[{{"id": "w", "module": "Leads", "trigger": "every_save", "actions": [{{"title": "t",
+            "url": "https://r.example/h", "content_type": "JSON"{timeout}}}]}}]"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_claim_window_follows_the_longest_timeout_registered() {
+        let engine = engine(Arc::new(Timed));
+        assert_eq!(engine.claim_window(), 40, "300 s of 30 s requests: ten rounds of 4");
+        engine.set_workflows("acme", with_timeout(Some(10))).unwrap();
+        assert_eq!(engine.claim_window(), 40, "a shorter action timeout does not widen it");
+        engine.set_workflows("beta", with_timeout(Some(100))).unwrap();
+        assert_eq!(engine.claim_window(), 12, "three rounds of 100 s");
+        engine.set_workflows("acme", with_timeout(Some(300))).unwrap();
+        assert_eq!(engine.claim_window(), 4, "one round of 300 s");
+        engine.set_workflows("acme", with_timeout(None)).unwrap();
+        assert_eq!(engine.claim_window(), 12, "replaced: beta's 100 s is the longest again");
+
+        let unstated = self::engine(Arc::new(MockHttp::new_ok()));
+        unstated.set_workflows("acme", with_timeout(Some(10))).unwrap();
+        assert_eq!(unstated.claim_window(), 4, "a client without a stated timeout: one round, whatever the actions");
+    }
+}

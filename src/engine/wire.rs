@@ -311,9 +311,8 @@ mod tests {
         let d = sample_delivery("acme", "w1", t0());
         let plain = action(r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON"}"#);
         assert!(RequestOptions::of(&request(&d, &plain, t0()).unwrap()).is_none());
-        let timed = action(
-            r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON", "timeout_seconds": 7}"#,
-        );
+        let timed =
+            action(r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON", "timeout_seconds": 7}"#);
         let sent = request(&d, &timed, t0()).unwrap();
         let options = RequestOptions::of(&sent).unwrap();
         assert_eq!((options.timeout, options.tls.is_none()), (Some(std::time::Duration::from_secs(7)), true));

@@ -11,7 +11,9 @@ use super::auth::{check_auth, check_headers, check_signing_keys, Auth, Headers};
 use super::tls::{check_tls, ClientCertificate, KeySource, PemSource, RawTls, TlsSettings};
 use super::url::{check_url, shown_url, UrlProblem};
 use crate::error::{Location, ValidationError};
-use crate::limits::{MAX_ACTION_TIMEOUT_SECS, MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS};
+use crate::limits::{
+    MAX_ACTION_TIMEOUT_SECS, MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS,
+};
 use crate::payload::{self, ContentType, NameLimit, Parameter, Payload, RenderError, Shape, ValueSource};
 use crate::record::Fields;
 use crate::secret::Secret;

@@ -180,7 +180,8 @@ fn read_certificates(
         PemSource::Pem(text) => text.clone(),
         PemSource::Path(path) => read_file(path, field, at, errors)?,
     };
-    let invalid = |reason: String| ValidationError::InvalidTlsCertificate { at: at.clone(), field: field.to_owned(), reason };
+    let invalid =
+        |reason: String| ValidationError::InvalidTlsCertificate { at: at.clone(), field: field.to_owned(), reason };
     let mut count = 0;
     for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(text.as_bytes()) {
         match section {
@@ -252,8 +253,8 @@ fn read_file(path: &Path, field: &str, at: &Location, errors: &mut Vec<Validatio
         reason,
     };
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_TLS_PEM_BYTES as u64 + 1).read_to_end(&mut bytes));
+    let read =
+        std::fs::File::open(path).and_then(|file| file.take(MAX_TLS_PEM_BYTES as u64 + 1).read_to_end(&mut bytes));
     if let Err(error) = read {
         errors.push(unreadable(error.to_string()));
         return None;
@@ -496,9 +497,17 @@ mod tests {
     fn an_unreadable_path_names_the_action_and_the_path() {
         let found = problems(serde_json::json!({"ca_certificates": [{"path": "/nonexistent/ca.pem"}]}));
         let [E::TlsFileUnreadable { at, field, path, .. }] = found.as_slice() else { panic!("{found:?}") };
-        assert_eq!((at.action.as_deref(), field.as_str(), path.as_str()), (Some("Hook"), "tls.ca_certificates[0]", "/nonexistent/ca.pem"));
+        assert_eq!(
+            (at.action.as_deref(), field.as_str(), path.as_str()),
+            (Some("Hook"), "tls.ca_certificates[0]", "/nonexistent/ca.pem")
+        );
         let text = found[0].to_string();
-        assert!(text.starts_with("workflow \"w\", action \"Hook\": tls.ca_certificates[0] names the file \"/nonexistent/ca.pem\""), "{text}");
+        assert!(
+            text.starts_with(
+                "workflow \"w\", action \"Hook\": tls.ca_certificates[0] names the file \"/nonexistent/ca.pem\""
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -509,7 +518,10 @@ mod tests {
         let (ca_pem, issuer) = ca();
         let (cert, key) = leaf(&issuer);
         let cases = [
-            (serde_json::json!({"ca_certificates": [{"path": junk}]}), "holds no \"-----BEGIN CERTIFICATE-----\" block"),
+            (
+                serde_json::json!({"ca_certificates": [{"path": junk}]}),
+                "holds no \"-----BEGIN CERTIFICATE-----\" block",
+            ),
             (serde_json::json!({"ca_certificates": [key.clone()]}), "holds a PRIVATE KEY block"),
             (serde_json::json!({"ca_certificates": ["-----BEGIN CERTIFICATE-----\nAAAA\n"]}), "has no \"-----END"),
             (
@@ -536,7 +548,10 @@ mod tests {
         let (cert, _) = leaf(&issuer);
         let (_, other_key) = leaf(&issuer);
         let found = problems(serde_json::json!({"client_certificate": {"certificate": cert, "key": other_key}}));
-        assert!(matches!(&found[..], [E::InvalidTlsKey { reason, .. }] if reason.contains("does not belong")), "{found:?}");
+        assert!(
+            matches!(&found[..], [E::InvalidTlsKey { reason, .. }] if reason.contains("does not belong")),
+            "{found:?}"
+        );
         // Valid PEM around bytes that are no X.509 certificate.
         let not_x509 = "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n";
         let found = problems(serde_json::json!({"ca_certificates": [not_x509]}));

@@ -62,8 +62,8 @@ mod errors;
 mod guard;
 mod resolve;
 
-use std::error::Error as StdError;
 use std::collections::{HashMap, VecDeque};
+use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -422,4 +422,37 @@ pub enum ReqwestError {
     /// reqwest could not build its client.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::PemSource;
+    use crate::WebhookAction;
+
+    fn settings_with_a_new_ca() -> Arc<TlsSettings> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+        let action = WebhookAction::builder("T", "https://r.example/h", crate::payload::ContentType::Json)
+            .tls_ca_certificate(PemSource::Pem(pem))
+            .build()
+            .unwrap();
+        Arc::clone(action.tls().unwrap())
+    }
+
+    #[test]
+    fn one_client_per_tls_setting_and_at_most_the_bound() {
+        let client = ReqwestClient::new().unwrap();
+        let first = settings_with_a_new_ca();
+        client.tls_client(&first).unwrap();
+        client.tls_client(&first).unwrap();
+        assert_eq!(client.tls_clients.lock().unwrap().order.len(), 1, "the same setting reuses its client");
+        for _ in 0..MAX_TLS_CLIENTS {
+            client.tls_client(&settings_with_a_new_ca()).unwrap();
+        }
+        let clients = client.tls_clients.lock().unwrap();
+        assert_eq!((clients.order.len(), clients.by_fingerprint.len()), (MAX_TLS_CLIENTS, MAX_TLS_CLIENTS));
+        assert!(!clients.by_fingerprint.contains_key(first.fingerprint()), "the oldest went first");
+    }
 }
