@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::builder::claim_window;
 use super::error::RegisterError;
+use super::lease::{claim_window, LEASE_MARGIN};
 use super::wake::WorkQueued;
 use crate::ports::{Clock, Directory, HttpClient, Mailer, Storage, TenantInfo};
 use crate::quota::QuotaPolicy;
@@ -121,7 +121,7 @@ impl Engine {
         for workflow in workflows.workflows() {
             for action in workflow.actions() {
                 match action.timeout() {
-                    Some(timeout) if lease < timeout.saturating_add(super::LEASE_MARGIN) => {
+                    Some(timeout) if lease < timeout.saturating_add(LEASE_MARGIN) => {
                         return Err(RegisterError::LeaseTooShort {
                             tenant,
                             workflow: workflow.id().to_owned(),

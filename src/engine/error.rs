@@ -102,8 +102,8 @@ pub enum RegisterError {
          timeout_seconds or raise EngineBuilder::lease",
         timeout.as_secs(),
         lease.as_secs(),
-        lease.saturating_sub(crate::engine::LEASE_MARGIN).as_secs(),
-        crate::engine::LEASE_MARGIN.as_secs()
+        lease.saturating_sub(super::lease::LEASE_MARGIN).as_secs(),
+        super::lease::LEASE_MARGIN.as_secs()
     )]
     LeaseTooShort {
         /// The tenant.
