@@ -112,8 +112,8 @@ impl HealthPolicy {
 /// The most requests an action may send to its receiver per second or per minute, across every engine sharing
 /// the storage (`"rate_limit": {"per_second": 10}` or `{"per_minute": 600}` in the JSON form; no limit by
 /// default). Deliveries over the limit wait for a later second (or minute): they do not fail, and the tenant's
-/// daily quota counts each call once. Seconds and minutes are whole ones of the clock, so at most the limit
-/// leaves in any one of them.
+/// daily quota counts each call once. Seconds and minutes are whole ones of the clock; a request is counted in the
+/// window it was claimed in (a moment before it leaves), and a window lets at most the limit through.
 ///
 /// ```
 /// use std::time::Duration;
