@@ -89,14 +89,16 @@ impl TenantCache {
 
 impl Engine {
     /// One worker pass: claims due deliveries only as fast as it can send them within their lease (at most
-    /// `batch_size` in the pass, `concurrency` in flight), checks each tenant's daily quota, sends what the quota
-    /// allows, writes each result soon after its request ends (results that finish while a write is running go
-    /// in the next one together), schedules retries, fails what is exhausted, and sends due failure
-    /// notifications.
+    /// `batch_size` in the pass, `concurrency` in flight), holds those of paused actions, lets each action's rate
+    /// limit through what it allows now (the rest wait for later windows), checks each tenant's daily quota, sends
+    /// what the quota allows, writes each result soon after its request ends (results that finish while a write is
+    /// running go in the next one together) with the actions' health, schedules retries, fails what is exhausted,
+    /// and sends due failure notifications.
     ///
     /// Claimed and not yet finished are never more than every delivery can be sent and written within its lease:
-    /// `concurrency` × ⌊(lease − [`LEASE_MARGIN`](crate::engine::LEASE_MARGIN)) ⁄ the HTTP client's
-    /// [request timeout](crate::HttpClient::request_timeout)⌋, or just `concurrency` (claim per free slot) when
+    /// `concurrency` × ⌊(lease − [`LEASE_MARGIN`](crate::engine::LEASE_MARGIN)) ⁄ the longest of the HTTP
+    /// client's [request timeout](crate::HttpClient::request_timeout) and the registered actions'
+    /// [`timeout_seconds`](crate::WebhookAction::timeout)⌋, or just `concurrency` (claim per free slot) when
     /// the client states no timeout; see [`EngineBuilder::lease`](crate::EngineBuilder::lease). A slow receiver holds only its own slots. When storage fails mid-pass, the pass stops claiming, lets the
     /// requests in flight finish and write their results, and then returns the error; a result that could not be
     /// written is retried once and otherwise comes back when its lease runs out (and may then be sent again).
