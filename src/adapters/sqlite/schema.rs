@@ -30,7 +30,7 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 const STATEMENT_CACHE: usize = 64;
 
 /// Every migration, in order.
-const MIGRATIONS: [Migration; 5] = [
+const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         description: "queue, log, quota counters, trigger state and notification outbox",
@@ -55,6 +55,12 @@ const MIGRATIONS: [Migration; 5] = [
         version: 5,
         description: "the schema version in a table of its own",
         sql: include_str!("migrations/0005_version_table.sql"),
+    },
+    // Number 6 belongs to a change developed beside this one.
+    Migration {
+        version: 7,
+        description: "failure codes in the log",
+        sql: include_str!("migrations/0007_failure_reasons.sql"),
     },
 ];
 
