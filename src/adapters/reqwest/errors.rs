@@ -118,6 +118,7 @@ fn tls_problem(err: &rustls::Error) -> String {
         C::BadEncoding => "the certificate cannot be read",
         C::InvalidPurpose | C::InvalidPurposeContext { .. } => "the certificate is not for a TLS server",
         C::UnhandledCriticalExtension => "the certificate has a critical extension this client does not know",
+        C::Other(other) => return format!("certificate problem: the certificate was not accepted ({other})"),
         _ => "the certificate was not accepted",
     };
     format!("certificate problem: {words}")
