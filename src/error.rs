@@ -138,6 +138,26 @@ pub enum ValidationError {
         /// What was written.
         percent: u32,
     },
+    /// An `endpoint_health` setting out of range, or a pause that would come before its warning.
+    #[error("{at}: endpoint_health is invalid: {reason}")]
+    InvalidEndpointHealth {
+        /// Where.
+        at: Location,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+    /// A `rate_limit` of zero or above its most.
+    #[error("{at}: rate_limit is {limit} per {per}; write 1 to {max} per {per}, or leave rate_limit out (no limit)")]
+    RateLimitOutOfRange {
+        /// Where.
+        at: Location,
+        /// What was written.
+        limit: u32,
+        /// `"second"` or `"minute"`.
+        per: &'static str,
+        /// The most allowed.
+        max: u32,
+    },
     /// The signing secret is not `whsec_` followed by base64.
     #[error("{at}: signing_secret is invalid: {reason}")]
     InvalidSigningSecret {

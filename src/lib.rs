@@ -31,6 +31,7 @@ pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod failure;
+mod health;
 mod id;
 pub mod limits;
 pub mod payload;

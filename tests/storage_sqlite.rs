@@ -314,7 +314,7 @@ async fn a_version_2_file_is_upgraded_to_lower_case_statuses_and_keeps_its_rows(
         )
         .unwrap();
     let indexes: Vec<String> = indexes.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-    assert_eq!(indexes, ["deliveries_due", "deliveries_line", "deliveries_settled"]);
+    assert_eq!(indexes, ["deliveries_due", "deliveries_held", "deliveries_line", "deliveries_settled"]);
     let old_text = raw.execute(&format!("UPDATE deliveries SET status = 'Queued' WHERE id = x'{q}'"), []);
     assert!(old_text.is_err(), "the old text is refused");
 

@@ -37,7 +37,7 @@ pub(super) const LOG_COLUMNS: &str = "delivery_id, tenant, workflow, action, rec
 
 /// Columns of `notifications` (all but the claim), in the order SQLite's codec reads them.
 pub(super) const NOTIFICATION_COLUMNS: &str =
-    "delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to, last_error";
+    "delivery_id, tenant, owner, created_at, next_attempt_at, attempts, sent_to, last_error, notice";
 
 /// Every status, in the order of its stored texts.
 const STATUSES: [DeliveryStatus; 4] =

@@ -28,6 +28,7 @@
 mod admin;
 mod builder;
 mod core;
+mod endpoints;
 mod error;
 mod intake;
 mod metrics;

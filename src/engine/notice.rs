@@ -180,6 +180,7 @@ mod tests {
             attempts: 1,
             sent_to: vec!["19x1".into()],
             last_error: None,
+            notice: Default::default(),
         };
         let token = ClaimToken::new();
         let progress = progress(&n, token, &["19x1".into(), "a".into()]);

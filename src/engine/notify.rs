@@ -4,7 +4,8 @@ use super::core::Engine;
 use super::error::EngineError;
 use super::notice::{self, RoundEnd};
 use crate::delivery::LogQuery;
-use crate::ports::{DirectoryError, Email, Notification, User};
+use crate::health;
+use crate::ports::{DirectoryError, Email, Notice, Notification, User};
 
 impl Engine {
     /// Sends due failure notifications: one email per recipient (the record owner when active, and every
@@ -78,6 +79,17 @@ impl Engine {
     }
 
     async fn notification_email(&self, notification: &Notification) -> Result<(String, String), EngineError> {
+        if let Notice::EndpointWarning { workflow, action, .. } | Notice::EndpointPaused { workflow, action, .. } =
+            &notification.notice
+        {
+            let workflows = self.workflows(&notification.tenant);
+            let found = workflows.as_deref().and_then(|set| set.get(workflow));
+            let name = found.map(|w| w.name().to_owned());
+            let url = found.and_then(|w| w.action(action)).map(|a| crate::workflow::redact_url(a.url()));
+            if let Some(email) = health::email(&notification.notice, name.as_deref(), url.as_deref()) {
+                return Ok(email);
+            }
+        }
         let storage = &self.inner.storage;
         let delivery = storage.delivery(&notification.tenant, notification.delivery_id).await?;
         let query =

@@ -101,6 +101,7 @@ pub(super) fn complete(retry: &RetrySchedule, attempted: Attempted) -> Completio
         attempts: 0,
         sent_to: Vec::new(),
         last_error: None,
+        notice: Default::default(),
     });
     Completion {
         id: delivery.id,

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::core::{chrono_duration, Engine};
+use super::endpoints;
 use super::error::EngineError;
 use super::metrics;
 use super::outcome::{self, Attempted};
@@ -16,14 +17,18 @@ use super::redact;
 use super::report::RunReport;
 use super::wire;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
-use crate::ports::{Claim, ClaimToken, Completion, HttpError, HttpErrorKind, QuotaRequest, StorageError, TenantInfo};
+use crate::health;
+use crate::ports::{
+    Claim, ClaimToken, Completion, HealthEvent, HealthReport, HttpError, HttpErrorKind, QuotaRequest, StorageError,
+    TenantInfo,
+};
 use crate::quota::{next_day_start, quota_day, QuotaPolicy};
 use crate::retry::{self, AttemptOutcome};
 use crate::workflow::WebhookAction;
 
 /// What a pass waits for next.
 enum Step {
-    Attempted(Completion),
+    Attempted(Completion, Option<Box<HealthReport>>),
     Written(Result<Vec<DeliveryId>, StorageError>),
     Claimed(Claimed),
     /// Work was queued after the pass had taken everything due.
@@ -35,22 +40,35 @@ enum Step {
 struct Claimed {
     want: usize,
     token: ClaimToken,
-    result: Result<(usize, Vec<Delivery>, Vec<Completion>), EngineError>,
+    result: Result<ClaimedSplit, EngineError>,
     tenants: TenantCache,
 }
+
+/// How many a claim took, those to send (each with whether its action has stored health) and those put back.
+type ClaimedSplit = (usize, Vec<(Delivery, bool)>, Vec<Completion>);
 
 /// A claim in progress, run beside the requests in flight and the running write.
 type Claiming<'a> = Pin<Box<dyn Future<Output = Claimed> + Send + 'a>>;
 
-/// A `complete` call in progress, with a copy of what it writes (to try once more if it fails).
+/// A `complete` call in progress (then the health reports of what it applied), with a copy of what it writes
+/// (to try once more if it fails).
 struct Write<'a> {
     future: Pin<Box<dyn Future<Output = Result<Vec<DeliveryId>, StorageError>> + Send + 'a>>,
     batch: Vec<Completion>,
+    reports: Vec<HealthReport>,
 }
 
 impl<'a> Write<'a> {
-    fn start(engine: &'a Engine, batch: Vec<Completion>) -> Self {
-        Write { future: engine.inner.storage.complete(batch.clone()), batch }
+    fn start(engine: &'a Engine, batch: Vec<Completion>, reports: Vec<HealthReport>) -> Self {
+        let (completions, health) = (batch.clone(), reports.clone());
+        let future = Box::pin(async move {
+            let lost = engine.inner.storage.complete(completions).await?;
+            // Only what was applied counts: a completion whose claim was lost was another worker's to report.
+            let reported = |r: &HealthReport| r.delivery.as_ref().is_some_and(|d| !lost.contains(&d.id));
+            endpoints::record(engine, health.into_iter().filter(reported).collect()).await;
+            Ok(lost)
+        });
+        Write { future, batch, reports }
     }
 }
 
@@ -110,8 +128,9 @@ impl Engine {
         let mut tenants = TenantCache::default();
         let mut in_flight = FuturesUnordered::new();
         // Claimed, waiting for a free slot (never more than the window allows the lease to cover).
-        let mut waiting: VecDeque<(Delivery, ClaimToken)> = VecDeque::new();
+        let mut waiting: VecDeque<(Delivery, ClaimToken, bool)> = VecDeque::new();
         let mut finished: Vec<Completion> = Vec::new();
+        let mut reports: Vec<HealthReport> = Vec::new();
         let mut writing: Option<Write<'_>> = None;
         let mut retried = std::collections::HashSet::new();
         let mut exhausted = false;
@@ -143,11 +162,11 @@ impl Engine {
                 claiming = Some(future);
             }
             while in_flight.len() < concurrency {
-                let Some((delivery, token)) = waiting.pop_front() else { break };
-                in_flight.push(self.traced_attempt(delivery, token));
+                let Some((delivery, token, watched)) = waiting.pop_front() else { break };
+                in_flight.push(self.traced_attempt(delivery, token, watched));
             }
             if writing.is_none() && !finished.is_empty() {
-                writing = Some(Write::start(self, std::mem::take(&mut finished)));
+                writing = Some(Write::start(self, std::mem::take(&mut finished), std::mem::take(&mut reports)));
             }
             if in_flight.is_empty() && writing.is_none() && claiming.is_none() {
                 break;
@@ -168,7 +187,7 @@ impl Engine {
                     return Poll::Ready(Step::MoreWork);
                 }
                 match in_flight.poll_next_unpin(cx) {
-                    Poll::Ready(Some(completion)) => Poll::Ready(Step::Attempted(completion)),
+                    Poll::Ready(Some((completion, report))) => Poll::Ready(Step::Attempted(completion, report)),
                     // Nothing in flight: the write above is what we wait for.
                     Poll::Ready(None) | Poll::Pending => Poll::Pending,
                 }
@@ -193,12 +212,13 @@ impl Engine {
                                 metrics::deferred(put_back.len());
                             }
                             finished.extend(put_back);
-                            waiting.extend(to_send.into_iter().map(|delivery| (delivery, token)));
+                            waiting.extend(to_send.into_iter().map(|(delivery, watched)| (delivery, token, watched)));
                         }
                         Err(e) => error = Some(e),
                     }
                 }
-                Step::Attempted(completion) => {
+                Step::Attempted(completion, health_report) => {
+                    reports.extend(health_report.map(|r| *r));
                     match completion.status {
                         DeliveryStatus::Success => report.succeeded += 1,
                         DeliveryStatus::Failed => report.failed += 1,
@@ -215,6 +235,10 @@ impl Engine {
                             let tried = write.batch.len();
                             let before = finished.len();
                             finished.extend(write.batch.into_iter().filter(|c| retried.insert(c.id)));
+                            let again: std::collections::HashSet<DeliveryId> = finished.iter().map(|c| c.id).collect();
+                            let retried_report =
+                                |r: &HealthReport| r.delivery.as_ref().is_some_and(|d| again.contains(&d.id));
+                            reports.extend(write.reports.into_iter().filter(retried_report));
                             if finished.len() - before < tried {
                                 error.get_or_insert(e.into());
                             }
@@ -240,18 +264,36 @@ impl Engine {
         &self,
         claim: &Claim,
         tenants: &mut TenantCache,
-    ) -> Result<(usize, Vec<Delivery>, Vec<Completion>), EngineError> {
+    ) -> Result<ClaimedSplit, EngineError> {
         let claimed = self.inner.storage.claim_due(claim).await?;
         let count = claimed.len();
         let (now, token) = (claim.now, claim.token);
         let mut to_send = Vec::new();
         let mut put_back = Vec::new();
         for (tenant, deliveries) in outcome::by_tenant(claimed) {
+            // Paused actions hold theirs, rate limits let through what they allow now: before the quota, so that
+            // what is not sent now is not counted.
+            let checked = self.check_endpoints(&tenant, deliveries, token, now).await?;
+            put_back.extend(checked.put_back);
+            let watched: std::collections::HashSet<DeliveryId> =
+                checked.to_send.iter().filter(|(_, w)| *w).map(|(d, _)| d.id).collect();
+            let with_watch = |ds: Vec<Delivery>| -> Vec<(Delivery, bool)> {
+                ds.into_iter()
+                    .map(|d| {
+                        let w = watched.contains(&d.id);
+                        (d, w)
+                    })
+                    .collect()
+            };
+            let deliveries: Vec<Delivery> = checked.to_send.into_iter().map(|(d, _)| d).collect();
+            if deliveries.is_empty() {
+                continue;
+            }
             let info = match tenants.get(self, &tenant).await {
                 Ok(info) => info,
                 // Without limits there is nothing to protect: send, uncounted.
                 Err(_) if self.inner.quota == QuotaPolicy::Unlimited => {
-                    to_send.extend(deliveries);
+                    to_send.extend(with_watch(deliveries));
                     continue;
                 }
                 Err(e) => {
@@ -279,14 +321,19 @@ impl Engine {
                 }
             }
             let (granted, over) = outcome::split_granted(deliveries, &granted);
-            to_send.extend(granted);
+            to_send.extend(with_watch(granted));
             let next_day = next_day_start(now, info.time_zone);
             put_back.extend(over.iter().map(|d| outcome::quota_deferred(d, token, now, next_day)));
         }
         Ok((count, to_send, put_back))
     }
 
-    async fn traced_attempt(&self, delivery: Delivery, token: ClaimToken) -> Completion {
+    async fn traced_attempt(
+        &self,
+        delivery: Delivery,
+        token: ClaimToken,
+        watched: bool,
+    ) -> (Completion, Option<Box<HealthReport>>) {
         use tracing::Instrument as _;
         let span = tracing::info_span!(
             "delivery",
@@ -296,12 +343,17 @@ impl Engine {
             action = %delivery.action,
             attempt = delivery.attempts.saturating_add(1),
         );
-        self.attempt(delivery, token).instrument(span).await
+        self.attempt(delivery, token, watched).instrument(span).await
     }
 
     /// Sends one claimed delivery and works out what follows. The clock is read when the request leaves and when
     /// its answer comes (the log shows both); everything else is decided by [`outcome::complete`].
-    async fn attempt(&self, delivery: Delivery, token: ClaimToken) -> Completion {
+    async fn attempt(
+        &self,
+        delivery: Delivery,
+        token: ClaimToken,
+        watched: bool,
+    ) -> (Completion, Option<Box<HealthReport>>) {
         let sent_at = self.now();
         // The action is borrowed from the registered workflows (never cloned): only its credentials and signing
         // secret are read, and the request is built before anything is awaited.
@@ -350,11 +402,26 @@ impl Engine {
             }
         };
         let jitter_percent = action.map_or(0, WebhookAction::retry_jitter_percent);
+        let http_status = match &outcome {
+            AttemptOutcome::Response { status, .. } => Some(*status),
+            AttemptOutcome::Error(_) => None,
+        };
+        // The delivery is copied only for what the action's health counts: a failure, or a success of an action
+        // with stored health (its body is shared, not copied).
+        let counted =
+            action.is_some_and(|a| a.endpoint_health().enabled || watched) && (watched || !outcome.is_success());
+        let reported = counted.then(|| delivery.clone());
         let attempted =
             Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet, location, jitter_percent };
-        let completion = outcome::complete(&self.inner.retry, attempted);
+        let mut completion = outcome::complete(&self.inner.retry, attempted);
+        let report = action
+            .zip(reported.as_ref())
+            .and_then(|(a, delivery)| endpoints::report(a, &completion, delivery, http_status, watched));
+        if report.as_ref().is_some_and(|r| r.event == HealthEvent::Gone && r.policy.pause_on_gone && r.policy.enabled) {
+            health::hold_gone(&mut completion);
+        }
         let seconds = (finished_at - sent_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
         metrics::attempt(completion.status, seconds);
-        completion
+        (completion, report.map(Box::new))
     }
 }

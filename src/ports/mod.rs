@@ -2,12 +2,17 @@
 
 mod clock;
 mod directory;
+mod endpoint;
 mod http;
 mod mail;
 mod storage;
 
 pub use clock::{Clock, SystemClock};
 pub use directory::{Directory, DirectoryError, TenantInfo, User};
+pub use endpoint::{
+    EndpointHealth, EndpointKey, EndpointState, HealthChange, HealthEvent, HealthReport, Notice, RateRequest,
+    ReportedDelivery,
+};
 pub use http::{HttpClient, HttpError, HttpErrorKind};
 pub use mail::{Email, MailError, Mailer};
 pub use storage::*;

@@ -10,6 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 
+use super::endpoint::{EndpointHealth, HealthChange, HealthReport, Notice, RateRequest};
+
 crate::id::uuid_id! {
     /// Identifies one claim. Only the holder of a delivery's current claim may complete it: a worker whose lease
     /// ran out and whose delivery was claimed again cannot overwrite the newer claim's result.
@@ -133,6 +135,8 @@ pub struct Notification {
     pub sent_to: Vec<String>,
     /// The last mailer error.
     pub last_error: Option<String>,
+    /// What it is about: a failed delivery (the default), or an action's receiver failing or paused.
+    pub notice: Notice,
 }
 
 /// The outcome of one sending round of a claimed notification.
@@ -315,6 +319,25 @@ pub trait Storage: Send + Sync {
 
     /// Records a sending round of a claimed notification; `false` when the claim was lost.
     async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError>;
+
+    // --- endpoints ---------------------------------------------------------------------------------------
+    /// The stored health of a tenant's actions, in key order. An action with no stored health is healthy with no
+    /// failure (the storage need not keep such rows).
+    async fn endpoint_health(&self, tenant: &str) -> Result<Vec<EndpointHealth>, StorageError>;
+
+    /// Applies reports in order, each in one transaction with what its change brings, and returns the changes
+    /// made. For each report: reads the action's stored health, computes the next with the crate's one rule
+    /// (`health::apply`, the same for every backend), stores it, and when the state changed also appends the
+    /// change's log entry, queues its notification (with the count of the action's deliveries queued or in
+    /// flight), and on a resume makes every held delivery of the action (queued with no next attempt) due at its
+    /// `created_at` with an entry saying who resumed it. Engines sharing the storage thus count one series of
+    /// failures, and each change (and its email) happens once.
+    async fn record_health(&self, reports: Vec<HealthReport>) -> Result<Vec<HealthChange>, StorageError>;
+
+    /// Lets up to `request.wanted` requests of an action through its rate limit in one window, without the
+    /// window's count passing `request.limit`, atomically across engines; returns how many were let through.
+    /// Windows that ended more than a day before `request.window_start` may be forgotten.
+    async fn take_rate(&self, request: &RateRequest) -> Result<u32, StorageError>;
 
     // --- wake-up -----------------------------------------------------------------------------------------
     /// A future that completes when another engine sharing this storage (on another server) may have queued work

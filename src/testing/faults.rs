@@ -220,6 +220,18 @@ impl Storage for FaultyStorage {
     async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError> {
         self.call("update_notification", self.inner.update_notification(update)).await
     }
+    async fn endpoint_health(&self, tenant: &str) -> Result<Vec<crate::ports::EndpointHealth>, StorageError> {
+        self.call("endpoint_health", self.inner.endpoint_health(tenant)).await
+    }
+    async fn record_health(
+        &self,
+        reports: Vec<crate::ports::HealthReport>,
+    ) -> Result<Vec<crate::ports::HealthChange>, StorageError> {
+        self.call("record_health", self.inner.record_health(reports)).await
+    }
+    async fn take_rate(&self, request: &crate::ports::RateRequest) -> Result<u32, StorageError> {
+        self.call("take_rate", self.inner.take_rate(request)).await
+    }
 }
 
 #[cfg(test)]

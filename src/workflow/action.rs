@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::auth::{check_auth, check_headers, check_signing_keys, Auth, Headers};
+use super::policy::{HealthPolicy, RateLimit};
 use super::url::{check_url, shown_url, UrlProblem};
 use crate::error::{Location, ValidationError};
 use crate::limits::{MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS};
@@ -88,6 +89,9 @@ pub struct WebhookAction {
     headers: Headers,
     ordered: bool,
     retry_jitter_percent: u8,
+    // Delivery policy: the receiver's health and rate limit.
+    endpoint_health: HealthPolicy,
+    rate_limit: Option<RateLimit>,
     shape: Shape,
 }
 
@@ -105,6 +109,8 @@ impl fmt::Debug for WebhookAction {
             .field("signing_keys", &self.signing_keys)
             .field("headers", &self.headers.0)
             .field("ordered", &self.ordered)
+            .field("endpoint_health", &self.endpoint_health)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +130,8 @@ impl PartialEq for WebhookAction {
             && self.headers == other.headers
             && self.ordered == other.ordered
             && self.retry_jitter_percent == other.retry_jitter_percent
+            && self.endpoint_health == other.endpoint_health
+            && self.rate_limit == other.rate_limit
     }
 }
 
@@ -156,6 +164,14 @@ pub(crate) struct RawAction {
     ordered: bool,
     #[serde(default, skip_serializing_if = "is_zero")]
     retry_jitter_percent: u32,
+    #[serde(default, skip_serializing_if = "is_default_health")]
+    endpoint_health: HealthPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<RateLimit>,
+}
+
+fn is_default_health(policy: &HealthPolicy) -> bool {
+    *policy == HealthPolicy::default()
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -193,6 +209,8 @@ impl WebhookAction {
                 headers: Headers::default(),
                 ordered: false,
                 retry_jitter_percent: 0,
+                endpoint_health: HealthPolicy::default(),
+                rate_limit: None,
             },
         }
     }
@@ -241,6 +259,18 @@ impl WebhookAction {
     /// that send thousands of webhooks to one receiver.
     pub fn retry_jitter_percent(&self) -> u8 {
         self.retry_jitter_percent
+    }
+
+    /// When the action's receiver counts as failing and what happens then: a warning email, then a pause
+    /// (`"endpoint_health"` in the JSON form; see [`HealthPolicy`] for the defaults and why).
+    pub fn endpoint_health(&self) -> &HealthPolicy {
+        &self.endpoint_health
+    }
+
+    /// The most requests per second or minute the action sends to its receiver, across every engine sharing the
+    /// storage (`"rate_limit"` in the JSON form; none by default); see [`RateLimit`].
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
     }
 
     /// Whether a record's deliveries of this action go out one after another, in the order their events were
@@ -340,6 +370,10 @@ impl WebhookAction {
         if raw.retry_jitter_percent > 100 {
             errors.push(ValidationError::JitterTooLarge { at: at.clone(), percent: raw.retry_jitter_percent });
         }
+        raw.endpoint_health.check(&at, &mut errors);
+        if let Some(limit) = &raw.rate_limit {
+            limit.check(&at, &mut errors);
+        }
         check_auth(&raw.auth, &at, &mut errors);
         check_headers(&raw.headers, &raw.auth, &at, &mut errors);
         check_signing_keys(&raw.signing_keys, raw.signing_secret.as_ref(), &at, &mut errors);
@@ -360,6 +394,8 @@ impl WebhookAction {
                 headers: raw.headers.sorted(),
                 ordered: raw.ordered,
                 retry_jitter_percent: u8::try_from(raw.retry_jitter_percent).unwrap_or(100),
+                endpoint_health: raw.endpoint_health,
+                rate_limit: raw.rate_limit,
                 shape,
             }),
             _ => Err(errors),
@@ -382,6 +418,8 @@ impl WebhookAction {
             headers: self.headers.clone(),
             ordered: self.ordered,
             retry_jitter_percent: u32::from(self.retry_jitter_percent),
+            endpoint_health: self.endpoint_health,
+            rate_limit: self.rate_limit,
         }
     }
 }
@@ -528,6 +566,16 @@ impl WebhookActionBuilder {
     /// Spreads each retry up to `percent` % of its delay later (see [`WebhookAction::retry_jitter_percent`]).
     pub fn retry_jitter_percent(mut self, percent: u32) -> Self {
         self.raw.retry_jitter_percent = percent;
+        self
+    }
+    /// Sets when the receiver counts as failing (see [`WebhookAction::endpoint_health`]).
+    pub fn endpoint_health(mut self, policy: HealthPolicy) -> Self {
+        self.raw.endpoint_health = policy;
+        self
+    }
+    /// Caps the requests per second or minute (see [`WebhookAction::rate_limit`]).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.raw.rate_limit = Some(limit);
         self
     }
     /// Sends a record's deliveries in order (see [`WebhookAction::ordered`]).

@@ -5,6 +5,7 @@
 mod action;
 mod auth;
 mod criteria;
+mod policy;
 mod schedule;
 mod set;
 mod url;
@@ -12,6 +13,7 @@ mod url;
 pub use action::{Method, WebhookAction, WebhookActionBuilder};
 pub use auth::Auth;
 pub use criteria::{Condition, Criteria, Operator};
+pub use policy::{HealthPolicy, RateLimit, MAX_HEALTH_FAILURES, MAX_HEALTH_HOURS, MAX_RATE_PER_SECOND};
 pub use schedule::{Schedule, TimeOfDay};
 pub use set::{Trigger, Workflow, WorkflowSet};
 pub(crate) use url::redact_url;

@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, LogQuery};
+use crate::health;
 use crate::ports::{
-    waits_behind_message, Claim, ClaimToken, Completion, Enqueue, Notification, NotificationUpdate, QuotaRequest,
-    Storage, StorageError, StorageErrorKind,
+    waits_behind_message, Claim, ClaimToken, Completion, EndpointHealth, EndpointKey, Enqueue, HealthChange,
+    HealthReport, Notification, NotificationUpdate, QuotaRequest, RateRequest, Storage, StorageError, StorageErrorKind,
 };
 
 use rows::{micros, time, Entry, IdMap, Micros, Row, Texts};
@@ -44,6 +45,10 @@ struct State {
     fired: HashSet<(String, String, String)>,
     schedules: HashMap<(String, String), Option<DateTime<Utc>>>,
     outbox: IdMap<HeldNotification>,
+    /// Each action's receiver with failures or a state other than healthy.
+    health: BTreeMap<EndpointKey, EndpointHealth>,
+    /// Requests let through per action and rate window (its start).
+    rates: HashMap<(EndpointKey, Micros), u32>,
 }
 
 #[derive(Debug)]
@@ -98,6 +103,40 @@ impl MemoryStorage {
 }
 
 impl State {
+    /// The action's queued and dispatched deliveries.
+    fn waiting(&self, key: &EndpointKey) -> u64 {
+        let unsettled = |row: &&Row| !row.status.is_settled() && row.is_of(key);
+        self.deliveries.values().filter(unsettled).count() as u64
+    }
+
+    /// Makes the action's held deliveries (queued, no next attempt, first in their line) due at their
+    /// `created_at`, each with an entry saying who resumed them; how many.
+    fn resume(&mut self, key: &EndpointKey, by: &str, at: DateTime<Utc>) -> u64 {
+        let held: Vec<DeliveryId> = self
+            .deliveries
+            .iter()
+            .filter(|(_, row)| {
+                row.status == DeliveryStatus::Queued
+                    && row.next_attempt_at == Micros::MIN
+                    && !row.waiting
+                    && row.is_of(key)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut entries = Vec::with_capacity(held.len());
+        for id in &held {
+            let Some(row) = self.deliveries.get_mut(id) else { continue };
+            let delivery = row.delivery(*id);
+            row.next_attempt_at = micros(health::resumed_due(delivery.created_at, at));
+            if let Some(due) = due_key(*id, row) {
+                self.due.insert(due);
+            }
+            entries.push(health::resumed_entry(&delivery, by, at));
+        }
+        self.append(entries);
+        held.len() as u64
+    }
+
     /// A log entry, sharing its delivery's texts.
     fn entry(&mut self, e: LogEntry) -> Entry {
         match self.deliveries.get(&e.delivery_id) {
@@ -350,6 +389,49 @@ impl Storage for MemoryStorage {
         }
         *slot = next;
         Ok(true)
+    }
+
+    async fn endpoint_health(&self, tenant: &str) -> Result<Vec<EndpointHealth>, StorageError> {
+        let state = self.state()?;
+        Ok(state.health.values().filter(|h| h.key.tenant == tenant).cloned().collect())
+    }
+
+    async fn record_health(&self, reports: Vec<HealthReport>) -> Result<Vec<HealthChange>, StorageError> {
+        let mut state = self.state()?;
+        let state = &mut *state;
+        let mut changes = Vec::new();
+        for report in reports {
+            let applied = health::apply(state.health.get(&report.key), &report);
+            match &applied.health {
+                Some(h) => state.health.insert(report.key.clone(), h.clone()),
+                None => state.health.remove(&report.key),
+            };
+            let Some(change) = applied.change else { continue };
+            let deliveries = match &change.resumed_by {
+                Some(by) => state.resume(&report.key, by, report.at),
+                None => state.waiting(&report.key),
+            };
+            state.append(change.entry.clone());
+            let notification =
+                applied.health.as_ref().and_then(|h| health::notification(&change, h, &report, deliveries));
+            if let Some(n) = notification {
+                let held = HeldNotification { value: n, token: None, lease_until: None };
+                state.outbox.entry(held.value.delivery_id).or_insert(held);
+            }
+            changes.push(HealthChange { key: report.key, from: change.from, to: change.to, deliveries });
+        }
+        Ok(changes)
+    }
+
+    async fn take_rate(&self, request: &RateRequest) -> Result<u32, StorageError> {
+        let mut state = self.state()?;
+        let start = micros(request.window_start);
+        let day_before = start.saturating_sub(86_400_000_000);
+        state.rates.retain(|(_, window), _| *window >= day_before);
+        let used = state.rates.entry((request.key.clone(), start)).or_insert(0);
+        let granted = request.limit.saturating_sub(*used).min(request.wanted);
+        *used += granted;
+        Ok(granted)
     }
 
     async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {

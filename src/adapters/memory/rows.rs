@@ -280,6 +280,11 @@ impl Row {
         &self.names.tenant
     }
 
+    /// Whether the delivery belongs to the action `key` names.
+    pub(super) fn is_of(&self, key: &crate::ports::EndpointKey) -> bool {
+        *self.names.tenant == *key.tenant && *self.names.workflow == *key.workflow && *self.names.action == *key.action
+    }
+
     pub(super) fn line(&self) -> Option<([u8; 16], u64)> {
         self.rare.as_ref().and_then(|r| r.line)
     }

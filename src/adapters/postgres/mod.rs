@@ -58,6 +58,7 @@
 // with the calls in a file per concern (`queue`, `log`, `state`, `outbox`).
 mod attached;
 mod codec;
+mod endpoint;
 mod host;
 mod listen;
 mod log;
@@ -305,6 +306,23 @@ impl Storage for PostgresStorage {
 
     async fn update_notification(&self, update: NotificationUpdate) -> Result<bool, StorageError> {
         detached(self, move |s| async move { s.update_notification(update).await }).await
+    }
+
+    async fn endpoint_health(&self, tenant: &str) -> Result<Vec<crate::ports::EndpointHealth>, StorageError> {
+        let tenant = tenant.to_owned();
+        detached(self, move |s| async move { s.endpoint_health(&tenant).await }).await
+    }
+
+    async fn record_health(
+        &self,
+        reports: Vec<crate::ports::HealthReport>,
+    ) -> Result<Vec<crate::ports::HealthChange>, StorageError> {
+        detached(self, move |s| async move { s.record_health(reports).await }).await
+    }
+
+    async fn take_rate(&self, request: &crate::ports::RateRequest) -> Result<u32, StorageError> {
+        let request = request.clone();
+        detached(self, move |s| async move { s.take_rate(&request).await }).await
     }
 
     fn queued_elsewhere(&self) -> QueuedElsewhere {

@@ -26,7 +26,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "deliveries sent in order per record",
         sql: include_str!("migrations/0003_ordered_lines.sql"),
     },
-    // Number 4 belongs to a change developed beside this one.
+    Migration {
+        version: 4,
+        description: "endpoint health, rate limits and notices",
+        sql: include_str!("migrations/0004_endpoint_health.sql"),
+    },
     Migration {
         version: 5,
         description: "failure codes in the log",

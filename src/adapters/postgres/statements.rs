@@ -36,6 +36,8 @@ pub(super) struct Statements {
     pub(super) delete_notification: SqlStr,
     pub(super) set_aside: SqlStr,
     pub(super) update_notification: SqlStr,
+    /// The health and rate statements.
+    pub(super) endpoint: super::endpoint::EndpointStatements,
 }
 
 /// A statement built from fixed text and the validated, quoted schema name only.
@@ -51,6 +53,7 @@ impl Statements {
         let channel = super::listen::CHANNEL;
         let first_in_line = first_in_line(&format!("{s}.deliveries"));
         Statements {
+            endpoint: super::endpoint::EndpointStatements::new(s),
             notify_queued: sql(format!("SELECT pg_notify('{channel}', '{name}')")),
             // Sorted by key, so that two enqueues lock the rows of their lines in one order.
             take_places: sql(format!(
@@ -115,7 +118,7 @@ impl Statements {
             )),
             insert_notification: sql(format!(
                 "INSERT INTO {s}.notifications ({NOTIFICATION_COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (delivery_id) DO NOTHING"
             )),
             queue_depth: sql(format!(

@@ -275,6 +275,8 @@ pub(super) fn notification(row: &Row<'_>) -> Result<Notification, StorageError> 
         attempts: c.number(5)?,
         sent_to: serde_json::from_str(&sent_to).map_err(|e| c.corrupt(6, e))?,
         last_error: c.opt_text(7)?,
+        notice: crate::ports::Notice::from_stored(c.opt_text(8)?.as_deref())
+            .map_err(|e| StorageError::new(StorageErrorKind::Corrupt, format!("notifications: {e}")))?,
     })
 }
 
@@ -303,4 +305,22 @@ pub(super) fn first_id(row: &Row<'_>) -> Result<DeliveryId, StorageError> {
 pub(super) fn queue_depth(row: &Row<'_>) -> Result<crate::ports::QueueDepth, StorageError> {
     let c = Columns::new(row, "delivery");
     Ok(crate::ports::QueueDepth { queued: c.number(0)?, dispatched: c.number(1)?, oldest_queued_at: c.opt_time(2)? })
+}
+
+/// The columns of `endpoint_health`, in the order [`endpoint_health`] reads them.
+pub(super) const HEALTH_COLUMNS: &str = "tenant, workflow, action, state, failures, failing_since, changed_at, reason";
+
+/// A row of `endpoint_health`.
+pub(super) fn endpoint_health(row: &Row<'_>) -> Result<crate::ports::EndpointHealth, StorageError> {
+    let c = Columns::new(row, "endpoint_health");
+    let state = c.text(3)?;
+    Ok(crate::ports::EndpointHealth {
+        key: crate::ports::EndpointKey::new(c.text(0)?, c.text(1)?, c.text(2)?),
+        state: crate::ports::EndpointState::parse(&state)
+            .ok_or_else(|| c.corrupt(3, format_args!("\"{state}\" is not a state")))?,
+        failures: c.number(4)?,
+        failing_since: c.opt_time(5)?,
+        changed_at: c.time(6)?,
+        reason: c.opt_text(7)?,
+    })
 }

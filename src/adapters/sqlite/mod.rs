@@ -28,6 +28,7 @@
 // checkpoints.
 mod checkpoint;
 mod codec;
+mod endpoint;
 mod host;
 mod log;
 mod outbox;
@@ -297,6 +298,26 @@ impl Storage for SqliteStorage {
     ) -> Result<bool, StorageError> {
         let (tenant, workflow) = (tenant.to_owned(), workflow.to_owned());
         self.write("set_next_run", move |tx| state::set_next_run(tx, &tenant, &workflow, expected, next)).await
+    }
+
+    async fn endpoint_health(&self, tenant: &str) -> Result<Vec<crate::ports::EndpointHealth>, StorageError> {
+        let tenant = tenant.to_owned();
+        self.read("endpoint_health", move |connection| endpoint::of_tenant(connection, &tenant)).await
+    }
+
+    async fn record_health(
+        &self,
+        reports: Vec<crate::ports::HealthReport>,
+    ) -> Result<Vec<crate::ports::HealthChange>, StorageError> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_checked("record_health", move |tx| endpoint::record(tx, &reports)).await
+    }
+
+    async fn take_rate(&self, request: &crate::ports::RateRequest) -> Result<u32, StorageError> {
+        let request = request.clone();
+        self.write_checked("take_rate", move |tx| endpoint::take_rate(tx, &request)).await
     }
 
     async fn claim_notifications(&self, claim: &Claim) -> Result<Vec<Notification>, StorageError> {

@@ -31,7 +31,9 @@ pub(super) fn insert_notification(tx: &Connection, n: &Notification) -> Result<(
     let sent_to = codec::sent_to(&n.sent_to)?;
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
-        format!("INSERT OR IGNORE INTO notifications ({NOTIFICATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+        format!(
+            "INSERT OR IGNORE INTO notifications ({NOTIFICATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        )
     });
     let mut insert = tx.prepare_cached(sql).map_err(|e| codec::error(OP, e))?;
     insert
@@ -44,6 +46,7 @@ pub(super) fn insert_notification(tx: &Connection, n: &Notification) -> Result<(
             n.attempts,
             sent_to,
             n.last_error,
+            n.notice.stored(),
         ])
         .map_err(|e| codec::error(OP, e))?;
     Ok(())

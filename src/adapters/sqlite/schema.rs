@@ -30,7 +30,7 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 const STATEMENT_CACHE: usize = 64;
 
 /// Every migration, in order.
-const MIGRATIONS: [Migration; 6] = [
+const MIGRATIONS: [Migration; 7] = [
     Migration {
         version: 1,
         description: "queue, log, quota counters, trigger state and notification outbox",
@@ -56,7 +56,11 @@ const MIGRATIONS: [Migration; 6] = [
         description: "the schema version in a table of its own",
         sql: include_str!("migrations/0005_version_table.sql"),
     },
-    // Number 6 belongs to a change developed beside this one.
+    Migration {
+        version: 6,
+        description: "endpoint health, rate limits and notices",
+        sql: include_str!("migrations/0006_endpoint_health.sql"),
+    },
     Migration {
         version: 7,
         description: "failure codes in the log",

@@ -79,6 +79,7 @@ pub(super) fn notification(d: &Delivery, due: DateTime<Utc>) -> Notification {
         attempts: 0,
         sent_to: vec![],
         last_error: None,
+        notice: Default::default(),
     }
 }
 
