@@ -540,3 +540,72 @@ async fn a_test_send_goes_out_for_real_and_is_logged_as_a_test() {
     assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
     assert!(not_json.json()["error"].as_str().unwrap().contains("\"workflow\", \"action\", \"fields\""));
 }
+
+/// The workflows page shows each receiver's health; Pause and Resume are forms with the caller's token, and the
+/// API does the same with `x-csrf-token`; a resume sends what waited.
+#[tokio::test]
+async fn actions_are_paused_and_resumed_from_the_page_and_the_api() {
+    let w = world().await;
+    let page = get(&w.app, "").await;
+    let health = w.engine.endpoint_health("acme").await.unwrap();
+    assert!(
+        page.body.contains("healthy: 4 failed attempts in a row"),
+        "the failing action shows its count: {health:?}"
+    );
+    assert!(page.body.contains(&format!("action=\"{MOUNT}/actions/pause\"")), "a Pause form");
+    let token = form_token(&page.body);
+    let form = |what: &str, body: String| {
+        request("POST", &format!("/actions/{what}"), Some("acme"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let forged = send(&w.app, form("pause", "workflow=ok&action=Notify&csrf_token=forged".into())).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(w.engine.endpoint_health("acme").await.unwrap().iter().all(|h| h.key.action != "Notify"));
+    let paused = send(&w.app, form("pause", format!("workflow=ok&action=Notify&csrf_token={token}"))).await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER);
+    assert_eq!(paused.headers["location"], MOUNT);
+    let page = get(&w.app, "").await;
+    assert!(page.body.contains("paused") && page.body.contains("paused by ada"), "{}", page.body);
+    assert!(page.body.contains("Resume: send what waited"));
+
+    // Paused: a save is queued, not sent.
+    let sent = w.http.requests().len();
+    only(&w.engine, &event("acme", "Leads", "30x1")).await;
+    w.engine.run_until_idle(3).await.unwrap();
+    assert_eq!(w.http.requests().len(), sent, "nothing sent while paused");
+
+    // The API resumes it: the held delivery (and the queued one of the world) go out.
+    let api_token = get(&w.app, "/api/session").await.json()["csrf_token"].as_str().unwrap().to_owned();
+    let post = |what: &str, body: &str, token: Option<&str>| {
+        let mut r =
+            request("POST", &format!("/api/actions/{what}"), Some("acme")).header("content-type", "application/json");
+        if let Some(token) = token {
+            r = r.header("x-csrf-token", token);
+        }
+        r.body(Body::from(body.to_owned())).unwrap()
+    };
+    let bare = send(&w.app, post("resume", r#"{"workflow": "ok", "action": "Notify"}"#, None)).await;
+    assert_eq!(bare.status, StatusCode::FORBIDDEN);
+    let bad = send(&w.app, post("resume", r#"{"workflow": "ok"}"#, Some(&api_token))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.json()["error"].as_str().unwrap().contains("\"workflow\""), "{:?}", bad.json());
+    let unknown = send(&w.app, post("resume", r#"{"workflow": "ok", "action": "Nope"}"#, Some(&api_token))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let other = send(&w.app, post("explode", r#"{"workflow": "ok", "action": "Notify"}"#, Some(&api_token))).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    w.http.set_fallback(MockReply::status(200));
+    let resumed = send(&w.app, post("resume", r#"{"workflow": "ok", "action": "Notify"}"#, Some(&api_token))).await;
+    assert_eq!(resumed.status, StatusCode::OK);
+    assert!(resumed.json()["resumed"].as_u64().unwrap() >= 1, "{:?}", resumed.json());
+    w.engine.run_until_idle(3).await.unwrap();
+    assert!(w.http.requests().len() > sent, "what waited is sent");
+    let workflows = get(&w.app, "/api/workflows").await.json();
+    let push = &workflows["workflows"][1]["actions"][0];
+    assert_eq!(push["health"]["failures"], 4, "{workflows}");
+    assert_eq!(workflows["workflows"][0]["actions"][0]["health"], Value::Null, "healthy again");
+    // Beta's page knows nothing of acme's receivers.
+    let beta = send(&w.app, request("GET", "", Some("beta")).body(Body::empty()).unwrap()).await;
+    assert!(!beta.body.contains("failed attempts in a row"));
+}

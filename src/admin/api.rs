@@ -21,8 +21,54 @@ pub(crate) async fn session(Extension(ctx): Extension<Ctx>) -> Response {
 }
 
 /// `GET /api/workflows`.
-pub(crate) async fn workflows(State(state): State<AdminState>, Extension(ctx): Extension<Ctx>) -> Response {
-    json(StatusCode::OK, &serde_json::json!({ "workflows": data::workflows(&state.engine, &ctx.caller.tenant) }))
+pub(crate) async fn workflows(
+    State(state): State<AdminState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, ApiError> {
+    let workflows = data::workflows(&state.engine, &ctx.caller.tenant).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "workflows": workflows })))
+}
+
+/// What `POST /api/actions/{pause|resume}` takes.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ActionRef {
+    workflow: String,
+    action: String,
+}
+
+/// `POST /api/actions/pause` or `/api/actions/resume` with `{workflow, action}` and the caller's token in
+/// `x-csrf-token`: `{changed}` for a pause (whether it was not paused yet), `{resumed}` (deliveries made due) for a
+/// resume.
+pub(crate) async fn pause_or_resume(
+    State(state): State<AdminState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(what): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    if !state.same_site_post(&ctx, &headers, None) {
+        return Err(AdminError::CrossSite.into());
+    }
+    let target: ActionRef = serde_json::from_slice(&body)
+        .map_err(|e| AdminError::BadRequest(format!("the body is not {{\"workflow\": ..., \"action\": ...}}: {e}")))?;
+    let answer = change_action(&state, &ctx, &what, &target.workflow, &target.action).await?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+/// Pauses or resumes an action of the caller's tenant in the caller's name; what happened, as JSON.
+pub(crate) async fn change_action(
+    state: &AdminState,
+    ctx: &Ctx,
+    what: &str,
+    workflow: &str,
+    action: &str,
+) -> Result<serde_json::Value, AdminError> {
+    let (engine, tenant, by) = (&state.engine, &ctx.caller.tenant, &ctx.caller.user);
+    match what {
+        "pause" => Ok(serde_json::json!({ "changed": engine.pause_action(tenant, workflow, action, by).await? })),
+        "resume" => Ok(serde_json::json!({ "resumed": engine.resume_action(tenant, workflow, action, by).await? })),
+        other => Err(AdminError::NoRoute(format!("/actions/{}", other.chars().take(40).collect::<String>()))),
+    }
 }
 
 /// `GET /api/log?workflow=&action=&record=&status=&since=&until=&page=`.

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::delivery::{DeliveryId, DeliveryStatus, LogEntry, LogQuery};
 use crate::engine::Engine;
+use crate::ports::EndpointHealth;
 use crate::quota::Usage;
 use crate::workflow::redact_url;
 
@@ -34,6 +35,8 @@ pub(crate) struct ActionView {
     /// Without any `user:password@` part.
     pub(crate) url: String,
     pub(crate) content_type: &'static str,
+    /// Its receiver's stored health (failing, warned or paused); `None` when healthy with no failure.
+    pub(crate) health: Option<EndpointHealth>,
 }
 
 /// A log entry with the time its attempt took (a result entry whose `Dispatched` entry is known).
@@ -99,9 +102,14 @@ pub(crate) struct UsageView {
     pub(crate) days: Vec<Usage>,
 }
 
-pub(crate) fn workflows(engine: &Engine, tenant: &str) -> Vec<WorkflowView> {
-    let Some(set) = engine.workflows(tenant) else { return Vec::new() };
-    set.workflows()
+pub(crate) async fn workflows(engine: &Engine, tenant: &str) -> Result<Vec<WorkflowView>, AdminError> {
+    let Some(set) = engine.workflows(tenant) else { return Ok(Vec::new()) };
+    let health = engine.endpoint_health(tenant).await?;
+    let health_of = |workflow: &str, action: &str| {
+        health.iter().find(|h| h.key.workflow == workflow && h.key.action == action).cloned()
+    };
+    Ok(set
+        .workflows()
         .iter()
         .map(|w| WorkflowView {
             id: w.id().to_owned(),
@@ -116,10 +124,11 @@ pub(crate) fn workflows(engine: &Engine, tenant: &str) -> Vec<WorkflowView> {
                     method: a.method().as_str(),
                     url: redact_url(a.url()),
                     content_type: a.content_type().as_str(),
+                    health: health_of(w.id(), a.title()),
                 })
                 .collect(),
         })
-        .collect()
+        .collect())
 }
 
 pub(crate) async fn log_page(engine: &Engine, tenant: &str, filters: &LogFilters) -> Result<LogPage, AdminError> {

@@ -33,6 +33,9 @@ pub(crate) enum AdminError {
     /// A test's sample record (or what names it) does not read.
     #[error("{0}")]
     BadSample(String),
+    /// A request body that does not read as the route's documented form.
+    #[error("{0}")]
+    BadRequest(String),
     /// No such route.
     #[error("there is no page at {0}")]
     NoRoute(String),
@@ -73,7 +76,7 @@ impl AdminError {
         match self {
             AdminError::Refused(refusal) => refusal.status(),
             AdminError::NoTenant | AdminError::CrossSite => StatusCode::FORBIDDEN,
-            AdminError::BadParam(_) | AdminError::BadSample(_) => StatusCode::BAD_REQUEST,
+            AdminError::BadParam(_) | AdminError::BadSample(_) | AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::UnknownDelivery(_) | AdminError::NoRoute(_) | AdminError::UnknownAction(_) => {
                 StatusCode::NOT_FOUND
             }

@@ -14,8 +14,30 @@ use super::params::{self, LogFilters};
 use super::state::{AdminState, Ctx};
 
 /// `GET /`: the tenant's workflows and their webhook actions.
-pub(crate) async fn workflows(State(state): State<AdminState>, Extension(ctx): Extension<Ctx>) -> Response {
-    html(pages::workflows(&ctx, &data::workflows(&state.engine, &ctx.caller.tenant)))
+pub(crate) async fn workflows(
+    State(state): State<AdminState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Result<Response, PageError> {
+    Ok(html(pages::workflows(&ctx, &data::workflows(&state.engine, &ctx.caller.tenant).await?)))
+}
+
+/// `POST /actions/pause` and `/actions/resume` (form fields `workflow`, `action`, `csrf_token`): pauses or resumes
+/// a webhook action, then sends the browser back to the workflows (303).
+pub(crate) async fn pause_or_resume(
+    State(state): State<AdminState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(what): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let field = |name: &str| form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    if !state.same_site_post(&ctx, &headers, field("csrf_token")) {
+        return Err(AdminError::CrossSite.into());
+    }
+    let (workflow, action) = (field("workflow").unwrap_or_default(), field("action").unwrap_or_default());
+    super::api::change_action(&state, &ctx, &what, workflow, action).await?;
+    Ok(Redirect::to(&ctx.link("/")).into_response())
 }
 
 /// `GET /log`: a page of the log.

@@ -26,13 +26,14 @@ pub(crate) fn workflows(ctx: &Ctx, workflows: &[WorkflowView]) -> Markup {
                 }
                 p { a href=(ctx.link(&format!("/log?{}", filters_of(&w.id, None).query_string()))) { "View the workflow's log" } }
                 table {
-                    tr { th { "Webhook action" } th { "Method" } th { "URL" } th { "Content type" } th {} }
+                    tr { th { "Webhook action" } th { "Method" } th { "URL" } th { "Content type" } th { "Receiver" } th {} }
                     @for a in &w.actions {
                         tr.action {
                             td { (a.title) }
                             td { (a.method) }
                             td { code { (a.url) } }
                             td { (a.content_type) }
+                            td.health { (health(ctx, &w.id, a)) }
                             td {
                                 a href=(ctx.link(&format!("/log?{}", filters_of(&w.id, Some(&a.title)).query_string()))) {
                                     "View webhook log"
@@ -49,6 +50,44 @@ pub(crate) fn workflows(ctx: &Ctx, workflows: &[WorkflowView]) -> Markup {
         }
     };
     frame(Some(ctx), "Workflows", body)
+}
+
+/// An action's receiver: healthy, failing (with since when), warned or paused (with why), and the button that
+/// pauses or resumes it.
+fn health(ctx: &Ctx, workflow: &str, a: &super::data::ActionView) -> Markup {
+    use crate::ports::EndpointState;
+    let button = |what: &str, label: &str| {
+        html! {
+            form.inline method="post" action=(ctx.link(&format!("/actions/{what}"))) {
+                input type="hidden" name="workflow" value=(workflow);
+                input type="hidden" name="action" value=(a.title);
+                input type="hidden" name="csrf_token" value=(ctx.token);
+                button type="submit" { (label) }
+            }
+        }
+    };
+    html! {
+        @match &a.health {
+            None => { span.healthy { "healthy" } " " (button("pause", "Pause")) }
+            Some(h) => {
+                @let since = h.failing_since.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+                @match h.state {
+                    EndpointState::Paused => {
+                        strong.paused { "paused" } " since " (time(h.changed_at))
+                        @if let Some(reason) = &h.reason { br; small { (reason) } }
+                        br; (button("resume", "Resume: send what waited"))
+                    }
+                    EndpointState::Warning | EndpointState::Healthy => {
+                        span class=(if h.state == EndpointState::Warning { "warning" } else { "failing" }) {
+                            (h.state.as_str()) ": " (h.failures) " failed attempts in a row"
+                        }
+                        @if let Some(since) = since { br; small { "since " (since) } }
+                        " " (button("pause", "Pause"))
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn filters_of(workflow: &str, action: Option<&str>) -> LogFilters {

@@ -25,11 +25,13 @@ use super::test_send;
 /// | `GET /log?workflow=&action=&record=&status=&since=&until=&page=` | the log, newest first, 50 a page |
 /// | `GET /deliveries/{id}` | one delivery: attempts, why it failed, headers (secrets redacted), body, Redeliver |
 /// | `POST /deliveries/{id}/redeliver` | redelivers (form token required), then 303 to the new delivery |
+/// | `POST /actions/pause`, `/actions/resume` | pauses or resumes an action (form `workflow`, `action`, token), 303 to `/` |
 /// | `GET /usage?day=` | a day's calls against the allowance, and calls per day for 30 days (inline SVG) |
 /// | `GET /test?workflow=&action=`, `POST /test` | "Send a test": a sample record, the real request and the answer |
 /// | `GET /api/session` | `{tenant, user, csrf_token}` |
 /// | `GET /api/workflows`, `/api/log`, `/api/deliveries/{id}`, `/api/usage` | the pages' data as JSON |
 /// | `POST /api/deliveries/{id}/redeliver` | with the token in `x-csrf-token`: 201 `{id, redelivery_of}` |
+/// | `POST /api/actions/pause`, `/api/actions/resume` | `{workflow, action}` with the token: `{changed}` / `{resumed}` |
 /// | `POST /api/test` | `{workflow, action, fields}` with the token in `x-csrf-token`: the request sent and the answer |
 ///
 /// Every request first goes through `authorize`; a refusal answers 401 or 403 as the host says, and a caller
@@ -47,6 +49,7 @@ pub fn router(engine: Engine, authorize: impl Authorize, key: AdminKey) -> Route
         .route("/log", get(html::log))
         .route("/deliveries/{id}", get(html::delivery))
         .route("/deliveries/{id}/redeliver", post(html::redeliver))
+        .route("/actions/{what}", post(html::pause_or_resume))
         .route("/usage", get(html::usage))
         .route("/test", get(test_send::form).post(test_send::send))
         .route("/api/session", get(api::session))
@@ -54,6 +57,7 @@ pub fn router(engine: Engine, authorize: impl Authorize, key: AdminKey) -> Route
         .route("/api/log", get(api::log))
         .route("/api/deliveries/{id}", get(api::delivery))
         .route("/api/deliveries/{id}/redeliver", post(api::redeliver))
+        .route("/api/actions/{what}", post(api::pause_or_resume))
         .route("/api/usage", get(api::usage))
         .route("/api/test", post(test_send::api))
         .fallback(no_route)
