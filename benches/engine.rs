@@ -20,7 +20,7 @@ fn engine(storage: Arc<dyn Storage>) -> Engine {
         .batch_size(100)
         .build()
         .unwrap();
-    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOW).unwrap());
+    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOW).unwrap()).unwrap();
     engine
 }
 

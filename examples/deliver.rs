@@ -117,7 +117,7 @@ mod deliver {
             .build()
             .map_err(|e| e.to_string())?;
         let tenant = event.tenant.clone();
-        engine.set_workflows(tenant.clone(), workflows);
+        engine.set_workflows(tenant.clone(), workflows).map_err(|e| e.to_string())?;
         let ids = engine.on_event(&event).await.map_err(|e| e.to_string())?;
         engine.run_until_idle(1000).await.map_err(|e| e.to_string())?;
         let mut entries = Vec::new();

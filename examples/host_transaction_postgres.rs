@@ -54,7 +54,7 @@ async fn main() -> Res<()> {
         .mailer(Arc::new(RecordingMailer::new()))
         .directory(Arc::new(StaticDirectory::new().tenant("acme", 5, chrono_tz::UTC, None)))
         .build()?;
-    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS)?);
+    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS)?)?;
 
     let queued = save(&engine, &storage, "10x1", "Ada Lovelace", false).await?;
     let sent = engine.run_due().await?.claimed;

@@ -369,7 +369,7 @@ fn engine(storage: Arc<dyn Storage>, http: Arc<dyn HttpClient>, url: &str, concu
         .directory(Arc::new(StaticDirectory::new()))
         .concurrency(concurrency)
         .build()?;
-    engine.set_workflows("acme", workflows(url)?);
+    engine.set_workflows("acme", workflows(url)?)?;
     Ok(engine)
 }
 

@@ -131,7 +131,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .directory(directory)
         .retry_schedule(demo_schedule)
         .build()?;
-    engine.set_workflows("acme", WorkflowSet::from_json(&workflows(&base))?);
+    engine.set_workflows("acme", WorkflowSet::from_json(&workflows(&base))?)?;
 
     let event: RecordEvent = serde_json::from_str(EVENT)?;
     let ids = engine.on_event(&event).await?;

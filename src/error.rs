@@ -367,6 +367,62 @@ pub enum ValidationError {
         /// What is wrong.
         reason: String,
     },
+    /// `timeout_seconds` is 0 or above [`MAX_ACTION_TIMEOUT_SECS`](crate::limits::MAX_ACTION_TIMEOUT_SECS).
+    #[error(
+        "{at}: timeout_seconds is {seconds}; write 1 to {max}, or leave it out to use the HTTP client's timeout",
+        max = crate::limits::MAX_ACTION_TIMEOUT_SECS
+    )]
+    InvalidTimeout {
+        /// Where.
+        at: Location,
+        /// What was written.
+        seconds: u64,
+    },
+    /// More `tls.ca_certificates` entries than [`MAX_TLS_CA_CERTIFICATES`](crate::limits::MAX_TLS_CA_CERTIFICATES).
+    #[error(
+        "{at}: \"tls.ca_certificates\" lists {count} entries, but at most {max} are allowed; put several \
+         certificates in one PEM bundle",
+        max = crate::limits::MAX_TLS_CA_CERTIFICATES
+    )]
+    TooManyCaCertificates {
+        /// Where.
+        at: Location,
+        /// How many it lists.
+        count: usize,
+    },
+    /// A file named in `"tls"` cannot be read (missing, not permitted, too large, not text).
+    #[error(
+        "{at}: {field} names the file \"{path}\", which cannot be read: {reason}; check the path and its permissions"
+    )]
+    TlsFileUnreadable {
+        /// Where.
+        at: Location,
+        /// The JSON field, such as `tls.ca_certificates[0]` or `tls.client_certificate.key`.
+        field: String,
+        /// The path, as messages show it.
+        path: String,
+        /// Why (never the file's content).
+        reason: String,
+    },
+    /// A `"tls"` certificate entry that is not PEM of one or more X.509 certificates.
+    #[error("{at}: {field} is not a usable certificate: {reason}")]
+    InvalidTlsCertificate {
+        /// Where.
+        at: Location,
+        /// The JSON field, such as `tls.ca_certificates[0]` or `tls.client_certificate.certificate`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The client certificate's key is not one unencrypted private key of a supported type that belongs to the
+    /// certificate. The message never contains the key.
+    #[error("{at}: tls.client_certificate.key is not a usable private key: {reason}")]
+    InvalidTlsKey {
+        /// Where.
+        at: Location,
+        /// What is wrong (never the key itself).
+        reason: String,
+    },
     /// The JSON of one workflow does not have the documented form.
     #[error("{at}: {message}")]
     Malformed {

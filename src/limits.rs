@@ -46,3 +46,13 @@ pub const MAX_AUTH_VALUE_BYTES: usize = 4096;
 /// The most keys of an action's `signing_keys`: every current key adds a signature to every request, so a
 /// rotation holds a few, not a history.
 pub const MAX_SIGNING_KEYS: usize = 10;
+
+/// The longest `"timeout_seconds"` an action may set: 5 minutes. An engine's lease must still cover it (see
+/// [`EngineBuilder::lease`](crate::EngineBuilder::lease)).
+pub const MAX_ACTION_TIMEOUT_SECS: u64 = 300;
+
+/// The most entries of an action's `"tls"` `"ca_certificates"` (an entry may itself be a bundle).
+pub const MAX_TLS_CA_CERTIFICATES: usize = 16;
+
+/// The longest PEM text or file of an action's `"tls"` setting, in bytes: room for a large CA bundle.
+pub const MAX_TLS_PEM_BYTES: usize = 1024 * 1024;

@@ -91,8 +91,8 @@ async fn world() -> World {
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();
-    engine.set_workflows("acme", workflows());
-    engine.set_workflows("beta", workflows());
+    engine.set_workflows("acme", workflows()).unwrap();
+    engine.set_workflows("beta", workflows()).unwrap();
 
     let success = only(&engine, &event("acme", "Leads", "10x1").field("name", SCRIPT)).await;
     engine.run_due().await.unwrap();

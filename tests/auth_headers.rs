@@ -101,7 +101,7 @@ async fn each_auth_type_custom_headers_and_rotating_signatures_reach_a_real_rece
         .build()
         .unwrap();
     let expiry = start + Duration::hours(1);
-    engine.set_workflows("acme", workflows(addr, expiry));
+    engine.set_workflows("acme", workflows(addr, expiry)).unwrap();
     let lead = |n: u32| RecordEvent::new("acme", "Leads", format!("10x{n}"), Change::Created, "owner").field("id", n);
 
     engine.on_event(&lead(1)).await.unwrap();

@@ -60,7 +60,7 @@ fn engine(
         .concurrency(1)
         .build()
         .unwrap();
-    engine.set_workflows("acme", set.clone());
+    engine.set_workflows("acme", set.clone()).unwrap();
     engine
 }
 

@@ -60,7 +60,7 @@ fn harness_with(http: MockHttp, edition: Option<Edition>, licensed: u32) -> Harn
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();
-    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap()).unwrap();
     Harness { engine, storage, http, mailer, directory, clock }
 }
 
@@ -77,7 +77,7 @@ impl Harness {
             .directory(self.directory.clone())
             .clock(Arc::new(self.clock.clone()));
         let engine = configure(builder).build().unwrap();
-        engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+        engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap()).unwrap();
         engine
     }
 }
@@ -364,7 +364,7 @@ async fn seed_editions_limit_the_tenant() {
 #[tokio::test]
 async fn once_fires_only_the_first_time_the_criteria_hold() {
     let h = harness(MockHttp::new_ok());
-    h.engine.set_workflows("acme", WorkflowSet::from_json(&WORKFLOWS.replace("every_save", "once")).unwrap());
+    h.engine.set_workflows("acme", WorkflowSet::from_json(&WORKFLOWS.replace("every_save", "once")).unwrap()).unwrap();
     let mut not_yet = won_deal();
     not_yet.fields.insert("sales_stage".into(), "Negotiation".into());
     assert!(h.engine.on_event(&not_yet).await.unwrap().is_empty(), "criteria do not hold: not fired, not marked");
@@ -382,14 +382,16 @@ async fn triggers_follow_the_change() {
     for (trigger, on_create, on_update) in
         [("first_save", 1, 0), ("every_save", 1, 1), ("modify", 0, 1), ("manual", 0, 0)]
     {
-        h.engine.set_workflows("acme", WorkflowSet::from_json(&WORKFLOWS.replace("every_save", trigger)).unwrap());
+        h.engine
+            .set_workflows("acme", WorkflowSet::from_json(&WORKFLOWS.replace("every_save", trigger)).unwrap())
+            .unwrap();
         assert_eq!(h.engine.on_event(&created).await.unwrap().len(), on_create, "{trigger} on create");
         assert_eq!(h.engine.on_event(&won_deal()).await.unwrap().len(), on_update, "{trigger} on update");
     }
     // Manual workflows run on demand only.
     assert_eq!(h.engine.run_manual("deal-won-invoice", &won_deal()).await.unwrap().len(), 1);
     assert!(matches!(h.engine.run_manual("nope", &won_deal()).await, Err(EngineError::UnknownWorkflow { .. })));
-    h.engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+    h.engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap()).unwrap();
     assert!(matches!(h.engine.run_manual("deal-won-invoice", &won_deal()).await, Err(EngineError::NotManual(_))));
 }
 
@@ -397,10 +399,10 @@ async fn triggers_follow_the_change() {
 async fn scheduled_workflows_are_handed_out_once_per_run() {
     let h = harness(MockHttp::new_ok());
     let scheduled = WORKFLOWS.replace(r#""every_save""#, r#"{"schedule": {"every": "daily", "at": "10:00"}}"#);
-    h.engine.set_workflows("acme", WorkflowSet::from_json(&scheduled).unwrap());
+    h.engine.set_workflows("acme", WorkflowSet::from_json(&scheduled).unwrap()).unwrap();
     // A second engine on the same storage, as on another server.
     let other = h.engine_with(|b| b);
-    other.set_workflows("acme", WorkflowSet::from_json(&scheduled).unwrap());
+    other.set_workflows("acme", WorkflowSet::from_json(&scheduled).unwrap()).unwrap();
     assert!(h.engine.due_schedules(h.clock.now()).await.unwrap().is_empty(), "first sight: the next run is stored");
     // 10:00 Berlin is 09:00 UTC, which is now: the first run is tomorrow.
     let tomorrow = start() + Duration::days(1);
@@ -460,7 +462,7 @@ async fn secrets_never_reach_the_log_or_debug_output() {
     let signed = WORKFLOWS
         .replace(r#""parameters""#, r#""signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "parameters""#);
     let h = harness(MockHttp::with_fallback(MockReply::status(401).body("bad credentials")));
-    h.engine.set_workflows("acme", WorkflowSet::from_json(&signed).unwrap());
+    h.engine.set_workflows("acme", WorkflowSet::from_json(&signed).unwrap()).unwrap();
     let id = h.engine.on_event(&won_deal()).await.unwrap()[0];
     h.engine.run_due().await.unwrap();
     let request = &h.http.requests()[0];
@@ -523,7 +525,7 @@ async fn concurrent_engines_share_one_store_without_sending_twice() {
 async fn a_removed_action_fails_its_queued_deliveries_clearly() {
     let h = harness(MockHttp::new_ok());
     let id = h.engine.on_event(&won_deal()).await.unwrap()[0];
-    h.engine.set_workflows("acme", WorkflowSet::default());
+    h.engine.set_workflows("acme", WorkflowSet::default()).unwrap();
     h.engine.run_due().await.unwrap();
     let d = h.engine.delivery("acme", id).await.unwrap().unwrap();
     assert_eq!(d.status, DeliveryStatus::Failed);

@@ -72,7 +72,7 @@ async fn a_body_over_the_limit_is_a_typed_error_and_stores_nothing() {
     let memory = Arc::new(MemoryStorage::new());
     let (engine, _) = make_engine(memory.clone(), Arc::new(MockHttp::new_ok()), Arc::new(RecordingMailer::new()));
     let big_template = "${text}".repeat(60);
-    engine.set_workflows("acme", workflows("once", &big_template));
+    engine.set_workflows("acme", workflows("once", &big_template)).unwrap();
     let huge = lead(1).field("text", "x".repeat(10 * 1024));
     match engine.on_event(&huge).await {
         Err(EngineError::Render { workflow, record_id, source: RenderError::BodyTooLarge { limit, .. }, .. }) => {
@@ -159,7 +159,7 @@ async fn tenants_are_isolated_even_given_each_others_ids() {
     }
     for (name, storage) in stores {
         let (engine, _) = make_engine(storage.clone(), Arc::new(MockHttp::new_ok()), Arc::new(RecordingMailer::new()));
-        engine.set_workflows("beta", workflows("every_save", "Lead ${id}"));
+        engine.set_workflows("beta", workflows("every_save", "Lead ${id}")).unwrap();
         let a = engine.on_event(&lead(1)).await.unwrap()[0];
         engine.run_due().await.unwrap();
         let b_event = RecordEvent { tenant: "beta".into(), ..lead(1) };

@@ -54,7 +54,7 @@ impl Parts {
             .directory(Arc::new(StaticDirectory::new()))
             .clock(self.clock.clone());
         let engine = configure(builder).build().unwrap();
-        engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+        engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap()).unwrap();
         engine
     }
 

@@ -55,7 +55,7 @@ fn engine(url: &str, guarded: bool) -> (Engine, Arc<RecordingMailer>) {
             "parameters": [{{"name": "id", "field": "id"}}]}}]}}]}}"#
     ))
     .unwrap();
-    engine.set_workflows("acme", workflows);
+    engine.set_workflows("acme", workflows).unwrap();
     (engine, mailer)
 }
 

@@ -31,7 +31,7 @@ fn engine(storage: Arc<dyn Storage>, http: Arc<MockHttp>) -> Engine {
         .clock(Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap())))
         .build()
         .unwrap();
-    engine.set_workflows("acme", workflows());
+    engine.set_workflows("acme", workflows()).unwrap();
     engine
 }
 

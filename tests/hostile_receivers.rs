@@ -441,7 +441,7 @@ async fn the_engine_delivers_to_healthy_receivers_while_one_never_answers() {
         .concurrency(4)
         .build()
         .unwrap();
-    engine.set_workflows("acme", WorkflowSet::from_json(&workflows).unwrap());
+    engine.set_workflows("acme", WorkflowSet::from_json(&workflows).unwrap()).unwrap();
 
     let event = |module: &str, i: usize| {
         RecordEvent::new("acme", module, format!("10x{i}"), Change::Created, "19x1").field("id", i)

@@ -39,7 +39,7 @@ fn a_pass_records_outcomes_latency_queue_and_quota() {
                     "url": "https://r.example/h", "content_type": "JSON", "parameters": [{"name": "id", "field": "id"}]}]}]"#,
                 )
                 .unwrap(),
-            );
+            ).unwrap();
             for i in 0..3 {
                 let event = RecordEvent::new("acme", "Leads", format!("10x{i}"), Change::Created, "19x1").field("id", i);
                 engine.on_event(&event).await.unwrap();

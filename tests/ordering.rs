@@ -90,7 +90,7 @@ async fn run(storages: [Arc<dyn Storage>; 2]) {
                 .concurrency(16)
                 .build()
                 .unwrap();
-            engine.set_workflows("acme", workflows());
+            engine.set_workflows("acme", workflows()).unwrap();
             engine
         })
         .collect();

@@ -35,7 +35,7 @@ fn engine_with(storage: Arc<SqliteStorage>, builder: crm_webhooks::EngineBuilder
         .directory(Arc::new(StaticDirectory::new()))
         .build()
         .unwrap();
-    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap()).unwrap();
     engine
 }
 

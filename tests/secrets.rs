@@ -70,7 +70,7 @@ async fn leaks_nothing(workflows: Option<WorkflowSet>, echo: &str, proxy: &str, 
     );
     let (engine, clock) = make_engine(storage.clone(), http.clone(), Arc::new(RecordingMailer::new()));
     if let Some(workflows) = workflows {
-        engine.set_workflows("acme", workflows);
+        engine.set_workflows("acme", workflows).unwrap();
     }
     for n in 0..3 {
         engine.on_event(&lead(n)).await.unwrap();

@@ -185,7 +185,7 @@ impl Sim {
                     .lease(std::time::Duration::from_secs(LEASE_SECS as u64))
                     .build()
                     .unwrap();
-                engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap());
+                engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOWS).unwrap()).unwrap();
                 engine
             })
             .collect();

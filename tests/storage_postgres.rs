@@ -521,8 +521,8 @@ async fn several_engines_and_workers_send_each_delivery_once_within_quota() {
                 .concurrency(4)
                 .build()
                 .unwrap();
-            engine.set_workflows("acme", workflows("acme"));
-            engine.set_workflows("globex", workflows("globex"));
+            engine.set_workflows("acme", workflows("acme")).unwrap();
+            engine.set_workflows("globex", workflows("globex")).unwrap();
             engine
         })
         .collect();
@@ -736,7 +736,7 @@ async fn quota_holds_for_3000_deliveries_on_two_pools_also_with_passes_cancelled
                 .concurrency(8)
                 .build()
                 .unwrap();
-            engine.set_workflows("acme", workflows.clone());
+            engine.set_workflows("acme", workflows.clone()).unwrap();
             engine
         })
         .collect();
@@ -851,7 +851,7 @@ async fn a_worker_on_another_server_wakes_when_work_is_queued() {
             .directory(Arc::new(StaticDirectory::new().tenant("acme", 1, chrono_tz::Tz::UTC, None)))
             .build()
             .unwrap();
-        engine.set_workflows("acme", workflows.clone());
+        engine.set_workflows("acme", workflows.clone()).unwrap();
         engine
     };
     let (saving, sending) = (engine(db.storage()), engine(Arc::new(db.another_server().await)));

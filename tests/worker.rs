@@ -22,7 +22,7 @@ fn engine(http: Arc<MockHttp>) -> Engine {
         .batch_size(5)
         .build()
         .unwrap();
-    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOW).unwrap());
+    engine.set_workflows("acme", WorkflowSet::from_json(WORKFLOW).unwrap()).unwrap();
     engine
 }
 

@@ -200,7 +200,7 @@ impl Demo {
             .retry_schedule(RetrySchedule::new([1, 2, 4].map(Duration::from_secs).to_vec())?)
             .lease(SLOW_ANSWER + Duration::from_secs(120))
             .build()?;
-        engine.set_workflows(TENANT, WorkflowSet::from_json(&workflows(&base))?);
+        engine.set_workflows(TENANT, WorkflowSet::from_json(&workflows(&base))?)?;
 
         // Two workers: a pass that has sent everything it claimed waits for its slowest request before it claims
         // again, so the one holding the slow delivery leaves the other to send retries and redeliveries.

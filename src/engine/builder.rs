@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::core::{Engine, Inner};
 use super::error::BuildError;
+use super::lease::{claim_window, LEASE_MARGIN};
 use crate::limits::DEFAULT_MAX_BODY_BYTES;
 use crate::ports::{Clock, Directory, HttpClient, Mailer, Storage, SystemClock};
 use crate::quota::QuotaPolicy;
@@ -92,7 +93,9 @@ impl EngineBuilder {
     /// concurrency, a lease has to cover one request and the writing of its result: [`build`](Self::build)
     /// refuses a lease shorter than the client's request timeout plus [`LEASE_MARGIN`] (30 seconds for the write
     /// and a slow clock). With a client that states no timeout, a request that outlives the lease may be sent
-    /// twice.
+    /// twice. An action's own [`timeout`](crate::WebhookAction::timeout) counts as the request timeout of its
+    /// requests: [`Engine::set_workflows`] refuses one the lease does not cover, and the claim window is computed
+    /// for the longest.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = Some(lease);
         self
@@ -121,8 +124,9 @@ impl EngineBuilder {
             return Err(BuildError("batch_size, concurrency and lease must be more than zero".to_owned()));
         }
         let http = self.http.ok_or_else(|| missing("the HTTP client", "http"))?;
-        let claim_window = claim_window(concurrency, lease, http.request_timeout());
-        if let Some(timeout) = http.request_timeout() {
+        let client_timeout = http.request_timeout();
+        let claim_window = claim_window(concurrency, lease, client_timeout);
+        if let Some(timeout) = client_timeout {
             if lease < timeout.saturating_add(LEASE_MARGIN) {
                 return Err(BuildError(format!(
                     "the lease of {} s does not cover the HTTP client's request timeout of {} s plus {} s to write \
@@ -146,41 +150,12 @@ impl EngineBuilder {
                 batch_size,
                 lease,
                 concurrency,
-                claim_window,
+                claim_window: claim_window.into(),
+                client_timeout,
                 max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
                 workflows: RwLock::new(HashMap::new()),
                 wake: Arc::default(),
             }),
         })
-    }
-}
-
-/// How many deliveries a pass may hold claimed at once so that each is sent and written within its lease: one
-/// round of `concurrency` requests per request timeout that fits in the lease (less the margin), or one round
-/// when the client states no timeout.
-fn claim_window(concurrency: usize, lease: Duration, timeout: Option<Duration>) -> usize {
-    let rounds = match timeout {
-        Some(timeout) if !timeout.is_zero() => lease.saturating_sub(LEASE_MARGIN).as_nanos() / timeout.as_nanos(),
-        _ => 1,
-    };
-    concurrency.saturating_mul(usize::try_from(rounds).unwrap_or(usize::MAX).max(1))
-}
-
-/// What a lease must cover beyond the HTTP client's request timeout: writing the result (and clock skew between
-/// servers). See [`EngineBuilder::lease`].
-pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_claim_window_fits_the_lease() {
-        let secs = Duration::from_secs;
-        assert_eq!(claim_window(16, secs(300), Some(secs(30))), 144, "nine rounds of 30 s fit in 270 s");
-        assert_eq!(claim_window(16, secs(300), None), 16, "without a stated timeout: one round");
-        assert_eq!(claim_window(4, secs(60), Some(secs(30))), 4, "a lease that only just covers: one round");
-        assert_eq!(claim_window(4, secs(10), Some(secs(30))), 4, "never less than one round");
-        assert_eq!(claim_window(usize::MAX, secs(3600), Some(Duration::from_nanos(1))), usize::MAX);
     }
 }

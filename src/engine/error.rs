@@ -88,3 +88,33 @@ impl EngineError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot build the engine: {0}")]
 pub struct BuildError(pub(super) String);
+
+/// Workflows that [`Engine::set_workflows`](crate::Engine::set_workflows) refused; the tenant's workflows
+/// registered before stay as they were.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// An action's `timeout_seconds` plus [`LEASE_MARGIN`](crate::engine::LEASE_MARGIN) is longer than the
+    /// engine's lease, so a slow request could outlive its claim and be sent twice.
+    #[error(
+        "tenant \"{tenant}\", workflow \"{workflow}\", action \"{action}\": timeout_seconds is {} s, but the \
+         engine's lease of {} s covers requests of at most {} s (the lease less {} s to write the result); lower \
+         timeout_seconds or raise EngineBuilder::lease",
+        timeout.as_secs(),
+        lease.as_secs(),
+        lease.saturating_sub(super::lease::LEASE_MARGIN).as_secs(),
+        super::lease::LEASE_MARGIN.as_secs()
+    )]
+    LeaseTooShort {
+        /// The tenant.
+        tenant: String,
+        /// The workflow's id.
+        workflow: String,
+        /// The action's title.
+        action: String,
+        /// The action's timeout.
+        timeout: std::time::Duration,
+        /// The engine's lease.
+        lease: std::time::Duration,
+    },
+}

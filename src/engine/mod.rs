@@ -8,6 +8,7 @@
 //! - `wire`: the request and headers of an attempt, shared with [`preview`];
 //! - `notice`: failure-notice recipients, back-off and email text;
 //! - `redact`: the secrets kept out of stored responses.
+//! - `lease`: the lease rule's arithmetic (the margin, the claim window).
 //!
 //! The shells: `intake` (events), `pass` ([`Engine::run_due`]), `notify` (failure emails), `schedules`, `admin`
 //! (log, redelivery, usage), `metrics` (operators' figures, feature `metrics`), `test_send` (an admin's test request), with the engine's shared state in `core`, its construction in `builder`, and the
@@ -31,6 +32,7 @@ mod core;
 mod endpoints;
 mod error;
 mod intake;
+mod lease;
 mod metrics;
 mod notice;
 mod notify;
@@ -45,9 +47,10 @@ mod wake;
 mod wire;
 
 pub use self::core::Engine;
-pub use builder::{EngineBuilder, LEASE_MARGIN};
-pub use error::{BuildError, EngineError};
+pub use builder::EngineBuilder;
+pub use error::{BuildError, EngineError, RegisterError};
 pub use intake::Prepared;
+pub use lease::LEASE_MARGIN;
 pub use report::{DueSchedule, RunReport};
 pub use test_send::{TestSend, TEST_RECORD_ID};
 pub use wake::WorkQueued;

@@ -123,7 +123,7 @@ impl Engine {
 
     async fn deliver_due(&self, report: &mut RunReport) -> Result<(), EngineError> {
         let concurrency = self.inner.concurrency;
-        let window = self.inner.claim_window;
+        let window = self.claim_window();
         let mut budget = self.inner.batch_size;
         let mut tenants = TenantCache::default();
         let mut in_flight = FuturesUnordered::new();

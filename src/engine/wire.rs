@@ -9,7 +9,7 @@ use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use crate::delivery::{Delivery, DeliveryId};
 use crate::limits::DEFAULT_MAX_BODY_BYTES;
 use crate::payload::RenderError;
-use crate::ports::{HttpError, HttpErrorKind};
+use crate::ports::{HttpError, HttpErrorKind, RequestOptions};
 use crate::record::RecordEvent;
 use crate::signature::{self, SigningKey};
 use crate::workflow::{redact_url, Auth, WebhookAction, WorkflowSet};
@@ -146,7 +146,8 @@ pub(super) fn request_headers(
     headers
 }
 
-/// The request of one attempt of a delivery, as it leaves at `now`.
+/// The request of one attempt of a delivery, as it leaves at `now`, with the action's [`RequestOptions`] in its
+/// extensions when it sets any.
 pub(super) fn request(
     delivery: &Delivery,
     action: &WebhookAction,
@@ -156,6 +157,10 @@ pub(super) fn request(
     for (name, value) in request_headers(action, delivery.content_type.header_value(), delivery.id, now, &delivery.body)
     {
         builder = builder.header(name, value);
+    }
+    let options = RequestOptions { timeout: action.timeout(), tls: action.tls().cloned() };
+    if !options.is_empty() {
+        builder = builder.extension(options);
     }
     builder.body(delivery.body.clone()).map_err(|e| {
         HttpError::new(
@@ -299,6 +304,18 @@ mod tests {
                 assert!(!text.contains(secret), "{secret} in {text}");
             }
         }
+    }
+
+    #[test]
+    fn an_action_timeout_rides_in_the_request_options_and_a_plain_action_adds_none() {
+        let d = sample_delivery("acme", "w1", t0());
+        let plain = action(r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON"}"#);
+        assert!(RequestOptions::of(&request(&d, &plain, t0()).unwrap()).is_none());
+        let timed =
+            action(r#"{"title": "T", "url": "https://r.example/hook", "content_type": "JSON", "timeout_seconds": 7}"#);
+        let sent = request(&d, &timed, t0()).unwrap();
+        let options = RequestOptions::of(&sent).unwrap();
+        assert_eq!((options.timeout, options.tls.is_none()), (Some(std::time::Duration::from_secs(7)), true));
     }
 
     #[test]

@@ -1,15 +1,20 @@
 //! The HTTP port: how the engine sends one request.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+use crate::workflow::TlsSettings;
 
 /// Sends one HTTP request. Implement it over your HTTP stack, or use
 /// [`ReqwestClient`](crate::ReqwestClient) (feature `reqwest`) or [`MockHttp`](crate::testing::MockHttp) in tests.
 ///
 /// An implementation must not follow redirects (a 3xx is an answer, and fails the attempt), should read at most
-/// a bounded prefix of the response body, and must classify its errors with an [`HttpErrorKind`].
+/// a bounded prefix of the response body, and must classify its errors with an [`HttpErrorKind`]. It should
+/// honour the [`RequestOptions`] a request carries in its extensions (an action's own timeout and TLS setting).
 #[async_trait]
 pub trait HttpClient: Send + Sync {
     /// Sends the request and returns the response, or why there is none.
@@ -103,6 +108,48 @@ impl fmt::Display for HttpError {
 }
 
 impl std::error::Error for HttpError {}
+
+/// What an action asks of the HTTP client for one request beyond the request itself: its own timeout and TLS
+/// setting. The engine puts it in the request's [`extensions`](http::Request::extensions) when the action sets
+/// either ([`WebhookAction::timeout`](crate::WebhookAction::timeout), [`WebhookAction::tls`](crate::WebhookAction::tls));
+/// an [`HttpClient`] reads it with [`RequestOptions::of`]. [`ReqwestClient`](crate::ReqwestClient) honours both.
+///
+/// ```
+/// use std::time::Duration;
+/// use crm_webhooks::ports::RequestOptions;
+/// let mut request = http::Request::new(bytes::Bytes::new());
+/// request.extensions_mut().insert(RequestOptions::default().with_timeout(Duration::from_secs(5)));
+/// assert_eq!(RequestOptions::of(&request).and_then(|o| o.timeout), Some(Duration::from_secs(5)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// The longest the whole request may take, in place of the client's own timeout.
+    pub timeout: Option<Duration>,
+    /// Extra trusted roots and a client certificate for this request's TLS connection.
+    pub tls: Option<Arc<TlsSettings>>,
+}
+
+impl RequestOptions {
+    /// The options a request carries, if any.
+    pub fn of<B>(request: &http::Request<B>) -> Option<&RequestOptions> {
+        request.extensions().get::<RequestOptions>()
+    }
+    /// With this timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// With this TLS setting.
+    pub fn with_tls(mut self, tls: Arc<TlsSettings>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+    /// Whether it asks for nothing.
+    pub fn is_empty(&self) -> bool {
+        self.timeout.is_none() && self.tls.is_none()
+    }
+}
 
 #[cfg(test)]
 mod tests {

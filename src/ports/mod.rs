@@ -13,6 +13,6 @@ pub use endpoint::{
     EndpointHealth, EndpointKey, EndpointState, HealthChange, HealthEvent, HealthReport, Notice, RateRequest,
     ReportedDelivery,
 };
-pub use http::{HttpClient, HttpError, HttpErrorKind};
+pub use http::{HttpClient, HttpError, HttpErrorKind, RequestOptions};
 pub use mail::{Email, MailError, Mailer};
 pub use storage::*;

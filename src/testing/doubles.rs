@@ -70,6 +70,9 @@ pub struct RecordedRequest {
     pub headers: http::HeaderMap,
     /// Body.
     pub body: Bytes,
+    /// The action's [`RequestOptions`](crate::ports::RequestOptions) the request carried (its own timeout or TLS
+    /// setting), if any.
+    pub options: Option<crate::ports::RequestOptions>,
 }
 
 /// An [`HttpClient`] that answers from a script (then with a fallback) and records every request.
@@ -128,6 +131,7 @@ impl HttpClient for MockHttp {
     async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, HttpError> {
         let (parts, body) = request.into_parts();
         lock(&self.requests).push(RecordedRequest {
+            options: parts.extensions.get::<crate::ports::RequestOptions>().cloned(),
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,

@@ -1,15 +1,20 @@
 //! The webhook action: where a workflow sends a record, how, and with which parameters.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::auth::{check_auth, check_headers, check_signing_keys, Auth, Headers};
 use super::policy::{HealthPolicy, RateLimit};
+use super::tls::{check_tls, ClientCertificate, KeySource, PemSource, RawTls, TlsSettings};
 use super::url::{check_url, shown_url, UrlProblem};
 use crate::error::{Location, ValidationError};
-use crate::limits::{MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS};
+use crate::limits::{
+    MAX_ACTION_TIMEOUT_SECS, MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS,
+};
 use crate::payload::{self, ContentType, NameLimit, Parameter, Payload, RenderError, Shape, ValueSource};
 use crate::record::Fields;
 use crate::secret::Secret;
@@ -92,6 +97,9 @@ pub struct WebhookAction {
     // Delivery policy: the receiver's health and rate limit.
     endpoint_health: HealthPolicy,
     rate_limit: Option<RateLimit>,
+    // Delivery policy: the request's own timeout and TLS.
+    timeout: Option<Duration>,
+    tls: Option<Arc<TlsSettings>>,
     shape: Shape,
 }
 
@@ -111,6 +119,8 @@ impl fmt::Debug for WebhookAction {
             .field("ordered", &self.ordered)
             .field("endpoint_health", &self.endpoint_health)
             .field("rate_limit", &self.rate_limit)
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +142,8 @@ impl PartialEq for WebhookAction {
             && self.retry_jitter_percent == other.retry_jitter_percent
             && self.endpoint_health == other.endpoint_health
             && self.rate_limit == other.rate_limit
+            && self.timeout == other.timeout
+            && self.tls == other.tls
     }
 }
 
@@ -168,6 +180,10 @@ pub(crate) struct RawAction {
     endpoint_health: HealthPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rate_limit: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls: Option<RawTls>,
 }
 
 fn is_default_health(policy: &HealthPolicy) -> bool {
@@ -211,6 +227,8 @@ impl WebhookAction {
                 retry_jitter_percent: 0,
                 endpoint_health: HealthPolicy::default(),
                 rate_limit: None,
+                timeout_seconds: None,
+                tls: None,
             },
         }
     }
@@ -281,6 +299,33 @@ impl WebhookAction {
     /// the daily quota holds back holds its line until the next day.
     pub fn ordered(&self) -> bool {
         self.ordered
+    }
+
+    /// How long one request of this action may take, from connecting until the (capped) response body is read
+    /// (`"timeout_seconds"` in the JSON form, 1 to [`MAX_ACTION_TIMEOUT_SECS`]); `None`, the default, leaves it
+    /// to the HTTP client's own timeout. The engine hands it to the client with each request
+    /// ([`RequestOptions`](crate::ports::RequestOptions)), and refuses to register workflows whose timeouts its lease
+    /// does not cover ([`Engine::set_workflows`](crate::Engine::set_workflows)).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The TLS setting for this action's receiver (`"tls"` in the JSON form), for receivers behind a private CA
+    /// or asking for a client certificate:
+    ///
+    /// ```json
+    /// "tls": {
+    ///   "ca_certificates": ["-----BEGIN CERTIFICATE-----\n...", {"path": "/etc/crm/ca/onprem.pem"}],
+    ///   "client_certificate": {"certificate": {"path": "/etc/crm/crm.pem"}, "key": {"path": "/etc/crm/crm.key"}}
+    /// }
+    /// ```
+    ///
+    /// `ca_certificates` are trusted beside the client's own roots; `client_certificate` is presented when the
+    /// receiver asks. Each is PEM text or `{"path": ...}`, read and checked when the action is validated (see
+    /// [`TlsSettings`]); the key is a [`Secret`](crate::Secret). The engine hands the setting to the client with
+    /// each request ([`RequestOptions`](crate::ports::RequestOptions)).
+    pub fn tls(&self) -> Option<&Arc<TlsSettings>> {
+        self.tls.as_ref()
     }
 
     /// The Standard Webhooks signing secret (`whsec_` + base64), when requests are signed with one HMAC key that
@@ -374,6 +419,15 @@ impl WebhookAction {
         if let Some(limit) = &raw.rate_limit {
             limit.check(&at, &mut errors);
         }
+        let timeout = match raw.timeout_seconds {
+            Some(seconds @ 1..=MAX_ACTION_TIMEOUT_SECS) => Some(Duration::from_secs(seconds)),
+            Some(seconds) => {
+                errors.push(ValidationError::InvalidTimeout { at: at.clone(), seconds });
+                None
+            }
+            None => None,
+        };
+        let tls = raw.tls.as_ref().and_then(|tls| check_tls(tls, &at, &mut errors)).map(Arc::new);
         check_auth(&raw.auth, &at, &mut errors);
         check_headers(&raw.headers, &raw.auth, &at, &mut errors);
         check_signing_keys(&raw.signing_keys, raw.signing_secret.as_ref(), &at, &mut errors);
@@ -396,6 +450,8 @@ impl WebhookAction {
                 retry_jitter_percent: u8::try_from(raw.retry_jitter_percent).unwrap_or(100),
                 endpoint_health: raw.endpoint_health,
                 rate_limit: raw.rate_limit,
+                timeout,
+                tls,
                 shape,
             }),
             _ => Err(errors),
@@ -420,6 +476,8 @@ impl WebhookAction {
             retry_jitter_percent: u32::from(self.retry_jitter_percent),
             endpoint_health: self.endpoint_health,
             rate_limit: self.rate_limit,
+            timeout_seconds: self.timeout.map(|timeout| timeout.as_secs()),
+            tls: self.tls.as_ref().map(|tls| tls.raw().clone()),
         }
     }
 }
@@ -583,8 +641,54 @@ impl WebhookActionBuilder {
         self.raw.ordered = ordered;
         self
     }
+    /// Sets how long one request may take, in seconds (see [`WebhookAction::timeout`]).
+    pub fn timeout_seconds(mut self, seconds: u64) -> Self {
+        self.raw.timeout_seconds = Some(seconds);
+        self
+    }
+    /// Trusts this root certificate (or bundle) for the action's receiver (see [`WebhookAction::tls`]).
+    pub fn tls_ca_certificate(mut self, certificate: PemSource) -> Self {
+        self.raw.tls.get_or_insert_with(RawTls::default).ca_certificates.push(certificate);
+        self
+    }
+    /// Presents this client certificate and key when the receiver asks for one (see [`WebhookAction::tls`]).
+    pub fn tls_client_certificate(mut self, certificate: PemSource, key: KeySource) -> Self {
+        self.raw.tls.get_or_insert_with(RawTls::default).client_certificate =
+            Some(ClientCertificate { certificate, key });
+        self
+    }
     /// Validates the action.
     pub fn build(self) -> Result<WebhookAction, crate::ConfigError> {
         WebhookAction::from_raw(self.raw, &Location::default()).map_err(crate::ConfigError::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_seconds_is_one_to_the_maximum_and_round_trips() {
+        let json = |seconds: u64| {
+            format!(
+                r#"{{"title": "T", "url": "https://r.example/hook", "content_type": "JSON", "timeout_seconds": {seconds}}}"#
+            )
+        };
+        let action: WebhookAction = serde_json::from_str(&json(5)).unwrap();
+        assert_eq!(action.timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(serde_json::to_value(&action).unwrap()["timeout_seconds"], 5);
+        let plain = WebhookAction::builder("T", "https://r.example/hook", ContentType::Json).build().unwrap();
+        assert_eq!(plain.timeout(), None);
+        assert!(serde_json::to_value(&plain).unwrap().get("timeout_seconds").is_none());
+        assert_ne!(plain, action);
+        for seconds in [0, MAX_ACTION_TIMEOUT_SECS + 1] {
+            let error = serde_json::from_str::<WebhookAction>(&json(seconds)).unwrap_err().to_string();
+            assert!(error.contains(&format!("timeout_seconds is {seconds}; write 1 to 300")), "{error}");
+            let built = WebhookAction::builder("T", "https://r.example/hook", ContentType::Json)
+                .timeout_seconds(seconds)
+                .build()
+                .unwrap_err();
+            assert!(matches!(built.problems(), [ValidationError::InvalidTimeout { seconds: s, .. }] if *s == seconds));
+        }
     }
 }

@@ -8,6 +8,7 @@ mod criteria;
 mod policy;
 mod schedule;
 mod set;
+mod tls;
 mod url;
 
 pub use action::{Method, WebhookAction, WebhookActionBuilder};
@@ -16,4 +17,5 @@ pub use criteria::{Condition, Criteria, Operator};
 pub use policy::{HealthPolicy, RateLimit, MAX_HEALTH_FAILURES, MAX_HEALTH_HOURS, MAX_RATE_PER_SECOND};
 pub use schedule::{Schedule, TimeOfDay};
 pub use set::{Trigger, Workflow, WorkflowSet};
+pub use tls::{ClientCertificate, KeySource, PemSource, TlsSettings};
 pub(crate) use url::redact_url;

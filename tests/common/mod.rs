@@ -50,7 +50,7 @@ pub fn make_engine(
         .max_body_bytes(64 * 1024)
         .build()
         .unwrap();
-    engine.set_workflows("acme", workflows("every_save", "Lead ${id}"));
+    engine.set_workflows("acme", workflows("every_save", "Lead ${id}")).unwrap();
     (engine, clock)
 }
 

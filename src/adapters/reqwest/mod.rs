@@ -33,6 +33,15 @@
 //!
 //! No proxy is used (not even one named by `HTTP_PROXY`), since a proxy would resolve the host itself.
 //!
+//! # An action's own timeout and TLS
+//!
+//! A request carrying [`RequestOptions`] (an action's `"timeout_seconds"` and `"tls"`) is sent with that timeout
+//! in place of the client's, and, when it has a TLS setting, through a client of its own for that setting: the
+//! webpki roots and the setting's extra roots, its client certificate for mutual TLS, and every other setting
+//! (the guard, timeouts, pool, user agent, no redirects) as the main client's. Those clients are kept, at most
+//! [`MAX_TLS_CLIENTS`] of them (the oldest is dropped first), keyed by the setting's
+//! [fingerprint](crate::workflow::TlsSettings::fingerprint).
+//!
 //! # Example
 //!
 //! ```no_run
@@ -53,9 +62,10 @@ mod errors;
 mod guard;
 mod resolve;
 
+use std::collections::{HashMap, VecDeque};
 use std::error::Error as StdError;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::reqwest::redirect;
@@ -67,13 +77,18 @@ use ipnet::IpNet;
 use self::errors::Target;
 use self::guard::SsrfPolicy;
 use self::resolve::{GuardedResolver, SsrfRefusal};
-use crate::ports::{HttpError, HttpErrorKind};
+use crate::ports::{HttpError, HttpErrorKind, RequestOptions};
+use crate::workflow::TlsSettings;
 use crate::HttpClient;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_RESPONSE_BODY: usize = 64 * 1024;
 const DEFAULT_USER_AGENT: &str = concat!("crm-webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// The most clients a [`ReqwestClient`] keeps for actions' TLS settings (one per distinct setting, each with its
+/// own connection pool); past it the oldest is dropped, and built again when next needed.
+pub const MAX_TLS_CLIENTS: usize = 32;
 
 /// An [`HttpClient`] over reqwest, with an SSRF guard. Cheap to clone: clones share one connection pool.
 ///
@@ -86,6 +101,26 @@ pub struct ReqwestClient {
     policy: Arc<SsrfPolicy>,
     max_response_body: usize,
     timeout: Duration,
+    /// What builds one more client, for an action's TLS setting, and the clients built.
+    settings: Arc<ClientSettings>,
+    tls_clients: Arc<Mutex<TlsClients>>,
+}
+
+/// Everything a client is built from but its TLS configuration.
+#[derive(Debug)]
+struct ClientSettings {
+    connect_timeout: Duration,
+    timeout: Duration,
+    user_agent: HeaderValue,
+    pool_idle_timeout: Option<Duration>,
+    pool_max_idle_per_host: usize,
+}
+
+/// The clients built for TLS settings, by fingerprint, and the order they were built in (the oldest goes first).
+#[derive(Debug, Default)]
+struct TlsClients {
+    by_fingerprint: HashMap<[u8; 32], ::reqwest::Client>,
+    order: VecDeque<[u8; 32]>,
 }
 
 impl ReqwestClient {
@@ -106,6 +141,24 @@ impl ReqwestClient {
         };
         self.policy.check(ip).map_err(|range| SsrfRefusal { host: None, ip, range })
     }
+
+    /// The client for a TLS setting: the one kept for its fingerprint, or a new one (kept, the oldest dropped
+    /// past [`MAX_TLS_CLIENTS`]).
+    fn tls_client(&self, tls: &TlsSettings) -> Result<::reqwest::Client, ReqwestError> {
+        let mut clients = self.tls_clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.by_fingerprint.get(tls.fingerprint()) {
+            return Ok(client.clone());
+        }
+        let client = build_client(&self.settings, &self.policy, tls_config(Some(tls))?)?;
+        if clients.order.len() >= MAX_TLS_CLIENTS {
+            if let Some(oldest) = clients.order.pop_front() {
+                clients.by_fingerprint.remove(&oldest);
+            }
+        }
+        clients.order.push_back(*tls.fingerprint());
+        clients.by_fingerprint.insert(*tls.fingerprint(), client.clone());
+        Ok(client)
+    }
 }
 
 /// The host of `url` when the connector will take it as an address rather than resolve it (the same parse as
@@ -120,10 +173,19 @@ fn ip_literal(url: &::reqwest::Url) -> Option<IpAddr> {
 impl HttpClient for ReqwestClient {
     async fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, HttpError> {
         let target = Target::of(request.method(), request.uri());
-        let request =
+        let options = RequestOptions::of(&request).cloned().unwrap_or_default();
+        let mut request =
             ::reqwest::Request::try_from(request).map_err(|err| target.error(HttpErrorKind::InvalidRequest, err))?;
         self.check_ip_literal(request.url()).map_err(|refusal| target.refused(&refusal))?;
-        let mut response = self.client.execute(request).await.map_err(|err| target.reqwest_error(err))?;
+        if let Some(timeout) = options.timeout {
+            *request.timeout_mut() = Some(timeout);
+        }
+        let client = match &options.tls {
+            // Validated with the action, so a setting that does not build is rare (a key type rustls refuses).
+            Some(tls) => self.tls_client(tls).map_err(|err| target.error(HttpErrorKind::Tls, err))?,
+            None => self.client.clone(),
+        };
+        let mut response = client.execute(request).await.map_err(|err| target.reqwest_error(err))?;
 
         let status = response.status();
         let version = response.version();
@@ -266,31 +328,77 @@ impl ReqwestClientBuilder {
         }
         let user_agent = HeaderValue::from_str(&self.user_agent).map_err(ReqwestError::InvalidUserAgent)?;
         let policy = Arc::new(self.policy);
-        let client = ::reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
-            .dns_resolver(GuardedResolver::new(Arc::clone(&policy)))
-            .no_proxy()
-            .redirect(redirect::Policy::none())
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.timeout)
-            .user_agent(user_agent)
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
-            .build()
-            .map_err(|err| ReqwestError::Client(Box::new(err)))?;
-        Ok(ReqwestClient { client, policy, max_response_body: self.max_response_body, timeout: self.timeout })
+        let settings = Arc::new(ClientSettings {
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            user_agent,
+            pool_idle_timeout: self.pool_idle_timeout,
+            pool_max_idle_per_host: self.pool_max_idle_per_host,
+        });
+        let client = build_client(&settings, &policy, tls_config(None)?)?;
+        Ok(ReqwestClient {
+            client,
+            policy,
+            max_response_body: self.max_response_body,
+            timeout: self.timeout,
+            settings,
+            tls_clients: Arc::default(),
+        })
     }
 }
 
-/// rustls with *ring* and the webpki roots, built here so that no process-wide provider is installed or needed.
-fn tls_config() -> Result<rustls::ClientConfig, ReqwestError> {
+/// A reqwest client with the guard, the settings and this TLS configuration: the main client and every client
+/// for an action's TLS setting are built here, so they differ in nothing else.
+fn build_client(
+    settings: &ClientSettings,
+    policy: &Arc<SsrfPolicy>,
+    tls: rustls::ClientConfig,
+) -> Result<::reqwest::Client, ReqwestError> {
+    ::reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .dns_resolver(GuardedResolver::new(Arc::clone(policy)))
+        .no_proxy()
+        .redirect(redirect::Policy::none())
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.timeout)
+        .user_agent(settings.user_agent.clone())
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .build()
+        .map_err(|err| ReqwestError::Client(Box::new(err)))
+}
+
+/// rustls with *ring* and the webpki roots, built here so that no process-wide provider is installed or needed;
+/// with an action's TLS setting, its extra roots beside them and its client certificate.
+fn tls_config(extra: Option<&TlsSettings>) -> Result<rustls::ClientConfig, ReqwestError> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    let tls_error = |what: &str| ReqwestError::Tls(what.into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect::<rustls::RootCertStore>();
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut roots = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect::<rustls::RootCertStore>();
+    for pem in extra.map(TlsSettings::ca_certificates_pem).unwrap_or_default() {
+        for der in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let der = der.map_err(|_| tls_error("an extra root certificate is not valid PEM"))?;
+            roots.add(der).map_err(|err| ReqwestError::Tls(Box::new(err)))?;
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|err| ReqwestError::Tls(Box::new(err)))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match extra.and_then(TlsSettings::client_identity_pem) {
+        Some((certificate, key)) => {
+            let chain = CertificateDer::pem_slice_iter(certificate.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| tls_error("the client certificate is not valid PEM"))?;
+            // The key's own error is not shown: it could quote the key.
+            let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
+                .map_err(|_| tls_error("the client certificate's key is not a valid PEM private key"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|err| ReqwestError::Tls(Box::new(err)))?
+        }
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -314,4 +422,37 @@ pub enum ReqwestError {
     /// reqwest could not build its client.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::PemSource;
+    use crate::WebhookAction;
+
+    fn settings_with_a_new_ca() -> Arc<TlsSettings> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+        let action = WebhookAction::builder("T", "https://r.example/h", crate::payload::ContentType::Json)
+            .tls_ca_certificate(PemSource::Pem(pem))
+            .build()
+            .unwrap();
+        Arc::clone(action.tls().unwrap())
+    }
+
+    #[test]
+    fn one_client_per_tls_setting_and_at_most_the_bound() {
+        let client = ReqwestClient::new().unwrap();
+        let first = settings_with_a_new_ca();
+        client.tls_client(&first).unwrap();
+        client.tls_client(&first).unwrap();
+        assert_eq!(client.tls_clients.lock().unwrap().order.len(), 1, "the same setting reuses its client");
+        for _ in 0..MAX_TLS_CLIENTS {
+            client.tls_client(&settings_with_a_new_ca()).unwrap();
+        }
+        let clients = client.tls_clients.lock().unwrap();
+        assert_eq!((clients.order.len(), clients.by_fingerprint.len()), (MAX_TLS_CLIENTS, MAX_TLS_CLIENTS));
+        assert!(!clients.by_fingerprint.contains_key(first.fingerprint()), "the oldest went first");
+    }
 }

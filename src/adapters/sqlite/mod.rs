@@ -171,7 +171,7 @@ impl SqliteStorage {
     /// #     .mailer(Arc::new(RecordingMailer::new())).directory(Arc::new(StaticDirectory::new())).build()?;
     /// # engine.set_workflows("acme", WorkflowSet::from_json(r#"[{"id": "w", "module": "Leads", "trigger": "every_save",
     /// #     "actions": [{"title": "t", "url": "https://hooks.example/in", "content_type": "JSON",
-    /// #     "parameters": [{"name": "id", "field": "id"}]}]}]"#)?);
+    /// #     "parameters": [{"name": "id", "field": "id"}]}]}]"#)?)?;
     /// let mut crm = rusqlite::Connection::open(&file)?;
     /// crm.execute_batch("CREATE TABLE IF NOT EXISTS leads (id TEXT PRIMARY KEY, name TEXT)")?;
     ///
