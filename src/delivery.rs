@@ -7,6 +7,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::failure::FailureReason;
 use crate::payload::ContentType;
 use crate::workflow::Method;
 
@@ -221,8 +222,11 @@ pub struct LogEntry {
     pub http_status: Option<u16>,
     /// The start of the receiver's answer (at most [`RESPONSE_SNIPPET_MAX`] bytes).
     pub response_snippet: Option<String>,
-    /// Why the attempt failed.
+    /// Why the attempt failed, in full (the host, the certificate problem, the redirect's target, the rule).
     pub error: Option<String>,
+    /// Why the attempt failed, or why the delivery waits, as a code: set on the result entry of a failed attempt
+    /// and on an entry that puts a delivery back unsent (the daily quota); `None` on the others.
+    pub reason: Option<FailureReason>,
     /// When the next attempt is due.
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// What happened, in words ("queued", "retry 1 of 3 scheduled", "deferred: daily quota reached").
@@ -247,6 +251,7 @@ impl LogEntry {
             http_status: None,
             response_snippet: None,
             error: None,
+            reason: None,
             next_attempt_at: None,
             message: message.into(),
         }

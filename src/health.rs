@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
+use crate::failure::FailureReason;
 use crate::ports::{
     ClaimToken, Completion, EndpointHealth, EndpointKey, EndpointState, HealthEvent, HealthReport, Notice,
     Notification, ReportedDelivery,
@@ -157,6 +158,7 @@ fn entry(report: &HealthReport, message: String) -> Option<LogEntry> {
         http_status: None,
         response_snippet: None,
         error: None,
+        reason: None,
         next_attempt_at: None,
         message,
     })
@@ -229,7 +231,10 @@ pub(crate) fn held(delivery: &Delivery, token: ClaimToken, now: DateTime<Utc>, h
         attempts: delivery.attempts,
         next_attempt_at: None,
         at: now,
-        entries: vec![LogEntry::about(delivery, DeliveryStatus::Queued, now, message)],
+        entries: vec![LogEntry {
+            reason: Some(FailureReason::Paused),
+            ..LogEntry::about(delivery, DeliveryStatus::Queued, now, message)
+        }],
         notification: None,
     }
 }

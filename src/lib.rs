@@ -30,6 +30,7 @@ pub mod admin;
 pub mod delivery;
 pub mod engine;
 pub mod error;
+pub mod failure;
 mod health;
 mod id;
 pub mod limits;

@@ -197,6 +197,9 @@ mod tests {
             .collect();
         for kind in [
             HttpErrorKind::Timeout,
+            HttpErrorKind::ConnectTimeout,
+            HttpErrorKind::Dns,
+            HttpErrorKind::ConnectionRefused,
             HttpErrorKind::Connect,
             HttpErrorKind::Tls,
             HttpErrorKind::Refused,

@@ -18,7 +18,8 @@ pub(crate) fn shown(text: &str) -> String {
     shown_up_to(text, SHOWN_CHARS)
 }
 
-fn shown_up_to(text: &str, max_chars: usize) -> String {
+/// [`shown`] with another limit.
+pub(crate) fn shown_up_to(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars) + 24);
     // `enumerate` stops at the limit: the rest of a long text is never read.
     for (count, c) in text.chars().enumerate() {

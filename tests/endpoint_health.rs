@@ -157,6 +157,9 @@ async fn warning_pause_resume_replay(storages: Storages) {
     assert_eq!(count("the action is paused: 7 attempts in a row failed"), 1, "{log:#?}");
     assert_eq!(count("held: the action is paused"), 4, "{log:#?}");
     assert_eq!(count("the action was resumed by alice"), 4, "{log:#?}");
+    let entries = one.log(&LogQuery::tenant("acme").limit(LogQuery::MAX_LIMIT)).await.unwrap();
+    let held = entries.iter().filter(|e| e.message.starts_with("held: ")).map(|e| e.reason).collect::<Vec<_>>();
+    assert_eq!(held, [Some(crm_webhooks::failure::FailureReason::Paused); 4], "held entries carry `paused`");
 }
 
 /// `410 Gone` pauses at once and holds its own delivery; a person pauses and resumes by hand.

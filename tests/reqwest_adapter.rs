@@ -233,10 +233,10 @@ async fn slow_server_hits_the_total_timeout() {
 }
 
 #[tokio::test]
-async fn closed_port_is_a_connect_error() {
+async fn closed_port_is_a_refused_connection() {
     let port = closed_port().await;
     let error = private_client().send(get(&format!("http://127.0.0.1:{port}/hook"))).await.unwrap_err();
-    assert_eq!(error.kind(), HttpErrorKind::Connect, "{error}");
+    assert_eq!(error.kind(), HttpErrorKind::ConnectionRefused, "{error}");
     assert!(error.is_transient());
     assert!(error.message().contains(&format!("127.0.0.1:{port}")), "{error}");
 }
@@ -353,7 +353,7 @@ async fn messages_never_contain_credentials_path_or_query() {
 
     let port = closed_port().await;
     let connect = private_client().send(request(port, "")).await.unwrap_err();
-    assert_eq!(connect.kind(), HttpErrorKind::Connect);
+    assert_eq!(connect.kind(), HttpErrorKind::ConnectionRefused);
     check(&connect);
 
     let client =

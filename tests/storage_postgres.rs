@@ -251,7 +251,9 @@ async fn servers_starting_together_migrate_once() {
     .fetch_all(db.storage.pool())
     .await
     .unwrap();
-    assert_eq!(versions, (1..=PostgresStorage::SCHEMA_VERSION).collect::<Vec<_>>(), "each migration is recorded once");
+    // Migration numbers rise but may skip one that a change developed beside this one takes.
+    assert_eq!((versions.first(), versions.last()), (Some(&1), Some(&PostgresStorage::SCHEMA_VERSION)), "{versions:?}");
+    assert!(versions.windows(2).all(|pair| pair[0] < pair[1]), "each migration is recorded once: {versions:?}");
     other.setup().await.expect("setup again is a no-op");
     storage_contract::enqueue_and_read_back(Arc::new(other)).await;
     db.drop_schema().await;
@@ -308,6 +310,20 @@ async fn corrupt_rows_are_reported_not_panicked_on() {
     .await;
     let error = db.storage.delivery("acme", d.id).await.expect_err("an unknown status does not read back");
     assert_eq!(error.kind(), StorageErrorKind::Corrupt, "{error}");
+    db.drop_schema().await;
+}
+
+/// A failure code this build does not know (written by a newer one) reads back as `other`, not as an error.
+#[tokio::test]
+async fn an_unknown_failure_code_reads_back_as_other() {
+    let Some(db) = TestDb::new().await else { return };
+    let d = sample_delivery("acme", "w1", t0());
+    let mut entry = LogEntry::about(&d, DeliveryStatus::Queued, t0(), "attempt 1 failed");
+    entry.reason = Some(crm_webhooks::failure::FailureReason::Dns);
+    db.storage.enqueue(vec![d.clone()], vec![entry]).await.unwrap();
+    db.execute(format!("UPDATE \"{s}\".log_entries SET reason = 'carrier_pigeon'", s = db.schema)).await;
+    let log = db.storage.log(&LogQuery::tenant("acme")).await.unwrap();
+    assert_eq!(log[0].reason, Some(crm_webhooks::failure::FailureReason::Other));
     db.drop_schema().await;
 }
 

@@ -682,3 +682,17 @@ async fn dropping_the_last_clone_closes_the_file_cleanly() {
     let reopened = SqliteStorage::open(dir.path().join("webhooks.db")).unwrap();
     assert_eq!(stored(&reopened, &deliveries.iter().map(|d| d.id).collect::<Vec<_>>()).await, (2, 2));
 }
+
+/// A failure code this build does not know (written by a newer one) reads back as `other`, not as an error.
+#[tokio::test]
+async fn an_unknown_failure_code_reads_back_as_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.db");
+    let d = sample_delivery("acme", "w1", t0());
+    let mut entry = LogEntry::about(&d, DeliveryStatus::Queued, t0(), "attempt 1 failed");
+    entry.reason = Some(crm_webhooks::failure::FailureReason::Dns);
+    SqliteStorage::open(&path).unwrap().enqueue(vec![d.clone()], vec![entry]).await.unwrap();
+    rusqlite::Connection::open(&path).unwrap().execute("UPDATE log_entries SET reason = 'carrier_pigeon'", []).unwrap();
+    let log = SqliteStorage::open(&path).unwrap().log(&LogQuery::tenant("acme")).await.unwrap();
+    assert_eq!(log[0].reason, Some(crm_webhooks::failure::FailureReason::Other));
+}

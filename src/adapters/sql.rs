@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{DeliveryId, DeliveryStatus, LogQuery};
+use crate::failure::FailureReason;
 
 /// Columns of `deliveries`, in the order SQLite's codec reads them (PostgreSQL reads them by name).
 pub(super) const DELIVERY_COLUMNS: &str = "id, tenant, workflow, action, module, record_id, owner, method, url, \
@@ -32,7 +33,7 @@ pub(super) fn first_in_line(table: &str) -> String {
 
 /// Columns of `log_entries` (all but the `seq` that orders them), in the order SQLite's codec reads them.
 pub(super) const LOG_COLUMNS: &str = "delivery_id, tenant, workflow, action, record_id, status, attempt, at, \
-     http_status, response_snippet, error, next_attempt_at, message";
+     http_status, response_snippet, error, next_attempt_at, message, reason";
 
 /// Columns of `notifications` (all but the claim), in the order SQLite's codec reads them.
 pub(super) const NOTIFICATION_COLUMNS: &str =
@@ -60,6 +61,13 @@ pub(super) fn status_from_text(text: &str) -> Result<DeliveryStatus, String> {
         let shown: String = text.chars().take(64).collect();
         format!("\"{}\" is not a stored status (queued, dispatched, success or failed)", shown.escape_debug())
     })
+}
+
+/// The failure code stored as `text` (its [`FailureReason::as_str`]). A code this build does not know reads as
+/// [`FailureReason::Other`] rather than failing the row: codes are added without a schema change, so a newer
+/// build sharing the database may write one, and the entry's `error` text still says what happened.
+pub(super) fn reason_from_text(text: &str) -> FailureReason {
+    text.parse().unwrap_or(FailureReason::Other)
 }
 
 /// How a backend writes its bind parameters.
@@ -146,13 +154,17 @@ pub(super) struct Migration {
     pub(super) sql: &'static str,
 }
 
-/// The version `migrations` bring a schema to. Checked at compile time (use it in a `const`): they are numbered
-/// 1, 2, 3, ... in order. Append only: a released migration never changes.
+/// The version `migrations` bring a schema to. Checked at compile time (use it in a `const`): they start at 1
+/// and their numbers rise. A number may be missing (branches developed side by side each take their number, and
+/// one merged alone leaves the other's gap), since a schema records the last version applied and [`pending`]
+/// applies every later one; once both are merged the list has no gap. Append only: a released migration never
+/// changes, and no migration is ever numbered below one already released.
 pub(super) const fn latest_version(migrations: &[Migration]) -> u16 {
     assert!(!migrations.is_empty(), "a schema has at least one migration");
-    let mut index = 0;
+    assert!(migrations[0].version == 1, "the first migration is number 1");
+    let mut index = 1;
     while index < migrations.len() {
-        assert!(migrations[index].version as usize == index + 1, "migrations are numbered 1, 2, 3, ... in order");
+        assert!(migrations[index].version > migrations[index - 1].version, "migration numbers rise, in order");
         index += 1;
     }
     migrations[migrations.len() - 1].version
@@ -179,6 +191,16 @@ mod tests {
         }
         let error = status_from_text("lost in the mail").unwrap_err();
         assert!(error.contains("lost in the mail") && error.contains("queued"), "{error}");
+    }
+
+    #[test]
+    fn every_failure_code_reads_back_and_an_unknown_one_is_other() {
+        for &reason in FailureReason::ALL {
+            assert_eq!(reason_from_text(reason.as_str()), reason);
+        }
+        for unknown in ["", "DNS", "carrier_pigeon_lost", "\u{0}"] {
+            assert_eq!(reason_from_text(unknown), FailureReason::Other, "{unknown:?}");
+        }
     }
 
     #[test]
@@ -222,5 +244,10 @@ mod tests {
         assert_eq!(LATEST, 2);
         let versions = |current| pending(&LIST, current).map(|m| m.version).collect::<Vec<_>>();
         assert_eq!((versions(0), versions(1), versions(2)), (vec![1, 2], vec![2], vec![]));
+        const GAP: [Migration; 2] =
+            [Migration { version: 1, description: "a", sql: "" }, Migration { version: 3, description: "c", sql: "" }];
+        const LATEST_WITH_GAP: u16 = latest_version(&GAP);
+        assert_eq!(LATEST_WITH_GAP, 3);
+        assert_eq!(pending(&GAP, 1).map(|m| m.version).collect::<Vec<_>>(), [3]);
     }
 }

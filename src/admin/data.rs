@@ -148,8 +148,7 @@ pub(crate) async fn delivery(engine: &Engine, tenant: &str, id: DeliveryId) -> R
     let d = engine.delivery(tenant, id).await?.ok_or(AdminError::UnknownDelivery(id))?;
     let log = engine.log(&LogQuery::tenant(tenant).delivery(id).limit(LogQuery::MAX_LIMIT)).await?;
     let last_sent = log.iter().find(|e| e.status == DeliveryStatus::Dispatched).map(|e| e.at);
-    let failure =
-        log.iter().find(|e| e.error.is_some() || e.http_status.is_some() || e.message.starts_with("deferred"));
+    let failure = log.iter().find(|e| e.reason.is_some() || e.error.is_some() || e.http_status.is_some());
     Ok(DeliveryView {
         id: d.id,
         status: d.status,

@@ -1,11 +1,16 @@
-//! Why a delivery failed, in words an admin can act on, read from its log entry's error and HTTP status.
+//! Why a delivery failed, in words an admin can act on, read from its log entry's failure code (with its HTTP
+//! status, error and the start of the answer for the details).
 
 use crate::delivery::{DeliveryStatus, LogEntry};
+use crate::failure::FailureReason;
+
+/// How much of the receiver's answer the explanation quotes.
+const QUOTED_CHARS: usize = 200;
 
 /// What went wrong with the attempt this entry records, what happens next, and what to do; `None` when nothing
 /// went wrong.
 pub(crate) fn failure(entry: &LogEntry) -> Option<String> {
-    let cause = cause(entry)?;
+    let cause = cause(entry, reason(entry)?);
     let next = match (entry.status, entry.next_attempt_at) {
         (DeliveryStatus::Failed, _) => " No retries are left: once the cause is fixed, use Redeliver.".to_owned(),
         (_, Some(at)) => format!(" The next attempt is at {}.", at.format("%Y-%m-%d %H:%M:%S UTC")),
@@ -14,50 +19,60 @@ pub(crate) fn failure(entry: &LogEntry) -> Option<String> {
     Some(format!("{cause}{next}"))
 }
 
-fn cause(entry: &LogEntry) -> Option<String> {
-    if let Some(status) = entry.http_status.filter(|s| !(200..300).contains(s)) {
-        return Some(http_status(status));
+/// The entry's failure code. An entry written before codes were stored has none: its HTTP status tells a
+/// redirect or an error status, and any other error counts as [`FailureReason::Other`].
+fn reason(entry: &LogEntry) -> Option<FailureReason> {
+    if entry.reason.is_some() {
+        return entry.reason;
     }
-    if entry.message.starts_with("deferred: daily quota reached") {
-        return Some(
-            "The tenant's daily webhook allowance was used up, so this delivery waits for the next day (or a \
-             higher edition's limit)."
-                .to_owned(),
-        );
+    match entry.http_status {
+        Some(200..=299) => None,
+        Some(300..=399) => Some(FailureReason::Redirect),
+        Some(_) => Some(FailureReason::HttpStatus),
+        None => entry.error.as_ref().map(|_| FailureReason::Other),
     }
-    let error = entry.error.as_deref()?;
-    let detail = |prefix: &str| error.strip_prefix(prefix).map(str::trim).unwrap_or(error).to_owned();
-    let said = if error.starts_with("timed out") {
-        format!("The receiver did not answer in time ({}). It may be down or slow.", detail("timed out:"))
-    } else if error.starts_with("connection failed") {
-        format!(
-            "No connection could be made to the receiver ({}). Check the URL's host name and that the receiver is \
-             running.",
-            detail("connection failed:")
-        )
-    } else if error.starts_with("TLS failed") {
-        format!(
-            "The secure connection failed ({}). The receiver's certificate may be expired or not trusted.",
-            detail("TLS failed:")
-        )
-    } else if error.starts_with("refused by policy") {
-        format!(
-            "The request was not sent: the address guard refused it ({}). Webhooks may not go to private or local \
-             network addresses; use the receiver's public URL.",
-            detail("refused by policy:")
-        )
-    } else if error.starts_with("invalid request") {
-        format!("The request could not be built ({}). Check the action's URL and settings.", detail("invalid request:"))
-    } else {
-        format!("The request failed: {error}.")
-    };
-    Some(said)
+}
+
+fn cause(entry: &LogEntry, reason: FailureReason) -> String {
+    match (reason, entry.http_status) {
+        (FailureReason::Redirect, Some(status)) => {
+            // `outcome::complete` writes the target after " to ", without its query.
+            let target = entry.error.as_deref().and_then(|e| e.rsplit_once(") to ")).map(|(_, target)| target);
+            let code = status_words(status);
+            match target {
+                Some(target) => format!(
+                    "The receiver answered {code}, a redirect to {target}; redirects are not followed. Change the \
+                     action's URL to the one it points to."
+                ),
+                None => {
+                    format!("The receiver answered {code}, a redirect; redirects are not followed. {}", reason.hint())
+                }
+            }
+        }
+        (FailureReason::HttpStatus, Some(status)) => {
+            let mut said = http_status(status);
+            if let Some(start) = entry.response_snippet.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                said.push_str(&format!(" It answered: \"{}\"", crate::shown::shown_up_to(start, QUOTED_CHARS)));
+            }
+            said
+        }
+        (FailureReason::QuotaReached | FailureReason::Paused | FailureReason::RateLimited, _) => {
+            reason.hint().to_owned()
+        }
+        _ => match entry.error.as_deref() {
+            Some(error) => format!("{} ({error}). {}", reason.title(), reason.hint()),
+            None => format!("{}. {}", reason.title(), reason.hint()),
+        },
+    }
+}
+
+fn status_words(status: u16) -> String {
+    let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    format!("HTTP {status} {reason}").trim_end().to_owned()
 }
 
 fn http_status(status: u16) -> String {
-    let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    let code = format!("HTTP {status} {reason}");
-    let code = code.trim_end();
+    let code = status_words(status);
     match status {
         300..=399 => {
             format!("The receiver answered {code}, a redirect; redirects are not followed. Use the URL it points to.")
@@ -83,7 +98,7 @@ mod tests {
     use crate::delivery::DeliveryId;
     use chrono::DateTime;
 
-    fn entry(http_status: Option<u16>, error: Option<&str>, message: &str) -> LogEntry {
+    fn entry(http_status: Option<u16>, error: Option<&str>, reason: Option<FailureReason>) -> LogEntry {
         LogEntry {
             delivery_id: DeliveryId::new(),
             tenant: "acme".into(),
@@ -96,43 +111,57 @@ mod tests {
             http_status,
             response_snippet: None,
             error: error.map(str::to_owned),
+            reason,
             next_attempt_at: Some(DateTime::UNIX_EPOCH),
-            message: message.into(),
+            message: "x".into(),
         }
     }
 
     #[test]
     fn each_failure_in_words() {
+        use FailureReason as R;
+        let redirect = "HTTP 302 Found (redirects are not followed) to https://new.example/hook";
         let cases = [
-            (Some(404), None, "x", "nothing at this URL (HTTP 404 Not Found)"),
-            (
-                Some(500),
-                Some("HTTP 500 Internal Server Error"),
-                "x",
-                "an error of its own (HTTP 500 Internal Server Error)",
-            ),
-            (Some(301), None, "x", "redirects are not followed"),
-            (Some(401), None, "x", "Check the action's credentials"),
-            (None, Some("timed out: no answer in 30 s"), "x", "did not answer in time (no answer in 30 s)"),
-            (
-                None,
-                Some("refused by policy: 10.0.0.1 is private"),
-                "x",
-                "the address guard refused it (10.0.0.1 is private)",
-            ),
-            (None, Some("connection failed: dns error"), "x", "No connection could be made"),
-            (None, None, "deferred: daily quota reached", "allowance was used up, so this delivery waits"),
-            (None, Some("something odd"), "x", "The request failed: something odd."),
+            (Some(404), None, Some(R::HttpStatus), "nothing at this URL (HTTP 404 Not Found)"),
+            (Some(500), Some("HTTP 500 Internal Server Error"), Some(R::HttpStatus), "an error of its own (HTTP 500"),
+            (Some(302), Some(redirect), Some(R::Redirect), "a redirect to https://new.example/hook; redirects are not"),
+            (Some(301), None, Some(R::Redirect), "a redirect; redirects are not followed"),
+            (Some(401), None, Some(R::HttpStatus), "Check the action's credentials"),
+            (None, Some("timed out: no answer in 30 s"), Some(R::ResponseTimeout), "No answer in time (timed out: no"),
+            (None, Some("connect timed out: x"), Some(R::ConnectTimeout), "did not take the connection in time"),
+            (None, Some("DNS lookup failed: x"), Some(R::Dns), "DNS lookup failed (DNS lookup failed: x). The"),
+            (None, Some("connection refused: x"), Some(R::ConnectionRefused), "nothing listens on that port"),
+            (None, Some("connection failed: x"), Some(R::ConnectionFailed), "reachable from this server"),
+            (None, Some("TLS failed: x: unknown issuer"), Some(R::Tls), "TLS failed (TLS failed: x: unknown issuer)"),
+            (None, Some("refused by policy: 10.0.0.1 is private"), Some(R::AddressGuard), "10.0.0.1 is private"),
+            (None, Some("invalid request: x"), Some(R::InvalidRequest), "Check the action's URL and settings"),
+            (None, None, Some(R::QuotaReached), "daily webhook allowance is used up"),
+            (None, None, Some(R::Paused), "paused and wait until it is resumed"),
+            (None, None, Some(R::RateLimited), "held to its rate limit"),
+            (None, Some("something odd"), Some(R::Other), "Request failed (something odd)."),
+            // Written before codes were stored: the status or the error still explains it.
+            (Some(503), None, None, "an error of its own (HTTP 503"),
+            (Some(307), None, None, "a redirect; redirects are not followed"),
+            (None, Some("something odd"), None, "Request failed (something odd)."),
         ];
-        for (status, error, message, says) in cases {
-            let text = failure(&entry(status, error, message)).unwrap();
-            assert!(text.contains(says), "{text}");
+        for (status, error, reason, says) in cases {
+            let text = failure(&entry(status, error, reason)).unwrap();
+            assert!(text.contains(says), "{reason:?}: {text}");
         }
-        let queued = failure(&entry(Some(503), None, "x")).unwrap();
+        let queued = failure(&entry(Some(503), None, Some(R::HttpStatus))).unwrap();
         assert!(queued.ends_with("The next attempt is at 1970-01-01 00:00:00 UTC."), "{queued}");
-        let failed = failure(&LogEntry { status: DeliveryStatus::Failed, ..entry(Some(503), None, "x") }).unwrap();
+        let failed = failure(&LogEntry { status: DeliveryStatus::Failed, ..entry(Some(503), None, None) }).unwrap();
         assert!(failed.ends_with("No retries are left: once the cause is fixed, use Redeliver."), "{failed}");
-        assert_eq!(failure(&entry(Some(200), None, "attempt 1 delivered")), None);
-        assert_eq!(failure(&entry(None, None, "queued")), None);
+        assert_eq!(failure(&entry(Some(200), None, None)), None);
+        assert_eq!(failure(&entry(None, None, None)), None);
+    }
+
+    #[test]
+    fn an_error_status_quotes_the_start_of_the_answer() {
+        let mut e = entry(Some(422), None, Some(FailureReason::HttpStatus));
+        e.response_snippet = Some(format!("  {{\"error\":\"missing field email\"}}\n{}", "x".repeat(500)));
+        let text = failure(&e).unwrap();
+        assert!(text.contains("It answered: \"{\"error\":\"missing field email\"}\\nxxx"), "{text}");
+        assert!(text.contains("… (") && text.len() < 600, "cut short: {text}");
     }
 }

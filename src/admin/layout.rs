@@ -117,6 +117,9 @@ pub(crate) fn entry_rows(ctx: &Ctx, entries: &[EntryView], snippet_chars: usize,
                 td { @if let Some(snippet) = &e.response_snippet { code { (start(snippet, snippet_chars)) } } }
                 td {
                     (e.message)
+                    @if let Some(reason) = e.reason {
+                        br; small.reason title=(reason.hint()) { code { (reason.as_str()) } " " (reason.title()) }
+                    }
                     @if let Some(error) = &e.error { br; small { (error) } }
                 }
             }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::core::{chrono_duration, Engine};
 use super::error::EngineError;
 use crate::delivery::{Delivery, DeliveryStatus, LogEntry};
+use crate::failure::FailureReason;
 use crate::health;
 use crate::ports::{
     ClaimToken, Completion, EndpointHealth, EndpointKey, EndpointState, HealthChange, HealthEvent, HealthReport,
@@ -240,6 +241,7 @@ fn rate_deferral(
     );
     let mut entry = LogEntry::about(delivery, DeliveryStatus::Queued, now, message);
     entry.next_attempt_at = Some(due);
+    entry.reason = Some(FailureReason::RateLimited);
     Completion {
         id: delivery.id,
         token,
@@ -285,5 +287,6 @@ mod tests {
             "{:?}",
             c.entries
         );
+        assert_eq!(c.entries[0].reason, Some(FailureReason::RateLimited));
     }
 }

@@ -5,8 +5,21 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
+use crate::failure::FailureReason;
 use crate::ports::{ClaimToken, Notification, NotificationUpdate, User};
+use crate::shown::shown_up_to;
 use crate::workflow::redact_url;
+
+/// How much of the receiver's answer to the last attempt the email quotes.
+const ANSWER_CHARS: usize = 300;
+
+/// How much of an attempt's error its line shows.
+const ERROR_CHARS: usize = 500;
+
+/// An attempt line's error, escaped to one line and cut short.
+fn shown(text: &str) -> String {
+    shown_up_to(text, ERROR_CHARS)
+}
 
 /// The owner (when active) and every active admin with an address, each once by id and by address (addresses
 /// compared without case and surrounding space), the owner first.
@@ -76,7 +89,8 @@ pub(super) fn round_end(
 }
 
 /// The email about a failed delivery: a subject and a body naming the workflow, the action, the URL (without
-/// credentials), the record, and every attempt with its time and why it failed. `entries` are the delivery's log
+/// credentials), the record, every attempt with its time, its failure code and why it failed, and the last
+/// failure's code in words with a hint (and, for an error status, the start of the receiver's answer). `entries` are the delivery's log
 /// entries, newest first (as storage returns them); `workflow_name` is the registered workflow's name, if any.
 pub(super) fn email(
     id: DeliveryId,
@@ -100,13 +114,21 @@ pub(super) fn email(
     let mut attempts: Vec<&LogEntry> =
         entries.iter().filter(|e| e.attempt > 0 && e.status != DeliveryStatus::Dispatched).collect();
     attempts.reverse();
-    for entry in attempts {
+    for entry in &attempts {
         let what = match (&entry.error, entry.http_status) {
             (Some(error), _) => error.clone(),
             (None, Some(status)) => format!("HTTP {status}"),
             (None, None) => entry.message.clone(),
         };
-        body.push_str(&format!("  {}. {}  {}\n", entry.attempt, entry.at.to_rfc3339(), what));
+        let code = entry.reason.map(|r| format!("[{r}] ")).unwrap_or_default();
+        body.push_str(&format!("  {}. {}  {code}{}\n", entry.attempt, entry.at.to_rfc3339(), shown(&what)));
+    }
+    if let Some((last, reason)) = attempts.iter().rev().find_map(|e| e.reason.map(|r| (e, r))) {
+        body.push_str(&format!("\nWhy the last attempt failed: {} ({reason})\n{}\n", reason.title(), reason.hint()));
+        let answer = last.response_snippet.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        if let (FailureReason::HttpStatus, Some(answer)) = (reason, answer) {
+            body.push_str(&format!("The receiver answered: {}\n", shown_up_to(answer, ANSWER_CHARS)));
+        }
     }
     body.push_str("\nYou can redeliver it from the webhook log once the receiver is fixed.\n");
     (subject, body)
@@ -171,6 +193,12 @@ mod tests {
         assert_eq!(update.last_error.as_deref(), Some("a: down"));
     }
 
+    fn last_entry(d: &Delivery, attempt: u32, status: Option<u16>, reason: FailureReason) -> LogEntry {
+        let mut e = LogEntry::about(d, DeliveryStatus::Failed, t0(), "failed");
+        (e.attempt, e.http_status, e.reason) = (attempt, status, Some(reason));
+        e
+    }
+
     #[test]
     fn the_email_names_everything_an_admin_needs() {
         let mut d = sample_delivery("acme", "w1", t0());
@@ -178,10 +206,13 @@ mod tests {
         let mut first = LogEntry::about(&d, DeliveryStatus::Queued, t0(), "attempt 1 failed; retry 1 of 3 scheduled");
         first.attempt = 1;
         first.http_status = Some(500);
+        first.reason = Some(FailureReason::HttpStatus);
+        first.response_snippet = Some("first answer".into());
         let mut last =
             LogEntry::about(&d, DeliveryStatus::Failed, t0() + chrono::Duration::hours(1), "attempt 2 failed");
         last.attempt = 2;
         last.error = Some("timed out".into());
+        last.reason = Some(FailureReason::ResponseTimeout);
         let mut dispatched = LogEntry::about(&d, DeliveryStatus::Dispatched, t0(), "attempt 2 of 4 dispatched");
         dispatched.attempt = 2;
         let (subject, body) = email(d.id, Some(&d), &[last, dispatched, first], Some("Won deals"));
@@ -194,6 +225,21 @@ mod tests {
         let two = body.find("  2. ").unwrap();
         assert!(one < two && body[one..two].contains("HTTP 500") && body[two..].contains("timed out"), "{body}");
         assert_eq!(body.matches("  2. ").count(), 1, "the Dispatched entry is not an attempt line");
+        assert!(body[one..two].contains("[http_status] HTTP 500"), "{body}");
+        assert!(body[two..].contains("[response_timeout] timed out"), "{body}");
+        let why = format!(
+            "\nWhy the last attempt failed: No answer in time (response_timeout)\n{}\n",
+            FailureReason::ResponseTimeout.hint()
+        );
+        assert!(body.contains(&why), "the last attempt's code and hint: {body}");
+        assert!(!body.contains("first answer"), "only the last attempt's answer is quoted: {body}");
+        let mut refused = last_entry(&d, 3, Some(422), FailureReason::HttpStatus);
+        refused.response_snippet = Some(format!("{{\"error\":\"email is required\"}}\r\n{}", "y".repeat(1000)));
+        let (_, body) = email(d.id, Some(&d), &[refused], None);
+        assert!(body.contains("  3. "), "{body}");
+        assert!(body.contains("Why the last attempt failed: Error status (http_status)\n"), "{body}");
+        assert!(body.contains("The receiver answered: {\"error\":\"email is required\"}\\r\\nyyy"), "{body}");
+        assert!(body.len() < 2000, "the answer is cut short: {body}");
         let (subject, body) = email(d.id, None, &[], Some(""));
         assert!(subject.contains("\"?\"") && body.contains("Record:   ? ?"), "{subject} {body}");
     }

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry, RESPONSE_SNIPPET_MAX};
-use crate::ports::{ClaimToken, Completion, Notification};
+use crate::failure::FailureReason;
+use crate::ports::{ClaimToken, Completion, HttpErrorKind, Notification};
 use crate::retry::{self, AttemptOutcome, RetrySchedule, Transition};
 
 use super::redact;
@@ -26,6 +27,8 @@ pub(super) struct Attempted {
     pub(super) outcome: AttemptOutcome,
     /// The start of the response body, redacted, for the log.
     pub(super) response_snippet: Option<String>,
+    /// The answer's `Location` header, as sent (only a redirect's is read; the log shows it redacted).
+    pub(super) location: Option<String>,
     /// The action's retry jitter, in percent of each delay.
     pub(super) jitter_percent: u8,
 }
@@ -33,7 +36,8 @@ pub(super) struct Attempted {
 /// The write-back of an attempt: its status, the next attempt's time on the retry schedule, the `Dispatched` and
 /// result log entries, and a failure notification when it failed for good.
 pub(super) fn complete(retry: &RetrySchedule, attempted: Attempted) -> Completion {
-    let Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet, jitter_percent } = attempted;
+    let Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet, location, jitter_percent } =
+        attempted;
     let attempt = delivery.attempts.saturating_add(1);
     let max = retry.max_attempts();
     let transition = match retry::next(retry, attempt, &outcome, finished_at) {
@@ -70,6 +74,14 @@ pub(super) fn complete(retry: &RetrySchedule, attempted: Attempted) -> Completio
     };
     let (http_status, error) = match &outcome {
         AttemptOutcome::Response { status, .. } if (200..300).contains(status) => (Some(*status), None),
+        AttemptOutcome::Response { status: status @ 300..=399, .. } => {
+            let described = describe_status(*status);
+            let error = match location.as_deref() {
+                Some(location) => format!("{described} to {}", redact::redirect_target(location, &delivery.url)),
+                None => format!("{described}, without a Location"),
+            };
+            (Some(*status), Some(loggable(error)))
+        }
         AttemptOutcome::Response { status, .. } => (Some(*status), Some(describe_status(*status))),
         AttemptOutcome::Error(e) => (None, Some(loggable(e.to_string()))),
     };
@@ -78,6 +90,7 @@ pub(super) fn complete(retry: &RetrySchedule, attempted: Attempted) -> Completio
     result.http_status = http_status;
     result.response_snippet = response_snippet;
     result.error = error;
+    result.reason = reason(&outcome);
     result.next_attempt_at = next_attempt_at;
     let notification = (status == DeliveryStatus::Failed).then(|| Notification {
         delivery_id: delivery.id,
@@ -100,6 +113,27 @@ pub(super) fn complete(retry: &RetrySchedule, attempted: Attempted) -> Completio
         entries: vec![dispatched, result],
         notification,
     }
+}
+
+/// Why an attempt failed, as a code; `None` when it succeeded (2xx).
+pub(super) fn reason(outcome: &AttemptOutcome) -> Option<FailureReason> {
+    let kind = match outcome {
+        AttemptOutcome::Response { status: 200..=299, .. } => return None,
+        AttemptOutcome::Response { status: 300..=399, .. } => return Some(FailureReason::Redirect),
+        AttemptOutcome::Response { .. } => return Some(FailureReason::HttpStatus),
+        AttemptOutcome::Error(e) => e.kind(),
+    };
+    Some(match kind {
+        HttpErrorKind::Dns => FailureReason::Dns,
+        HttpErrorKind::ConnectionRefused => FailureReason::ConnectionRefused,
+        HttpErrorKind::Connect => FailureReason::ConnectionFailed,
+        HttpErrorKind::Tls => FailureReason::Tls,
+        HttpErrorKind::ConnectTimeout => FailureReason::ConnectTimeout,
+        HttpErrorKind::Timeout => FailureReason::ResponseTimeout,
+        HttpErrorKind::Refused => FailureReason::AddressGuard,
+        HttpErrorKind::InvalidRequest => FailureReason::InvalidRequest,
+        HttpErrorKind::Other => FailureReason::Other,
+    })
 }
 
 /// The deliveries of a claim, grouped by tenant (in tenant order, so that a pass is the same every time).
@@ -171,6 +205,22 @@ pub(super) fn unsent(
     }
 }
 
+/// A delivery put back because its tenant's daily quota is used up: due again at `until` (the tenant's next day),
+/// which its entry's message names too, with the reason [`FailureReason::QuotaReached`].
+pub(super) fn quota_deferred(
+    delivery: &Delivery,
+    token: ClaimToken,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Completion {
+    let why = format!("deferred: daily quota reached until {}", until.format("%Y-%m-%d %H:%M:%S UTC"));
+    let mut completion = unsent(delivery, token, now, until, &why);
+    for entry in &mut completion.entries {
+        entry.reason = Some(FailureReason::QuotaReached);
+    }
+    completion
+}
+
 pub(super) fn describe_status(status: u16) -> String {
     let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     match status {
@@ -196,6 +246,7 @@ mod tests {
             finished_at: t0() + Duration::seconds(2),
             outcome,
             response_snippet: Some("ok".into()),
+            location: None,
             jitter_percent: 0,
         }
     }
@@ -299,6 +350,65 @@ mod tests {
             let c = complete(&retry, attempted(0, AttemptOutcome::Response { status: 429, retry_after }));
             assert_eq!(c.next_attempt_at, Some(expected), "{retry_after:?}");
         }
+    }
+
+    /// Every outcome's code: each HTTP error kind, a redirect, an error status, and none for a success.
+    #[test]
+    fn every_outcome_has_its_failure_code() {
+        use FailureReason as R;
+        let error = |kind| AttemptOutcome::Error(HttpError::new(kind, "x"));
+        #[rustfmt::skip]
+        let table = [
+            (response(200), None), (response(204), None),
+            (response(301), Some(R::Redirect)), (response(302), Some(R::Redirect)), (response(308), Some(R::Redirect)),
+            (response(100), Some(R::HttpStatus)), (response(404), Some(R::HttpStatus)),
+            (response(429), Some(R::HttpStatus)), (response(503), Some(R::HttpStatus)),
+            (error(HttpErrorKind::Dns), Some(R::Dns)),
+            (error(HttpErrorKind::ConnectionRefused), Some(R::ConnectionRefused)),
+            (error(HttpErrorKind::Connect), Some(R::ConnectionFailed)),
+            (error(HttpErrorKind::Tls), Some(R::Tls)),
+            (error(HttpErrorKind::ConnectTimeout), Some(R::ConnectTimeout)),
+            (error(HttpErrorKind::Timeout), Some(R::ResponseTimeout)),
+            (error(HttpErrorKind::Refused), Some(R::AddressGuard)),
+            (error(HttpErrorKind::InvalidRequest), Some(R::InvalidRequest)),
+            (error(HttpErrorKind::Other), Some(R::Other)),
+        ];
+        let retry = RetrySchedule::default();
+        for (outcome, expected) in table {
+            assert_eq!(reason(&outcome), expected, "{outcome:?}");
+            let c = complete(&retry, attempted(0, outcome.clone()));
+            assert_eq!((c.entries[0].reason, c.entries[1].reason), (None, expected), "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_names_its_target_without_query_or_userinfo() {
+        let retry = RetrySchedule::default();
+        let mut a = attempted(0, response(302));
+        a.location = Some("https://admin:hunter2@new.example/v2/hook?token=T0KEN#frag".into());
+        let c = complete(&retry, a);
+        let error = c.entries[1].error.as_deref().unwrap();
+        assert_eq!(error, "HTTP 302 Found (redirects are not followed) to https://new.example/v2/hook");
+        assert_eq!(c.entries[1].reason, Some(FailureReason::Redirect));
+        let c = complete(&retry, attempted(0, response(301)));
+        assert!(c.entries[1].error.as_deref().unwrap().ends_with("without a Location"), "{:?}", c.entries[1].error);
+    }
+
+    #[test]
+    fn a_quota_deferral_says_until_when_and_carries_its_code() {
+        let d = sample_delivery("acme", "w1", t0());
+        let next_day = t0() + Duration::hours(7);
+        let c = quota_deferred(&d, ClaimToken::new(), t0(), next_day);
+        assert_eq!((c.status, c.next_attempt_at), (DeliveryStatus::Queued, Some(next_day)));
+        let [entry] = &c.entries[..] else { panic!("one entry") };
+        assert_eq!(entry.reason, Some(FailureReason::QuotaReached));
+        assert_eq!(entry.next_attempt_at, Some(next_day));
+        assert_eq!(
+            entry.message,
+            format!("deferred: daily quota reached until {}", next_day.format("%Y-%m-%d %H:%M:%S UTC"))
+        );
+        let plain = unsent(&d, ClaimToken::new(), t0(), next_day, "deferred: directory unavailable");
+        assert_eq!(plain.entries[0].reason, None, "only the quota sets a code here");
     }
 
     #[test]

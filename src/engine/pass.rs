@@ -325,8 +325,7 @@ impl Engine {
             let (granted, over) = outcome::split_granted(deliveries, &granted);
             to_send.extend(with_watch(granted));
             let next_day = next_day_start(now, info.time_zone);
-            let why = "deferred: daily quota reached";
-            put_back.extend(over.iter().map(|d| outcome::unsent(d, token, now, next_day, why)));
+            put_back.extend(over.iter().map(|d| outcome::quota_deferred(d, token, now, next_day)));
         }
         Ok((count, to_send, put_back))
     }
@@ -382,12 +381,18 @@ impl Engine {
             Ok(request) => self.inner.http.send(request).await,
         };
         let finished_at = self.now();
+        let mut location = None;
         let (outcome, response_snippet) = match answer {
             Err(e) => {
                 let message = redact::scrub(e.message().to_owned(), &secrets);
                 (AttemptOutcome::Error(HttpError::new(e.kind(), message)), None)
             }
             Ok(response) => {
+                // A redirect's target, for the log (shown without its query by `outcome::complete`).
+                location = response
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .map(|v| redact::scrub(String::from_utf8_lossy(v.as_bytes()).into_owned(), &secrets));
                 let status = response.status().as_u16();
                 let retry_after = response
                     .headers()
@@ -408,7 +413,8 @@ impl Engine {
         let counted =
             action.is_some_and(|a| a.endpoint_health().enabled || watched) && (watched || !outcome.is_success());
         let reported = counted.then(|| delivery.clone());
-        let attempted = Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet, jitter_percent };
+        let attempted =
+            Attempted { delivery, token, sent_at, finished_at, outcome, response_snippet, location, jitter_percent };
         let mut completion = outcome::complete(&self.inner.retry, attempted);
         let report = action
             .zip(reported.as_ref())

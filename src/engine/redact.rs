@@ -48,8 +48,66 @@ pub(super) fn scrub(text: String, secrets: &[String]) -> String {
     })
 }
 
+/// Where a redirect points, for the log and the email: `scheme://host[:port]/path` of its `Location` (resolved
+/// against the delivery's `url` when relative), without userinfo, query or fragment: a query often holds a token
+/// (a signed link, a session), userinfo a password. Escaped to one line and cut short, as a message quotes text.
+pub(super) fn redirect_target(location: &str, url: &str) -> String {
+    let location = location.trim();
+    let location = &location[..location.find(['?', '#']).unwrap_or(location.len())];
+    let (base_scheme, base_authority, base_path) = parts(url).unwrap_or(("", "", "/"));
+    let (scheme, authority, path) = if let Some(found) = parts(location) {
+        found
+    } else if let Some(rest) = location.strip_prefix("//") {
+        let end = rest.find('/').unwrap_or(rest.len());
+        (base_scheme, without_userinfo(&rest[..end]), &rest[end..])
+    } else if location.starts_with('/') {
+        (base_scheme, base_authority, location)
+    } else {
+        // A relative path replaces the last segment of the delivery's path.
+        let directory = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+        return crate::shown::shown(&format!("{base_scheme}://{base_authority}{directory}{location}"));
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    crate::shown::shown(&format!("{scheme}://{authority}{path}"))
+}
+
+/// An absolute URL's scheme, authority without userinfo, and path (without query or fragment).
+fn parts(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
+        return None;
+    }
+    let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    let end = rest.find('/').unwrap_or(rest.len());
+    Some((scheme, without_userinfo(&rest[..end]), &rest[end..]))
+}
+
+fn without_userinfo(authority: &str) -> &str {
+    authority.rfind('@').map_or(authority, |at| &authority[at + 1..])
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_redirect_target_keeps_scheme_host_and_path_only() {
+        let url = "https://user:pw@hooks.example/v1/hook?token=T0KEN";
+        #[rustfmt::skip]
+        let table = [
+            ("https://new.example/v2/hook?token=SECRET#x", "https://new.example/v2/hook"),
+            ("http://admin:hunter2@new.example:8080?sig=abc", "http://new.example:8080/"),
+            ("/v2/hook?token=SECRET", "https://hooks.example/v2/hook"),
+            ("//cdn.example/x?y=SECRET", "https://cdn.example/x"),
+            ("other?token=SECRET", "https://hooks.example/v1/other"),
+            ("  https://new.example/a\r\nb  ", "https://new.example/a\\r\\nb"),
+        ];
+        for (location, shown) in table {
+            assert_eq!(redirect_target(location, url), shown, "{location}");
+        }
+        assert_eq!(redirect_target("https://x.example/\r\nSet-Cookie", url), "https://x.example/\\r\\nSet-Cookie");
+        let long = format!("https://x.example/{}", "a".repeat(500));
+        assert!(redirect_target(&long, url).len() < 150, "cut short");
+    }
     use super::*;
     use crate::payload::{ContentType, Parameter};
     use crate::secret::Secret;

@@ -32,11 +32,19 @@ pub trait HttpClient: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum HttpErrorKind {
-    /// No answer in time (connect or total timeout).
+    /// Connected, but no full answer in time (the total timeout). A client that cannot tell a connect timeout
+    /// apart reports this one.
     Timeout,
-    /// The connection could not be made or broke (DNS, refused, reset).
+    /// No connection within the connect timeout.
+    ConnectTimeout,
+    /// The receiver's host name did not resolve.
+    Dns,
+    /// The receiver's host refused the connection (nothing listens on the port).
+    ConnectionRefused,
+    /// The connection could not be made or broke (reset, unreachable), for a cause none of the kinds above
+    /// names.
     Connect,
-    /// The TLS handshake failed (certificate, protocol).
+    /// The TLS handshake failed (certificate, protocol); the message names the problem.
     Tls,
     /// The request was refused by policy before it was sent (for example the SSRF guard).
     Refused,
@@ -67,11 +75,11 @@ impl HttpError {
     pub fn message(&self) -> &str {
         &self.message
     }
-    /// A timeout.
+    /// A timeout, connecting or waiting for the answer.
     pub fn is_timeout(&self) -> bool {
-        self.kind == HttpErrorKind::Timeout
+        matches!(self.kind, HttpErrorKind::Timeout | HttpErrorKind::ConnectTimeout)
     }
-    /// A failure that may go away by itself: a timeout, a connection or TLS failure, anything unclassified.
+    /// A failure that may go away by itself: a timeout, a DNS, connection or TLS failure, anything unclassified.
     pub fn is_transient(&self) -> bool {
         !self.is_permanent()
     }
@@ -86,6 +94,9 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
             HttpErrorKind::Timeout => "timed out",
+            HttpErrorKind::ConnectTimeout => "connect timed out",
+            HttpErrorKind::Dns => "DNS lookup failed",
+            HttpErrorKind::ConnectionRefused => "connection refused",
             HttpErrorKind::Connect => "connection failed",
             HttpErrorKind::Tls => "TLS failed",
             HttpErrorKind::Refused => "refused by policy",
@@ -137,5 +148,28 @@ impl RequestOptions {
     /// Whether it asks for nothing.
     pub fn is_empty(&self) -> bool {
         self.timeout.is_none() && self.tls.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_policy_and_unbuildable_requests_are_permanent() {
+        use HttpErrorKind::*;
+        #[rustfmt::skip]
+        let table = [
+            (Timeout, false, true), (ConnectTimeout, false, true), (Dns, false, false),
+            (ConnectionRefused, false, false), (Connect, false, false), (Tls, false, false),
+            (Refused, true, false), (InvalidRequest, true, false), (Other, false, false),
+        ];
+        for (kind, permanent, timeout) in table {
+            let error = HttpError::new(kind, "x");
+            assert_eq!(
+                (error.is_permanent(), error.is_transient(), error.is_timeout()),
+                (permanent, !permanent, timeout)
+            );
+        }
     }
 }

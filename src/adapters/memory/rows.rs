@@ -11,6 +11,7 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
+use crate::failure::FailureReason;
 use crate::payload::ContentType;
 use crate::workflow::Method;
 
@@ -321,6 +322,7 @@ impl Row {
             e.at,
             e.next_attempt_at,
             e.message,
+            e.reason,
             detail(e.http_status, e.response_snippet, e.error),
         )
     }
@@ -336,6 +338,8 @@ pub(super) struct Entry {
     next_attempt_at: Micros,
     attempt: u32,
     status: DeliveryStatus,
+    /// A byte beside the status (in what would be padding): every failed attempt has one.
+    reason: Option<FailureReason>,
     message: Box<str>,
     detail: Option<Box<Detail>>,
 }
@@ -364,6 +368,7 @@ impl Entry {
         at: DateTime<Utc>,
         next_attempt_at: Option<DateTime<Utc>>,
         message: String,
+        reason: Option<FailureReason>,
         detail: Option<Box<Detail>>,
     ) -> Self {
         Entry {
@@ -374,6 +379,7 @@ impl Entry {
             next_attempt_at: opt_micros(next_attempt_at),
             attempt,
             status,
+            reason,
             message: message.into_boxed_str(),
             detail,
         }
@@ -392,6 +398,7 @@ impl Entry {
             e.at,
             e.next_attempt_at,
             e.message,
+            e.reason,
             detail,
         )
     }
@@ -426,6 +433,7 @@ impl Entry {
             http_status: detail.and_then(|d| d.http_status),
             response_snippet: detail.and_then(|d| d.response_snippet.clone()),
             error: detail.and_then(|d| d.error.clone()),
+            reason: self.reason,
             next_attempt_at: opt_time(self.next_attempt_at),
             message: self.message.to_string(),
         }
@@ -446,6 +454,7 @@ mod tests {
         assert_eq!(row.delivery(d.id), d);
         let mut e = LogEntry::about(&d, DeliveryStatus::Failed, t0(), "attempt 1 failed");
         (e.http_status, e.error, e.next_attempt_at) = (Some(503), Some("busy".into()), Some(t0()));
+        e.reason = Some(FailureReason::HttpStatus);
         assert_eq!(row.entry(e.clone(), &mut texts).log_entry(), e);
         let other = LogEntry { tenant: "globex".into(), record_id: "9x9".into(), ..e.clone() };
         assert_eq!(row.entry(other.clone(), &mut texts).log_entry(), other, "an entry naming others keeps them");

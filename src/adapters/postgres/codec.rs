@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row};
 
-use crate::adapters::sql::status_from_text;
+use crate::adapters::sql::{reason_from_text, status_from_text};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
 use crate::payload::ContentType;
 use crate::ports::{Notification, StorageError, StorageErrorKind};
@@ -104,6 +104,7 @@ pub(super) fn unreadable(row: &PgRow, why: &StorageError, now: DateTime<Utc>) ->
         http_status: None,
         response_snippet: None,
         error: Some(why.message().to_owned()),
+        reason: None,
         next_attempt_at: None,
         message: "set aside unsent: the stored delivery cannot be read; repair or delete the row".to_owned(),
     };
@@ -130,6 +131,7 @@ pub(super) fn entry_from_row(row: &PgRow) -> Result<LogEntry, StorageError> {
         error: column(row, "error")?,
         next_attempt_at: column(row, "next_attempt_at")?,
         message: column(row, "message")?,
+        reason: column::<Option<String>>(row, "reason")?.as_deref().map(reason_from_text),
     })
 }
 

@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::adapters::sql::{log_page, status_text, LogParam, Placeholders};
 use crate::delivery::{LogEntry, LogQuery};
+use crate::failure::FailureReason;
 use crate::ports::StorageError;
 
 use super::attached::Attached;
@@ -40,6 +41,7 @@ impl Attached {
             .bind(columns.error)
             .bind(columns.next_attempt_at)
             .bind(columns.message)
+            .bind(columns.reason)
             .execute(conn)
             .await
             .map_err(|e| db_error("writing log entries", e))?;
@@ -89,6 +91,7 @@ struct EntryColumns<'a> {
     error: Vec<Option<Cow<'a, str>>>,
     next_attempt_at: Vec<Option<DateTime<Utc>>>,
     message: Vec<Cow<'a, str>>,
+    reason: Vec<Option<&'static str>>,
 }
 
 impl<'a> EntryColumns<'a> {
@@ -107,6 +110,7 @@ impl<'a> EntryColumns<'a> {
             error: Vec::with_capacity(n),
             next_attempt_at: Vec::with_capacity(n),
             message: Vec::with_capacity(n),
+            reason: Vec::with_capacity(n),
         }
     }
 
@@ -124,5 +128,6 @@ impl<'a> EntryColumns<'a> {
         self.error.push(entry.error.as_deref().map(without_nul));
         self.next_attempt_at.push(entry.next_attempt_at);
         self.message.push(without_nul(&entry.message));
+        self.reason.push(entry.reason.map(FailureReason::as_str));
     }
 }

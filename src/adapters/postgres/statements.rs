@@ -82,7 +82,8 @@ impl Statements {
                 "INSERT INTO {s}.log_entries ({LOG_COLUMNS})
                  SELECT {LOG_COLUMNS}
                  FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
-                     $8::timestamptz[], $9::int4[], $10::text[], $11::text[], $12::timestamptz[], $13::text[])
+                     $8::timestamptz[], $9::int4[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
+                     $14::text[])
                      WITH ORDINALITY AS e({LOG_COLUMNS}, ord)
                  ORDER BY ord"
             )),

@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
-use super::resolve::SsrfRefusal;
+use super::resolve::{DnsFailure, SsrfRefusal};
 use crate::ports::{HttpError, HttpErrorKind};
 
 /// The method and `scheme://host:port` of a request, the only parts of it that go into messages: a path or query
@@ -45,6 +45,12 @@ impl Target {
         if let Some(refusal) = find::<SsrfRefusal>(&err) {
             return self.refused(refusal);
         }
+        if let Some(dns) = find::<DnsFailure>(&err) {
+            return HttpError::new(HttpErrorKind::Dns, format!("{self}: {dns}"));
+        }
+        if let Some(tls) = find::<rustls::Error>(&err) {
+            return HttpError::new(HttpErrorKind::Tls, format!("{self}: {}: {}", tls_problem(tls), describe(&err)));
+        }
         self.error(classify(&err), err)
     }
 }
@@ -67,17 +73,60 @@ impl fmt::Display for Target {
 fn classify(err: &::reqwest::Error) -> HttpErrorKind {
     if find::<SsrfRefusal>(err).is_some() {
         HttpErrorKind::Refused
+    } else if find::<DnsFailure>(err).is_some() {
+        HttpErrorKind::Dns
+    } else if err.is_timeout() && err.is_connect() {
+        // reqwest's connector wraps its own timeout in the connect error; the total timeout is not one.
+        HttpErrorKind::ConnectTimeout
     } else if err.is_timeout() {
         HttpErrorKind::Timeout
     } else if find::<rustls::Error>(err).is_some() {
         HttpErrorKind::Tls
     } else if err.is_builder() {
         HttpErrorKind::InvalidRequest
+    } else if refused_connection(err) {
+        HttpErrorKind::ConnectionRefused
     } else if err.is_connect() || broken_connection(err) {
         HttpErrorKind::Connect
     } else {
         HttpErrorKind::Other
     }
+}
+
+/// What went wrong in a TLS handshake, in words an admin reads: the certificate problem when it is one.
+fn tls_problem(err: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let certificate = match err {
+        rustls::Error::InvalidCertificate(certificate) => certificate,
+        rustls::Error::NoCertificatesPresented => return "the server presented no certificate".to_owned(),
+        rustls::Error::AlertReceived(alert) => return format!("the server ended the handshake ({alert:?})"),
+        rustls::Error::PeerIncompatible(_) | rustls::Error::NoApplicationProtocol => {
+            return "the server offers no TLS version or cipher this client accepts".to_owned()
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            return "the server did not speak TLS (is the URL's scheme or port right?)".to_owned()
+        }
+        _ => return "the TLS handshake failed".to_owned(),
+    };
+    let words = match certificate {
+        C::UnknownIssuer => "the certificate is not signed by a trusted authority (unknown issuer; self-signed?)",
+        C::Expired | C::ExpiredContext { .. } => "the certificate has expired",
+        C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet (check the clocks)",
+        C::NotValidForName | C::NotValidForNameContext { .. } => "the certificate is for another host name",
+        C::Revoked => "the certificate was revoked",
+        C::BadSignature => "the certificate's signature is wrong",
+        C::BadEncoding => "the certificate cannot be read",
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => "the certificate is not for a TLS server",
+        C::UnhandledCriticalExtension => "the certificate has a critical extension this client does not know",
+        C::Other(other) => return format!("certificate problem: the certificate was not accepted ({other})"),
+        _ => "the certificate was not accepted",
+    };
+    format!("certificate problem: {words}")
+}
+
+/// The receiver's host refused the connection: nothing listens on the port.
+fn refused_connection(err: &(dyn StdError + 'static)) -> bool {
+    chain(err).any(|e| e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::ConnectionRefused))
 }
 
 /// The connection was reset or closed under the request.
@@ -169,6 +218,42 @@ mod tests {
         let err = Outer(io::Error::other(refusal.clone()));
         assert_eq!(find::<SsrfRefusal>(&err), Some(&refusal));
         assert!(find::<rustls::Error>(&err).is_none());
+    }
+
+    #[test]
+    fn certificate_problems_are_named_in_words() {
+        use rustls::CertificateError as C;
+        let certificate = |problem| rustls::Error::InvalidCertificate(problem);
+        let table = [
+            (certificate(C::UnknownIssuer), "not signed by a trusted authority (unknown issuer; self-signed?)"),
+            (certificate(C::Expired), "the certificate has expired"),
+            (certificate(C::NotValidYet), "not valid yet"),
+            (certificate(C::NotValidForName), "for another host name"),
+            (certificate(C::Revoked), "revoked"),
+            (certificate(C::BadSignature), "signature is wrong"),
+            (certificate(C::InvalidPurpose), "not for a TLS server"),
+            (certificate(C::UnknownRevocationStatus), "the certificate was not accepted"),
+            (rustls::Error::NoCertificatesPresented, "presented no certificate"),
+            (rustls::Error::General("x".into()), "the TLS handshake failed"),
+        ];
+        for (error, words) in table {
+            assert!(tls_problem(&error).contains(words), "{error:?}: {}", tls_problem(&error));
+        }
+        assert!(tls_problem(&certificate(C::Expired)).starts_with("certificate problem: "));
+    }
+
+    #[test]
+    fn dns_failures_are_found_in_the_chain() {
+        let failure = DnsFailure { host: "nowhere.invalid".into(), source: None };
+        let err = Outer(io::Error::other(failure));
+        assert!(find::<DnsFailure>(&err).is_some_and(|f| f.to_string().contains("nowhere.invalid")));
+    }
+
+    #[test]
+    fn refused_connections_are_told_apart_from_broken_ones() {
+        let refused = Outer(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let reset = Outer(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(refused_connection(&refused) && !refused_connection(&reset));
     }
 
     #[test]

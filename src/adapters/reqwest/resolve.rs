@@ -30,8 +30,13 @@ impl Resolve for GuardedResolver {
         let host = name.as_str().to_owned();
         Box::pin(async move {
             // Port 0: reqwest puts the URL's port (or the scheme's default) in afterwards.
-            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let resolved = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|source| DnsFailure { host: host.clone(), source: Some(source) })?;
             let addrs = filter(&policy, &host, resolved)?;
+            if addrs.is_empty() {
+                return Err(Box::new(DnsFailure { host, source: None }) as Box<dyn StdError + Send + Sync>);
+            }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
@@ -58,6 +63,26 @@ fn filter(
         _ => Ok(allowed),
     }
 }
+
+/// A host name did not resolve: the lookup failed, or found no address. Found again in reqwest's error chain to
+/// classify the error as [`HttpErrorKind::Dns`](crate::ports::HttpErrorKind::Dns).
+#[derive(Debug)]
+pub(crate) struct DnsFailure {
+    pub(crate) host: String,
+    /// The resolver's error; `None` when it answered with no address.
+    pub(crate) source: Option<std::io::Error>,
+}
+
+impl fmt::Display for DnsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "the host name {} does not resolve ({source})", self.host),
+            None => write!(f, "the host name {} resolves to no address", self.host),
+        }
+    }
+}
+
+impl StdError for DnsFailure {}
 
 /// The SSRF guard refused a destination. Found again in reqwest's error chain to classify the error as
 /// [`HttpErrorKind::Refused`](crate::ports::HttpErrorKind::Refused).

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{ErrorCode, Row};
 
-use crate::adapters::sql::status_from_text;
+use crate::adapters::sql::{reason_from_text, status_from_text};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, LogEntry};
 use crate::payload::ContentType;
 use crate::ports::{Notification, StorageError, StorageErrorKind};
@@ -234,6 +234,7 @@ pub(super) fn unreadable(row: &Row<'_>, why: &StorageError, now: DateTime<Utc>) 
         http_status: None,
         response_snippet: None,
         error: Some(why.message().to_owned()),
+        reason: None,
         next_attempt_at: None,
         message: "set aside unsent: the stored delivery cannot be read; repair or delete the row".to_owned(),
     };
@@ -257,6 +258,7 @@ pub(super) fn log_entry(row: &Row<'_>) -> Result<LogEntry, StorageError> {
         error: c.opt_text(10)?,
         next_attempt_at: c.opt_time(11)?,
         message: c.text(12)?,
+        reason: c.opt_text(13)?.as_deref().map(reason_from_text),
     })
 }
 

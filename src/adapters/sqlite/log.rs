@@ -6,6 +6,7 @@ use rusqlite::{params_from_iter, Connection};
 
 use crate::adapters::sql::{log_page, status_text, LogParam, Placeholders, LOG_COLUMNS};
 use crate::delivery::{LogEntry, LogQuery};
+use crate::failure::FailureReason;
 use crate::ports::StorageError;
 
 use super::codec::{self, collect, micros, opt_micros};
@@ -30,7 +31,7 @@ fn chunks<T>(mut entries: &[T]) -> impl Iterator<Item = &[T]> {
 fn insert_entries_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
-        let row = format!("({})", ["?"; 13].join(", "));
+        let row = format!("({})", ["?"; 14].join(", "));
         (0..=ENTRIES_PER_INSERT.ilog2())
             .map(|k| {
                 // OR FAIL, as in the claim's UPDATE: no statement journal for a statement of many rows.
@@ -67,6 +68,7 @@ pub(super) fn insert_entries(tx: &Connection, entries: &[&LogEntry]) -> Result<(
             bind(&e.error)?;
             bind(&opt_micros(e.next_attempt_at))?;
             bind(&e.message)?;
+            bind(&e.reason.map(FailureReason::as_str))?;
         }
         insert.raw_execute()?;
     }

@@ -30,7 +30,7 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 const STATEMENT_CACHE: usize = 64;
 
 /// Every migration, in order.
-const MIGRATIONS: [Migration; 6] = [
+const MIGRATIONS: [Migration; 7] = [
     Migration {
         version: 1,
         description: "queue, log, quota counters, trigger state and notification outbox",
@@ -60,6 +60,11 @@ const MIGRATIONS: [Migration; 6] = [
         version: 6,
         description: "endpoint health, rate limits and notices",
         sql: include_str!("migrations/0006_endpoint_health.sql"),
+    },
+    Migration {
+        version: 7,
+        description: "failure codes in the log",
+        sql: include_str!("migrations/0007_failure_reasons.sql"),
     },
 ];
 

@@ -1,4 +1,4 @@
-//! Checks of the delivery log: filters, pages and pruning.
+//! Checks of the delivery log: filters, pages, failure codes and pruning.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -8,6 +8,7 @@ use chrono::Duration;
 
 use super::sample::{claim, completion, enqueue_one, entry, fail_with_notification, sample_delivery, secs, t0};
 use crate::delivery::{DeliveryStatus, LogEntry, LogQuery};
+use crate::failure::FailureReason;
 use crate::ports::Storage;
 
 pub async fn log_filters_and_pages(storage: Arc<dyn Storage>) {
@@ -76,4 +77,34 @@ pub async fn prune_keeps_what_is_not_settled(storage: Arc<dyn Storage>) {
         assert!(!storage.log(&LogQuery::tenant("acme").delivery(kept.id)).await.unwrap().is_empty());
     }
     assert_eq!(storage.prune(t0() - Duration::days(1)).await.unwrap(), 0, "nothing is older than the cut-off");
+}
+
+/// Every failure code, and none, is stored and read back as written: with the enqueue's entries and with a
+/// completion's.
+pub async fn failure_reasons_read_back(storage: Arc<dyn Storage>) {
+    let d = sample_delivery("acme", "w1", t0());
+    let queued = entry(&d, DeliveryStatus::Queued, t0(), "queued");
+    storage.enqueue(vec![d.clone()], vec![queued.clone()]).await.unwrap();
+    let c = claim(t0(), 1);
+    storage.claim_due(&c).await.unwrap();
+    let mut written = vec![queued];
+    let mut done = completion(&d, c.token, DeliveryStatus::Failed, t0() + secs(100));
+    done.entries = FailureReason::ALL
+        .iter()
+        .zip(1..)
+        .map(|(&reason, i)| LogEntry {
+            attempt: 1,
+            error: Some(format!("failed: {reason}")),
+            reason: Some(reason),
+            ..entry(&d, DeliveryStatus::Queued, t0() + secs(i), &format!("attempt {i}"))
+        })
+        .collect();
+    written.extend(done.entries.iter().cloned());
+    assert!(storage.complete(vec![done]).await.unwrap().is_empty());
+    let mut read = storage.log(&LogQuery::tenant("acme").delivery(d.id)).await.unwrap();
+    read.reverse();
+    assert_eq!(read, written, "every entry reads back with its failure code (oldest first here)");
+    let codes: Vec<_> = read.iter().map(|e| e.reason).collect();
+    assert_eq!(codes[0], None, "an entry without a code stays without one");
+    assert_eq!(codes[1..].iter().flatten().copied().collect::<Vec<_>>(), FailureReason::ALL);
 }

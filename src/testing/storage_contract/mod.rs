@@ -20,7 +20,7 @@ mod state;
 
 pub use endpoint::{endpoint_health_is_one_count_and_changes_once, rate_windows_cap_across_callers};
 pub use harness::{run, run_host, BoxFuture, Fixture, HostTransactions, Setup};
-pub use log::{log_filters_and_pages, prune_keeps_what_is_not_settled};
+pub use log::{failure_reasons_read_back, log_filters_and_pages, prune_keeps_what_is_not_settled};
 pub use order::{
     a_committed_host_transaction_queues_each_delivery_once, a_rolled_back_host_transaction_leaves_nothing,
     once_marks_go_with_their_deliveries, ordered_lines_hold_under_concurrent_claims, ordered_lines_send_one_at_a_time,
@@ -50,7 +50,8 @@ macro_rules! storage_contract_tests {
             quota_is_atomic_under_concurrency, once_marks_go_with_their_deliveries, schedules_compare_and_set,
             concurrent_claims_never_overlap, ordered_lines_send_one_at_a_time, ordered_lines_hold_under_concurrent_claims,
             settled_deliveries_are_stored_as_they_are, queue_depth_counts_queued_and_in_flight,
-            endpoint_health_is_one_count_and_changes_once, rate_windows_cap_across_callers);
+            endpoint_health_is_one_count_and_changes_once, rate_windows_cap_across_callers,
+            failure_reasons_read_back);
         $crate::storage_contract_tests!(@host $make;
             a_rolled_back_host_transaction_leaves_nothing, a_committed_host_transaction_queues_each_delivery_once);
     };
