@@ -324,3 +324,54 @@ fn retry_jitter_is_a_percentage_that_round_trips() {
     assert!(error.contains("retry_jitter_percent is 150; write 0"), "{error}");
     assert!(serde_json::from_str::<crm_webhooks::WebhookAction>(&action("-5")).is_err(), "not negative");
 }
+
+#[test]
+fn endpoint_health_and_rate_limits_load_round_trip_and_say_what_is_wrong() {
+    let doc = |extra: serde_json::Value| {
+        let mut action = serde_json::json!({"title": "t", "url": "https://r.example/h", "content_type": "JSON",
+            "parameters": [{"name": "id", "field": "id"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            action[k] = v.clone();
+        }
+        action_doc(action)
+    };
+    let set = WorkflowSet::from_value(doc(serde_json::json!({
+        "endpoint_health": {"pause_after_hours": 72, "pause_on_gone": false},
+        "rate_limit": {"per_minute": 600}
+    })))
+    .unwrap();
+    let action = &set.get("w1").unwrap().actions()[0];
+    let health = action.endpoint_health();
+    assert_eq!(
+        (health.enabled, health.warn_after_failures, health.pause_after_hours, health.pause_on_gone),
+        (true, 5, 72, false)
+    );
+    assert_eq!(action.rate_limit(), Some(crm_webhooks::workflow::RateLimit::PerMinute(600)));
+    let json = serde_json::to_string(&set).unwrap();
+    assert_eq!(WorkflowSet::from_json(&json).unwrap(), set, "round trip");
+    let plain = WorkflowSet::from_value(doc(serde_json::json!({}))).unwrap();
+    let plain_json = serde_json::to_string(&plain).unwrap();
+    assert!(!plain_json.contains("endpoint_health") && !plain_json.contains("rate_limit"), "defaults are not written");
+
+    for (extra, says) in [
+        (serde_json::json!({"rate_limit": {"per_second": 0}}), "rate_limit is 0 per second; write 1 to 10000"),
+        (serde_json::json!({"rate_limit": {"per_second": 20000}}), "rate_limit is 20000 per second"),
+        (serde_json::json!({"rate_limit": {"per_hour": 5}}), "per_hour"),
+        (
+            serde_json::json!({"rate_limit": {"per_second": 5, "per_minute": 60}}),
+            "takes one of per_second or per_minute",
+        ),
+        (serde_json::json!({"endpoint_health": {"warn_after_failures": 0}}), "warn_after_failures is 0; write 1 to"),
+        (
+            serde_json::json!({"endpoint_health": {"pause_after_failures": 2}}),
+            "the pause would come before the warning",
+        ),
+        (serde_json::json!({"endpoint_health": {"pause_after_hours": 100000}}), "pause_after_hours is 100000"),
+        (serde_json::json!({"endpoint_health": {"pause_after": 3}}), "pause_after"),
+        (serde_json::json!({"endpoint_health": "off"}), "expected struct HealthPolicy"),
+    ] {
+        let found = problems(doc(extra.clone()));
+        assert!(found.iter().any(|p| p.contains(says)), "{extra}: {found:?}");
+        assert!(found.iter().all(|p| p.contains("w1")), "the workflow is named: {found:?}");
+    }
+}

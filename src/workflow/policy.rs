@@ -122,12 +122,42 @@ impl HealthPolicy {
 /// assert_eq!((limit.limit(), limit.window()), (600, Duration::from_secs(60)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(try_from = "RawRate", into = "RawRate")]
 pub enum RateLimit {
     /// At most this many requests in each second.
     PerSecond(u32),
     /// At most this many requests in each minute.
     PerMinute(u32),
+}
+
+/// The JSON form of a [`RateLimit`]: exactly one of the two keys.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    per_second: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    per_minute: Option<u32>,
+}
+
+impl TryFrom<RawRate> for RateLimit {
+    type Error = String;
+    fn try_from(raw: RawRate) -> Result<Self, String> {
+        match (raw.per_second, raw.per_minute) {
+            (Some(n), None) => Ok(RateLimit::PerSecond(n)),
+            (None, Some(n)) => Ok(RateLimit::PerMinute(n)),
+            _ => Err("rate_limit takes one of per_second or per_minute, such as {\"per_second\": 10}".to_owned()),
+        }
+    }
+}
+
+impl From<RateLimit> for RawRate {
+    fn from(limit: RateLimit) -> Self {
+        match limit {
+            RateLimit::PerSecond(n) => RawRate { per_second: Some(n), per_minute: None },
+            RateLimit::PerMinute(n) => RawRate { per_second: None, per_minute: Some(n) },
+        }
+    }
 }
 
 /// The most requests a rate limit may allow per second.
@@ -211,6 +241,10 @@ mod tests {
         assert_eq!(limit, RateLimit::PerSecond(5));
         assert_eq!(serde_json::to_string(&limit).unwrap(), r#"{"per_second":5}"#);
         assert!(serde_json::from_str::<RateLimit>(r#"{"per_hour": 5}"#).is_err());
+        for both_or_none in [r#"{"per_second": 5, "per_minute": 5}"#, "{}"] {
+            let error = serde_json::from_str::<RateLimit>(both_or_none).unwrap_err().to_string();
+            assert!(error.contains("takes one of per_second or per_minute"), "{error}");
+        }
         assert!(serde_json::from_str::<HealthPolicy>(r#"{"warn_after": 5}"#).is_err(), "unknown fields refused");
         let off: HealthPolicy = serde_json::from_str(r#"{"enabled": false}"#).unwrap();
         assert_eq!(off, HealthPolicy::off());
