@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::delivery::{DeliveryId, DeliveryStatus, LogQuery};
 use crate::failure::FailureReason;
+use crate::ports::Notice;
 
 /// Columns of `deliveries`, in the order SQLite's codec reads them (PostgreSQL reads them by name).
 pub(super) const DELIVERY_COLUMNS: &str = "id, tenant, workflow, action, module, record_id, owner, method, url, \
@@ -68,6 +69,23 @@ pub(super) fn status_from_text(text: &str) -> Result<DeliveryStatus, String> {
 /// build sharing the database may write one, and the entry's `error` text still says what happened.
 pub(super) fn reason_from_text(text: &str) -> FailureReason {
     text.parse().unwrap_or(FailureReason::Other)
+}
+
+/// A notice as stored: `None` for [`Notice::DeliveryFailed`] (so rows written before notices had kinds read back
+/// as what they were), JSON otherwise.
+pub(super) fn notice_text(notice: &Notice) -> Option<String> {
+    match notice {
+        Notice::DeliveryFailed => None,
+        other => serde_json::to_string(other).ok(),
+    }
+}
+
+/// A stored notice read back.
+pub(super) fn notice_from_text(text: Option<&str>) -> Result<Notice, String> {
+    match text {
+        None => Ok(Notice::DeliveryFailed),
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("unreadable notice {text:?}: {e}")),
+    }
 }
 
 /// How a backend writes its bind parameters.

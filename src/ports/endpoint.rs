@@ -191,25 +191,6 @@ pub enum Notice {
     },
 }
 
-impl Notice {
-    /// The stored form: `None` for [`Notice::DeliveryFailed`] (so rows written before notices had kinds read
-    /// back as what they were), JSON otherwise.
-    pub(crate) fn stored(&self) -> Option<String> {
-        match self {
-            Notice::DeliveryFailed => None,
-            other => serde_json::to_string(other).ok(),
-        }
-    }
-
-    /// Reads the stored form back.
-    pub(crate) fn from_stored(text: Option<&str>) -> Result<Self, String> {
-        match text {
-            None => Ok(Notice::DeliveryFailed),
-            Some(text) => serde_json::from_str(text).map_err(|e| format!("unreadable notice {text:?}: {e}")),
-        }
-    }
-}
-
 /// Requests an action's rate limit should let through in one window, for
 /// [`Storage::take_rate`](super::Storage::take_rate).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -146,7 +146,7 @@ pub(super) fn notification_from_row(row: &PgRow) -> Result<Notification, Storage
         attempts: count_from_row(row, "attempts")?,
         sent_to: column(row, "sent_to")?,
         last_error: column(row, "last_error")?,
-        notice: crate::ports::Notice::from_stored(column::<Option<String>>(row, "notice")?.as_deref())
+        notice: crate::adapters::sql::notice_from_text(column::<Option<String>>(row, "notice")?.as_deref())
             .map_err(|e| StorageError::new(StorageErrorKind::Corrupt, format!("notifications: {e}")))?,
     })
 }

@@ -25,7 +25,7 @@ impl Attached {
             .bind(i64::from(notification.attempts))
             .bind(&notification.sent_to)
             .bind(notification.last_error.as_deref().map(without_nul))
-            .bind(notification.notice.stored().as_deref().map(without_nul))
+            .bind(crate::adapters::sql::notice_text(&notification.notice).as_deref().map(without_nul))
             .execute(conn)
             .await
             .map_err(|e| db_error("queueing a failure notification", e))?;

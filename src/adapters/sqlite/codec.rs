@@ -275,7 +275,7 @@ pub(super) fn notification(row: &Row<'_>) -> Result<Notification, StorageError> 
         attempts: c.number(5)?,
         sent_to: serde_json::from_str(&sent_to).map_err(|e| c.corrupt(6, e))?,
         last_error: c.opt_text(7)?,
-        notice: crate::ports::Notice::from_stored(c.opt_text(8)?.as_deref())
+        notice: crate::adapters::sql::notice_from_text(c.opt_text(8)?.as_deref())
             .map_err(|e| StorageError::new(StorageErrorKind::Corrupt, format!("notifications: {e}")))?,
     })
 }

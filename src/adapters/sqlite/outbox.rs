@@ -46,7 +46,7 @@ pub(super) fn insert_notification(tx: &Connection, n: &Notification) -> Result<(
             n.attempts,
             sent_to,
             n.last_error,
-            n.notice.stored(),
+            crate::adapters::sql::notice_text(&n.notice),
         ])
         .map_err(|e| codec::error(OP, e))?;
     Ok(())

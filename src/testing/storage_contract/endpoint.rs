@@ -45,19 +45,16 @@ pub async fn endpoint_health_is_one_count_and_changes_once(storage: Arc<dyn Stor
     let mut tasks = Vec::new();
     for caller in 0..4 {
         let (storage, d) = (storage.clone(), d.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(async move {
             let mut changes = Vec::new();
             for i in 0..5 {
                 let minutes = 61 + i + caller;
                 changes.extend(storage.record_health(vec![failure(&d, minutes)]).await.unwrap());
             }
             changes
-        }));
+        });
     }
-    let mut changes = Vec::new();
-    for task in tasks {
-        changes.extend(task.await.unwrap());
-    }
+    let changes: Vec<_> = futures_util::future::join_all(tasks).await.into_iter().flatten().collect();
     let health = storage.endpoint_health("acme").await.unwrap();
     assert_eq!(health.len(), 1, "{health:?}");
     assert_eq!(health[0].failures, 21, "every caller's failures are counted: {health:?}");
@@ -137,18 +134,15 @@ pub async fn rate_windows_cap_across_callers(storage: Arc<dyn Storage>) {
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let storage = storage.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(async move {
             let mut got = 0;
             for _ in 0..3 {
                 got += storage.take_rate(&request(t0(), 1)).await.unwrap();
             }
             got
-        }));
+        });
     }
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.unwrap();
-    }
+    let total: u32 = futures_util::future::join_all(tasks).await.into_iter().sum();
     assert_eq!(total, 10, "18 asked for one each, 10 let through");
     assert_eq!(storage.take_rate(&request(t0(), 5)).await.unwrap(), 0, "the window is full");
     assert_eq!(storage.take_rate(&request(t0() + secs(1), 25)).await.unwrap(), 10, "the next window starts empty");
