@@ -5,17 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
 
 use super::auth::{check_auth, check_headers, check_signing_keys, Auth, Headers};
+use super::parameters::check_parameters;
 use super::policy::{HealthPolicy, RateLimit};
-use super::tls::{check_tls, ClientCertificate, KeySource, PemSource, RawTls, TlsSettings};
+use super::tls::{check_tls, RawTls, TlsSettings};
 use super::url::{check_url, shown_url, UrlProblem};
 use crate::error::{Location, ValidationError};
-use crate::limits::{
-    MAX_ACTION_TIMEOUT_SECS, MAX_PARAMETERS_PER_ACTION, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_PLACEHOLDERS,
-};
-use crate::payload::{self, ContentType, NameLimit, Parameter, Payload, RenderError, Shape, ValueSource};
+use crate::limits::MAX_ACTION_TIMEOUT_SECS;
+use crate::payload::{self, ContentType, Parameter, Payload, RenderError, Shape};
 use crate::record::Fields;
 use crate::secret::Secret;
 use crate::shown::shown;
@@ -152,38 +150,65 @@ impl PartialEq for WebhookAction {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAction {
     #[serde(default = "webhook_kind")]
-    kind: String,
+    pub(super) kind: String,
     pub(crate) title: String,
     #[serde(default)]
-    description: String,
-    url: String,
+    pub(super) description: String,
+    pub(super) url: String,
     #[serde(default = "default_method")]
-    method: Method,
-    content_type: ContentType,
+    pub(super) method: Method,
+    pub(super) content_type: ContentType,
     #[serde(default)]
-    auth: Auth,
+    pub(super) auth: Auth,
     #[serde(default)]
-    parameters: Vec<Parameter>,
+    pub(super) parameters: Vec<Parameter>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    required: Vec<String>,
+    pub(super) required: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    signing_secret: Option<Secret>,
+    pub(super) signing_secret: Option<Secret>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    signing_keys: Vec<SigningKey>,
+    pub(super) signing_keys: Vec<SigningKey>,
     #[serde(default, skip_serializing_if = "Headers::is_empty")]
-    headers: Headers,
+    pub(super) headers: Headers,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    ordered: bool,
+    pub(super) ordered: bool,
     #[serde(default, skip_serializing_if = "is_zero")]
-    retry_jitter_percent: u32,
+    pub(super) retry_jitter_percent: u32,
     #[serde(default, skip_serializing_if = "is_default_health")]
-    endpoint_health: HealthPolicy,
+    pub(super) endpoint_health: HealthPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    rate_limit: Option<RateLimit>,
+    pub(super) rate_limit: Option<RateLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    timeout_seconds: Option<u64>,
+    pub(super) timeout_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    tls: Option<RawTls>,
+    pub(super) tls: Option<RawTls>,
+}
+
+impl RawAction {
+    /// An action's form with nothing but its title, URL and content type (what [`WebhookAction::builder`] starts
+    /// from).
+    pub(super) fn new(title: String, url: String, content_type: ContentType) -> Self {
+        RawAction {
+            kind: webhook_kind(),
+            title,
+            description: String::new(),
+            url,
+            method: Method::Post,
+            content_type,
+            auth: Auth::None,
+            parameters: Vec::new(),
+            required: Vec::new(),
+            signing_secret: None,
+            signing_keys: Vec::new(),
+            headers: Headers::default(),
+            ordered: false,
+            retry_jitter_percent: 0,
+            endpoint_health: HealthPolicy::default(),
+            rate_limit: None,
+            timeout_seconds: None,
+            tls: None,
+        }
+    }
 }
 
 fn is_default_health(policy: &HealthPolicy) -> bool {
@@ -203,36 +228,6 @@ fn default_method() -> Method {
 }
 
 impl WebhookAction {
-    /// Starts building an action; [`WebhookActionBuilder::build`] validates it.
-    pub fn builder(
-        title: impl Into<String>,
-        url: impl Into<String>,
-        content_type: ContentType,
-    ) -> WebhookActionBuilder {
-        WebhookActionBuilder {
-            raw: RawAction {
-                kind: webhook_kind(),
-                title: title.into(),
-                description: String::new(),
-                url: url.into(),
-                method: Method::Post,
-                content_type,
-                auth: Auth::None,
-                parameters: Vec::new(),
-                required: Vec::new(),
-                signing_secret: None,
-                signing_keys: Vec::new(),
-                headers: Headers::default(),
-                ordered: false,
-                retry_jitter_percent: 0,
-                endpoint_health: HealthPolicy::default(),
-                rate_limit: None,
-                timeout_seconds: None,
-                tls: None,
-            },
-        }
-    }
-
     /// The action's title; it names the action in the delivery log and is unique within its workflow.
     pub fn title(&self) -> &str {
         &self.title
@@ -431,7 +426,7 @@ impl WebhookAction {
         check_auth(&raw.auth, &at, &mut errors);
         check_headers(&raw.headers, &raw.auth, &at, &mut errors);
         check_signing_keys(&raw.signing_keys, raw.signing_secret.as_ref(), &at, &mut errors);
-        let shape = check_parameters(&raw, &at, &mut errors);
+        let shape = check_parameters(&raw.parameters, &raw.required, raw.content_type, &at, &mut errors);
         match (uri, shape) {
             (Some(uri), Some(shape)) if errors.is_empty() => Ok(WebhookAction {
                 title: raw.title,
@@ -482,84 +477,6 @@ impl WebhookAction {
     }
 }
 
-/// Checks the parameters and the required names, and compiles the parameter names; `None` when they do not fit.
-fn check_parameters(raw: &RawAction, at: &Location, errors: &mut Vec<ValidationError>) -> Option<Shape> {
-    // Past the limit only the count is reported: the other problems of a million parameters would make a million
-    // problems, and removing parameters is the fix anyway.
-    let mut within = true;
-    for (list, count) in [("parameters", raw.parameters.len()), ("required", raw.required.len())] {
-        if count > MAX_PARAMETERS_PER_ACTION {
-            errors.push(ValidationError::TooManyParameters { at: at.clone(), list, count });
-            within = false;
-        }
-    }
-    if !within {
-        return None;
-    }
-    let mut seen = std::collections::HashSet::new();
-    for parameter in &raw.parameters {
-        if parameter.name.is_empty() {
-            errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].name" });
-        } else if !seen.insert(parameter.name.as_str()) {
-            errors.push(ValidationError::DuplicateParameter { at: at.clone(), name: shown(&parameter.name) });
-        }
-        match &parameter.source {
-            ValueSource::Field(field) if field.is_empty() => {
-                errors.push(ValidationError::Empty { at: at.clone(), field: "parameters[].field" });
-            }
-            ValueSource::Template(template) if template.source().len() > MAX_TEMPLATE_BYTES => {
-                let (name, bytes) = (shown(&parameter.name), template.source().len());
-                errors.push(ValidationError::TemplateTooLong { at: at.clone(), name, bytes });
-            }
-            ValueSource::Template(template) if template.fields().count() > MAX_TEMPLATE_PLACEHOLDERS => {
-                let (name, count) = (shown(&parameter.name), template.fields().count());
-                errors.push(ValidationError::TooManyPlaceholders { at: at.clone(), name, count });
-            }
-            ValueSource::Value(_) | ValueSource::Field(_) | ValueSource::Template(_) => {}
-        }
-    }
-    // The first parameter of each name, looked up once per required name rather than searched for.
-    let mut by_name = std::collections::HashMap::with_capacity(raw.parameters.len());
-    for parameter in &raw.parameters {
-        by_name.entry(parameter.name.as_str()).or_insert(parameter);
-    }
-    for name in &raw.required {
-        match by_name.get(name.as_str()) {
-            None => errors.push(ValidationError::MissingRequiredParameter { at: at.clone(), name: shown(name) }),
-            Some(parameter) if source_is_empty(&parameter.source) => {
-                errors.push(ValidationError::EmptyRequiredParameter { at: at.clone(), name: shown(name) })
-            }
-            Some(_) => {}
-        }
-    }
-    match payload::compile(raw.content_type, &raw.parameters) {
-        Ok(shape) => Some(shape),
-        Err(errs) => {
-            errors.extend(errs.into_iter().map(|e| {
-                let (at, name, content_type) = (at.clone(), shown(&e.name), raw.content_type);
-                match e.limit {
-                    Some(NameLimit::Bytes(bytes)) => ValidationError::ParameterNameTooLong { at, name, bytes },
-                    Some(NameLimit::Segments(segments)) => {
-                        ValidationError::ParameterNameTooDeep { at, name, content_type, segments }
-                    }
-                    None => ValidationError::InvalidParameterName { at, name, content_type, reason: e.reason },
-                }
-            }));
-            None
-        }
-    }
-}
-
-fn source_is_empty(source: &ValueSource) -> bool {
-    match source {
-        ValueSource::Value(Value::Null) => true,
-        ValueSource::Value(Value::String(s)) => s.trim().is_empty(),
-        ValueSource::Value(_) => false,
-        ValueSource::Field(field) => field.trim().is_empty(),
-        ValueSource::Template(template) => template.source().trim().is_empty(),
-    }
-}
-
 impl<'de> Deserialize<'de> for WebhookAction {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = RawAction::deserialize(deserializer)?;
@@ -571,95 +488,6 @@ impl<'de> Deserialize<'de> for WebhookAction {
 impl Serialize for WebhookAction {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.to_raw().serialize(serializer)
-    }
-}
-
-/// Builds a [`WebhookAction`]; see [`WebhookAction::builder`].
-#[derive(Debug, Clone)]
-pub struct WebhookActionBuilder {
-    raw: RawAction,
-}
-
-impl WebhookActionBuilder {
-    /// Sets the description.
-    pub fn description(mut self, description: impl Into<String>) -> Self {
-        self.raw.description = description.into();
-        self
-    }
-    /// Sets the method (`POST` by default).
-    pub fn method(mut self, method: Method) -> Self {
-        self.raw.method = method;
-        self
-    }
-    /// Sets the authorization (none by default).
-    pub fn auth(mut self, auth: Auth) -> Self {
-        self.raw.auth = auth;
-        self
-    }
-    /// Adds a parameter.
-    pub fn parameter(mut self, parameter: Parameter) -> Self {
-        self.raw.parameters.push(parameter);
-        self
-    }
-    /// Declares a parameter name that must be present and not empty.
-    pub fn require(mut self, name: impl Into<String>) -> Self {
-        self.raw.required.push(name.into());
-        self
-    }
-    /// Signs every request per Standard Webhooks with this `whsec_`-prefixed base64 secret.
-    pub fn signing_secret(mut self, secret: impl Into<Secret>) -> Self {
-        self.raw.signing_secret = Some(secret.into());
-        self
-    }
-    /// Adds a signing key (see [`WebhookAction::signing_keys`]).
-    pub fn signing_key(mut self, key: SigningKey) -> Self {
-        self.raw.signing_keys.push(key);
-        self
-    }
-    /// Adds a custom static header (see [`WebhookAction::headers`]).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.raw.headers.0.push((name.into(), value.into()));
-        self
-    }
-    /// Spreads each retry up to `percent` % of its delay later (see [`WebhookAction::retry_jitter_percent`]).
-    pub fn retry_jitter_percent(mut self, percent: u32) -> Self {
-        self.raw.retry_jitter_percent = percent;
-        self
-    }
-    /// Sets when the receiver counts as failing (see [`WebhookAction::endpoint_health`]).
-    pub fn endpoint_health(mut self, policy: HealthPolicy) -> Self {
-        self.raw.endpoint_health = policy;
-        self
-    }
-    /// Caps the requests per second or minute (see [`WebhookAction::rate_limit`]).
-    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
-        self.raw.rate_limit = Some(limit);
-        self
-    }
-    /// Sends a record's deliveries in order (see [`WebhookAction::ordered`]).
-    pub fn ordered(mut self, ordered: bool) -> Self {
-        self.raw.ordered = ordered;
-        self
-    }
-    /// Sets how long one request may take, in seconds (see [`WebhookAction::timeout`]).
-    pub fn timeout_seconds(mut self, seconds: u64) -> Self {
-        self.raw.timeout_seconds = Some(seconds);
-        self
-    }
-    /// Trusts this root certificate (or bundle) for the action's receiver (see [`WebhookAction::tls`]).
-    pub fn tls_ca_certificate(mut self, certificate: PemSource) -> Self {
-        self.raw.tls.get_or_insert_with(RawTls::default).ca_certificates.push(certificate);
-        self
-    }
-    /// Presents this client certificate and key when the receiver asks for one (see [`WebhookAction::tls`]).
-    pub fn tls_client_certificate(mut self, certificate: PemSource, key: KeySource) -> Self {
-        self.raw.tls.get_or_insert_with(RawTls::default).client_certificate =
-            Some(ClientCertificate { certificate, key });
-        self
-    }
-    /// Validates the action.
-    pub fn build(self) -> Result<WebhookAction, crate::ConfigError> {
-        WebhookAction::from_raw(self.raw, &Location::default()).map_err(crate::ConfigError::Invalid)
     }
 }
 

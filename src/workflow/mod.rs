@@ -4,15 +4,18 @@
 
 mod action;
 mod auth;
+mod builder;
 mod criteria;
+mod parameters;
 mod policy;
 mod schedule;
 mod set;
 mod tls;
 mod url;
 
-pub use action::{Method, WebhookAction, WebhookActionBuilder};
+pub use action::{Method, WebhookAction};
 pub use auth::Auth;
+pub use builder::WebhookActionBuilder;
 pub use criteria::{Condition, Criteria, Operator};
 pub use policy::{HealthPolicy, RateLimit, MAX_HEALTH_FAILURES, MAX_HEALTH_HOURS, MAX_RATE_PER_SECOND};
 pub use schedule::{Schedule, TimeOfDay};
