@@ -353,3 +353,37 @@ on_every_backend!(
     rate_limit_holds_across_engines,
     jitter_stays_within_bounds
 );
+
+/// A storage that cannot read an action's health or its rate window does not leave the claim dispatched until its
+/// lease runs out: the deliveries are put back (for a minute, or for the next window), and nothing is sent blind.
+#[tokio::test]
+async fn a_failed_health_read_or_rate_window_puts_deliveries_back() {
+    use crm_webhooks::testing::FaultyStorage;
+    let clock = ManualClock::new(start());
+    let http = Arc::new(MockHttp::new_ok());
+    let mailer = Arc::new(RecordingMailer::new());
+    let memory: Arc<dyn Storage> = Arc::new(crm_webhooks::MemoryStorage::new());
+    let unreadable: Arc<dyn Storage> = Arc::new(FaultyStorage::new(memory.clone(), 1000, 3).only(&["endpoint_health"]));
+    let one = engine(unreadable, http.clone(), &clock, &mailer, &workflows(""));
+    save(&one, &clock, "r1").await;
+    one.run_due().await.unwrap();
+    assert!(http.requests().is_empty(), "not sent without knowing whether the action is paused");
+    let log = one.log(&LogQuery::tenant("acme")).await.unwrap();
+    assert_eq!(log[0].status, DeliveryStatus::Queued, "{log:?}");
+    assert!(log[0].message.starts_with("deferred: ") && log[0].message.contains("endpoint_health"), "{log:?}");
+    assert_eq!(log[0].next_attempt_at, Some(clock.now() + Duration::minutes(1)));
+    // The storage answers again: sent at the next minute.
+    let two = engine(memory.clone(), http.clone(), &clock, &mailer, &workflows(""));
+    clock.advance(Duration::minutes(1));
+    two.run_due().await.unwrap();
+    assert_eq!(records_sent(&http), ["r1"]);
+
+    let no_windows: Arc<dyn Storage> = Arc::new(FaultyStorage::new(memory, 1000, 3).only(&["take_rate"]));
+    let limited = engine(no_windows, http.clone(), &clock, &mailer, &workflows(r#", "rate_limit": {"per_second": 5}"#));
+    save(&limited, &clock, "r2").await;
+    limited.run_due().await.unwrap();
+    assert_eq!(records_sent(&http), ["r1"], "a window that cannot be read lets nothing through");
+    let log = limited.log(&LogQuery::tenant("acme").record("r2")).await.unwrap();
+    assert!(log[0].message.starts_with("waits: the action sends at most 5 requests per second"), "{log:?}");
+    assert_eq!(log[0].status, DeliveryStatus::Queued);
+}

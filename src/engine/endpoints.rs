@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::core::{chrono_duration, Engine};
 use super::error::EngineError;
+use super::outcome;
 use crate::delivery::{Delivery, DeliveryStatus, LogEntry};
 use crate::failure::FailureReason;
 use crate::health;
@@ -99,16 +100,26 @@ impl Engine {
     }
 
     /// Holds the claimed deliveries of paused actions, lets the rate limits through what they allow now and puts
-    /// the rest back for later windows.
+    /// the rest back for later windows. Storage failures here put deliveries back rather than failing the claim:
+    /// a failed health read defers the tenant's for a minute, a failed rate window lets none of its action through.
     pub(super) async fn check_endpoints(
         &self,
         tenant: &str,
         deliveries: Vec<Delivery>,
         token: ClaimToken,
         now: DateTime<Utc>,
-    ) -> Result<Checked, EngineError> {
-        let stored = self.inner.storage.endpoint_health(tenant).await?;
+    ) -> Checked {
         let mut put_back = Vec::new();
+        // A failed read must not leave the claim dispatched until its lease runs out: the deliveries are put back
+        // for a minute, as when the directory cannot be read.
+        let stored = match self.inner.storage.endpoint_health(tenant).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                let (retry_at, why) = (now + chrono::Duration::minutes(1), format!("deferred: {e}"));
+                put_back.extend(deliveries.iter().map(|d| outcome::unsent(d, token, now, retry_at, &why)));
+                return Checked { to_send: Vec::new(), put_back };
+            }
+        };
         let mut open = Vec::with_capacity(deliveries.len());
         let watched: HashSet<&EndpointKey> = stored.iter().map(|h| &h.key).collect();
         for delivery in deliveries {
@@ -138,7 +149,14 @@ impl Engine {
             let window_start = window_start(now, limit);
             let wanted = u32::try_from(group.len()).unwrap_or(u32::MAX);
             let request = RateRequest { key, window_start, limit: limit.limit(), wanted };
-            let granted = self.inner.storage.take_rate(&request).await?;
+            // A window that cannot be read lets nothing through: the group waits for the next one.
+            let granted = match self.inner.storage.take_rate(&request).await {
+                Ok(granted) => granted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read a rate window; the action's deliveries wait for the next");
+                    0
+                }
+            };
             for (i, (delivery, known)) in group.into_iter().enumerate() {
                 match u32::try_from(i).ok().and_then(|i| i.checked_sub(granted)) {
                     None => to_send.push((delivery, known)),
@@ -146,7 +164,7 @@ impl Engine {
                 }
             }
         }
-        Ok(Checked { to_send, put_back })
+        Checked { to_send, put_back }
     }
 }
 

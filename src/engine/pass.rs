@@ -275,7 +275,7 @@ impl Engine {
         for (tenant, deliveries) in outcome::by_tenant(claimed) {
             // Paused actions hold theirs, rate limits let through what they allow now: before the quota, so that
             // what is not sent now is not counted.
-            let checked = self.check_endpoints(&tenant, deliveries, token, now).await?;
+            let checked = self.check_endpoints(&tenant, deliveries, token, now).await;
             put_back.extend(checked.put_back);
             let watched: std::collections::HashSet<DeliveryId> =
                 checked.to_send.iter().filter(|(_, w)| *w).map(|(d, _)| d.id).collect();

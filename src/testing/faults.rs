@@ -103,6 +103,8 @@ pub struct FaultyStorage {
     before: AtomicU64,
     after: AtomicU64,
     by_method: Mutex<std::collections::HashMap<String, FaultCounts>>,
+    /// When set, only calls of these methods may fail.
+    only: Option<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for FaultyStorage {
@@ -122,7 +124,15 @@ impl FaultyStorage {
             before: AtomicU64::new(0),
             after: AtomicU64::new(0),
             by_method: Mutex::new(std::collections::HashMap::new()),
+            only: None,
         }
+    }
+
+    /// Injects faults only into calls of these methods (`"endpoint_health"`, `"complete"`, ...); the others
+    /// always reach the wrapped storage.
+    pub fn only(mut self, methods: &[&str]) -> Self {
+        self.only = Some(methods.iter().map(|m| (*m).to_owned()).collect());
+        self
     }
     /// Turns the faults on or off.
     pub fn set_enabled(&self, enabled: bool) {
@@ -139,8 +149,8 @@ impl FaultyStorage {
     }
 
     /// `Some(true)`: fail before; `Some(false)`: fail after; `None`: no fault.
-    fn draw(&self) -> Option<bool> {
-        if !self.enabled.load(Ordering::SeqCst) {
+    fn draw(&self, what: &str) -> Option<bool> {
+        if !self.enabled.load(Ordering::SeqCst) || self.only.as_ref().is_some_and(|only| !only.contains(what)) {
             return None;
         }
         let mut rng = lock(&self.rng);
@@ -153,7 +163,7 @@ impl FaultyStorage {
     {
         let fault =
             |when: &str| StorageError::new(StorageErrorKind::Unavailable, format!("injected fault {when} {what}"));
-        match self.draw() {
+        match self.draw(what) {
             Some(true) => {
                 self.before.fetch_add(1, Ordering::SeqCst);
                 lock(&self.by_method).entry(what.to_owned()).or_default().before += 1;
