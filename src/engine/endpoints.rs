@@ -1,7 +1,7 @@
 //! An action's receiver as the engine treats it: reading and changing its health (pause, resume), holding a
 //! paused action's deliveries, and its rate limit, in the pass between the claim and the quota.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
@@ -120,29 +120,31 @@ impl Engine {
                 return Checked { to_send: Vec::new(), put_back };
             }
         };
-        let mut open = Vec::with_capacity(deliveries.len());
-        let watched: HashSet<&EndpointKey> = stored.iter().map(|h| &h.key).collect();
-        for delivery in deliveries {
-            let key = health::key_of(&delivery);
-            match stored.iter().find(|h| h.key == key && h.state == EndpointState::Paused) {
-                Some(paused) => put_back.push(health::held(&delivery, token, now, paused)),
-                None => {
-                    let known = watched.contains(&key);
-                    open.push((delivery, known));
-                }
-            }
-        }
-        // The rate-limited actions' deliveries, by action, in claim order.
+        // Looked up by reference: the claim's common case (no stored health, no rate limit) allocates nothing
+        // per delivery.
         let workflows = self.workflows(tenant);
+        let any_limited = workflows
+            .as_deref()
+            .is_some_and(|set| set.workflows().iter().any(|w| w.actions().iter().any(|a| a.rate_limit().is_some())));
         let limit_of = |d: &Delivery| workflows.as_deref()?.get(&d.workflow)?.action(&d.action)?.rate_limit();
         let mut limited: BTreeMap<EndpointKey, (RateLimit, Vec<(Delivery, bool)>)> = BTreeMap::new();
-        let mut to_send = Vec::with_capacity(open.len());
-        for (delivery, known) in open {
-            match limit_of(&delivery) {
-                Some(limit) => {
-                    limited.entry(health::key_of(&delivery)).or_insert((limit, Vec::new())).1.push((delivery, known))
+        let mut to_send = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let found = stored.iter().find(|h| h.key.workflow == delivery.workflow && h.key.action == delivery.action);
+            let watched = found.is_some();
+            match found {
+                Some(paused) if paused.state == EndpointState::Paused => {
+                    put_back.push(health::held(&delivery, token, now, paused));
                 }
-                None => to_send.push((delivery, known)),
+                _ => match any_limited.then(|| limit_of(&delivery)).flatten() {
+                    // The rate-limited actions' deliveries, by action, in claim order.
+                    Some(limit) => limited
+                        .entry(health::key_of(&delivery))
+                        .or_insert((limit, Vec::new()))
+                        .1
+                        .push((delivery, watched)),
+                    None => to_send.push((delivery, watched)),
+                },
             }
         }
         for (key, (limit, group)) in limited {
