@@ -57,8 +57,8 @@ impl fmt::Display for Method {
 
 /// A webhook action, validated: its URL is absolute http(s), without credentials and at most [`MAX_URL_BYTES`](crate::limits::MAX_URL_BYTES)
 /// long, its parameter names fit its content type, its required parameters are present and not empty, and it keeps
-/// to the limits on size ([`MAX_PARAMETERS_PER_ACTION`], [`MAX_PARAMETER_NAME_BYTES`](crate::limits::MAX_PARAMETER_NAME_BYTES),
-/// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::limits::MAX_PARAMETER_NAME_SEGMENTS), [`MAX_TEMPLATE_BYTES`], [`MAX_TEMPLATE_PLACEHOLDERS`]), its
+/// to the limits on size ([`MAX_PARAMETERS_PER_ACTION`](crate::limits::MAX_PARAMETERS_PER_ACTION), [`MAX_PARAMETER_NAME_BYTES`](crate::limits::MAX_PARAMETER_NAME_BYTES),
+/// [`MAX_PARAMETER_NAME_SEGMENTS`](crate::limits::MAX_PARAMETER_NAME_SEGMENTS), [`MAX_TEMPLATE_BYTES`](crate::limits::MAX_TEMPLATE_BYTES), [`MAX_TEMPLATE_PLACEHOLDERS`](crate::limits::MAX_TEMPLATE_PLACEHOLDERS)), its
 /// authentication, custom headers and signing keys can be sent (see [`Auth`], [`WebhookAction::headers`] and
 /// [`WebhookAction::signing_keys`]). Every way of making one (the builder, deserializing it, loading a
 /// [`WorkflowSet`](crate::WorkflowSet)) checks all of that.
